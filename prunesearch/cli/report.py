@@ -1,0 +1,1 @@
+"""Commands registered on the prunesearch CLI app (filled in by its area)."""
