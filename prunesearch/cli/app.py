@@ -18,6 +18,11 @@ app = typer.Typer(
 )
 console = Console(stderr=True)
 
+
+@app.callback()
+def _group() -> None:
+    """Hardware-aware search for structured pruning of transformer models."""
+
 #: exit codes scripts can rely on
 EXIT_OK = 0
 EXIT_USER_ERROR = 2  # bad input: spec, config, model, table, missing file
