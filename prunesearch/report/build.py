@@ -1,0 +1,80 @@
+"""A run report: results.csv, pareto.csv, plots and a self-contained index.html."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from prunesearch.pareto import pareto_mask
+from prunesearch.paths import atomic_write_text
+from prunesearch.report import plots
+
+OBJECTIVE_COLUMNS = ("loss", "latency_ms")
+
+
+def annotate(trials: pd.DataFrame, *, target_ms: float | None) -> pd.DataFrame:
+    """Add ``feasible`` (within the latency target) and ``pareto`` (front over loss × latency)."""
+    df = trials.copy()
+    df["feasible"] = True if target_ms is None else df.latency_ms <= target_ms * (1 + 1e-9)
+    df["pareto"] = pareto_mask(df[list(OBJECTIVE_COLUMNS)].to_numpy()) if len(df) else []
+    return df
+
+
+def _layers_text(config: dict) -> str:
+    return " ".join(f"{l['heads']}/{l['ffn']}" for l in config["layers"])
+
+
+def _embed(path: Path | None) -> str:
+    if path is None:
+        return ""
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<figure><img src="data:image/png;base64,{data}" alt="{path.stem}"><figcaption>{path.stem}</figcaption></figure>'
+
+
+def build_report(
+    runs: dict[str, pd.DataFrame],
+    out_dir: str | Path,
+    *,
+    target_ms: float | None = None,
+    title: str = "prunesearch report",
+    facts: dict[str, str] | None = None,
+) -> Path:
+    """Write the report of one or several runs (overlaid) into ``out_dir``; returns index.html."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = {label: annotate(df, target_ms=target_ms) for label, df in runs.items() if len(df)}
+    if not runs:
+        raise ValueError("no evaluated configs to report")
+    results = pd.concat([df.assign(run=label) for label, df in runs.items()], ignore_index=True)
+    results = results.assign(
+        layers=results.config.map(_layers_text), config=results.config.map(json.dumps)
+    )
+    atomic_write_text(out / "results.csv", results.to_csv(index=False))
+    front = results[results.pareto].sort_values(["run", "latency_ms"])
+    atomic_write_text(out / "pareto.csv", front.to_csv(index=False))
+
+    chosen = pd.concat([df[df.pareto] for df in runs.values()])
+    figures = [
+        plots.quality_vs_latency(runs, out / "quality_vs_latency.png", target_ms=target_ms),
+        plots.energy_vs_latency(runs, out / "energy_vs_latency.png"),
+        plots.layer_heatmap(chosen, out / "layers_heatmap.png"),
+        plots.progress(runs, out / "progress.png"),
+    ]
+    shown = ["run", "number", "algorithm", "loss", "latency_ms", "energy_mj", "params", "feasible", "layers"]
+    table = front[[c for c in shown if c in front]].to_html(index=False, float_format=lambda v: f"{v:.4g}")
+    fact_rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in (facts or {}).items()
+    )
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}img{{max-width:100%}}
+table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 6px}}</style></head>
+<body><h1>{html.escape(title)}</h1><table>{fact_rows}</table>
+<h2>Pareto front ({len(front)} of {len(results)} evaluated configs)</h2>
+<p>Layers are shown as kept heads/FFN width per layer. Latency is the oracle's prediction.</p>{table}
+<h2>Figures</h2>{''.join(_embed(f) for f in figures)}</body></html>"""
+    atomic_write_text(out / "index.html", page)
+    return out / "index.html"
