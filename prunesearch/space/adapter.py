@@ -15,6 +15,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
+from prunesearch.config import Config
 from prunesearch.errors import ConfigError
 from prunesearch.space.modules import BiasOnly, linear_weight, sliced_linear, unit_columns
 from prunesearch.space.space import Space
@@ -29,10 +30,8 @@ class Adapter(ABC):
     family: ClassVar[str]
     model_types: ClassVar[tuple[str, ...]]
     #: post-LN families keep a layer's norms when both blocks are removed;
-    #: pre-LN decoders drop the whole layer (the residual passes unchanged).
+    #: pre-LN families drop the whole layer (see prenorm.PreNormAdapter).
     drops_empty_layers: ClassVar[bool] = False
-    #: the sublayer modules return (output, weights) tuples
-    attention_returns_tuple: ClassVar[bool] = True
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
@@ -103,6 +102,10 @@ class Adapter(ABC):
         """The projection that consumes the units (attention out / FFN down)."""
 
     @abstractmethod
+    def input_projections(self, layer: int, kind: Kind) -> list[nn.Module]:
+        """The projections whose output rows belong to the units (empty once removed)."""
+
+    @abstractmethod
     def residual_site(self, layer: int, kind: Kind) -> tuple[nn.Module, int]:
         """(module, positional arg index) whose forward input is the residual stream
         that the block's output is added to."""
@@ -158,24 +161,86 @@ class Adapter(ABC):
         exactly those units (shape ``hidden × len(keep)*unit_width``).
         """
         keep = torch.as_tensor(keep, dtype=torch.long).sort().values
-        if len(keep) == self.n_units(kind):
-            if weight is None and bias is None:
-                return
-        self.check_units(kind, keep)
         proj = self.output_projection(layer, kind)
+        if len(keep) == self.n_units(kind):
+            # nothing to slice: overwrite in place so the module type (e.g. GPT-2's
+            # Conv1D) stays what io.load rebuilds from the arch record
+            self._overwrite(proj, weight=weight, bias=bias)
+            return
+        self.check_units(kind, keep)
         if len(keep) == 0:
-            old_bias = proj.bias.detach() if proj.bias is not None else None
-            out_bias = bias if bias is not None else old_bias
-            if out_bias is None:
-                out_bias = torch.zeros(self.hidden_size, dtype=linear_weight(proj).dtype)
+            # a projection without bias stays without one (sliced_linear does the same)
+            out_bias = None
+            if proj.bias is not None:
+                out_bias = bias if bias is not None else proj.bias.detach()
             self._remove_inputs(layer, kind)
-            self._set_output_projection(layer, kind, BiasOnly(out_bias))
+            self._set_output_projection(layer, kind, BiasOnly(out_bias, size=self.hidden_size))
             return
         self._slice_inputs(layer, kind, keep)
         cols = self.columns(kind, keep)
         self._set_output_projection(
             layer, kind, sliced_linear(proj, cols=cols, weight=weight, bias=bias)
         )
+
+    @staticmethod
+    def _overwrite(
+        proj: nn.Module, *, weight: torch.Tensor | None, bias: torch.Tensor | None
+    ) -> None:
+        with torch.no_grad():
+            if weight is not None:
+                linear_weight(proj).copy_(weight)
+            if bias is not None and proj.bias is not None:
+                proj.bias.copy_(bias)
+
+    # -- analytic size ------------------------------------------------------------------
+
+    def block_params(self, layer: int, kind: Kind, size: int) -> int:
+        """Parameters of one block of the *dense* model when ``size`` units are kept."""
+        proj = self.output_projection(layer, kind)
+        bias = proj.bias.numel() if proj.bias is not None else 0
+        if size == 0:
+            return bias  # BiasOnly keeps the bias, nothing else
+        inputs = sum(p.numel() for m in self.input_projections(layer, kind) for p in m.parameters())
+        n = self.n_units(kind)
+        inputs_fixed = self.block_fixed_params(layer, kind)
+        # input rows scale with kept units (GQA: sizes are whole groups, so this divides)
+        assert (inputs * size) % n == 0, "unit count off the group grid"
+        return (
+            inputs * size // n + self.hidden_size * self.unit_width(kind) * size + bias + inputs_fixed
+        )
+
+    def block_fixed_params(self, layer: int, kind: Kind) -> int:
+        """Parameters that do not scale with units but go when the block is removed."""
+        return 0
+
+    def dropped_layers(self, config: Config) -> list[bool]:
+        """Which layers the pruned model no longer has (none for post-LN families)."""
+        return [False] * self.n_layers
+
+    def param_count(self, config: Config) -> int:
+        """Exact ``sum(p.numel())`` of ``prune(model, config)``, from shapes alone
+        (tied embeddings counted once). Call it on the adapter of the dense model."""
+        self._check_sizes(config)
+        total = sum(p.numel() for p in self.model.parameters())  # deduplicates tied weights
+        for i, (layer, dropped) in enumerate(zip(config.layers, self.dropped_layers(config))):
+            if dropped:
+                total -= sum(p.numel() for p in self.layers()[i].parameters())
+                continue
+            for kind, size in zip(KINDS, (layer.heads, layer.ffn)):
+                total += self.block_params(i, kind, size) - self.block_params(i, kind, self.n_units(kind))
+        return total
+
+    def _check_sizes(self, config: Config) -> None:
+        if len(config.layers) != self.n_layers:
+            raise ConfigError(f"config has {len(config.layers)} layers, the model has {self.n_layers}")
+        for i, layer in enumerate(config.layers):
+            if layer.heads > self.n_heads or layer.heads % self.heads_per_group:
+                raise ConfigError(
+                    f"layer {i}: heads={layer.heads} is not allowed; allowed: multiples of "
+                    f"{self.heads_per_group} up to {self.n_heads}"
+                )
+            if layer.ffn > self.ffn_width:
+                raise ConfigError(f"layer {i}: ffn={layer.ffn} exceeds the FFN width {self.ffn_width}")
 
     def mask(self, layer: int, kind: Kind, keep: torch.Tensor) -> None:
         """Zero the output-projection columns of every unit not in ``keep`` (no slicing).

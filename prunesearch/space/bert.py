@@ -20,6 +20,13 @@ class BertAdapter(Adapter):
         block = self.layers()[layer]
         return block.attention.output.dense if kind == "attn" else block.output.dense
 
+    def input_projections(self, layer: int, kind: Kind) -> list[nn.Module]:
+        block = self.layers()[layer]
+        if kind == "ffn":
+            return [] if isinstance(block.intermediate, Passthrough) else [block.intermediate.dense]
+        attn = block.attention.self
+        return [] if isinstance(attn, Passthrough) else [attn.query, attn.key, attn.value]
+
     def residual_site(self, layer: int, kind: Kind) -> tuple[nn.Module, int]:
         # BertSelfOutput / BertOutput get (projected, residual) and add them before LayerNorm
         block = self.layers()[layer]

@@ -7,19 +7,29 @@ from torch import nn
 
 
 class BiasOnly(nn.Module):
-    """A projection whose inputs are all gone: it outputs its bias (zeros if none).
+    """A projection whose inputs are all gone: it outputs its bias, or zeros when the
+    projection had none (then it holds no parameter, as the dense model held none).
 
     It takes the shape of its input's leading dimensions and ignores the values,
     which is what the dense projection does when every input unit is masked.
     """
 
-    def __init__(self, bias: torch.Tensor, *, returns_tuple: bool = False) -> None:
+    def __init__(
+        self, bias: torch.Tensor | None, *, size: int | None = None, returns_tuple: bool = False
+    ) -> None:
         super().__init__()
-        self.bias = nn.Parameter(bias.detach().clone())
+        if bias is None and size is None:
+            raise ValueError("BiasOnly needs a bias or an output size")
+        self.bias = nn.Parameter(bias.detach().clone()) if bias is not None else None
+        self.size = int(bias.shape[0]) if bias is not None else int(size)
         self.returns_tuple = returns_tuple
 
     def forward(self, hidden_states: torch.Tensor, *args, **kwargs):
-        out = self.bias.expand(*hidden_states.shape[:-1], self.bias.shape[0])
+        shape = (*hidden_states.shape[:-1], self.size)
+        if self.bias is None:
+            out = hidden_states.new_zeros(shape)
+        else:
+            out = self.bias.expand(shape)
         return (out, None) if self.returns_tuple else out
 
 

@@ -7,9 +7,11 @@ from torch import nn
 from prunesearch.errors import ModelNotFoundError
 from prunesearch.space.adapter import Adapter
 from prunesearch.space.bert import BertAdapter
+from prunesearch.space.gpt2 import GPT2Adapter
 from prunesearch.space.llama import LlamaAdapter
+from prunesearch.space.vit import ViTAdapter
 
-ADAPTERS: list[type[Adapter]] = [BertAdapter, LlamaAdapter]
+ADAPTERS: list[type[Adapter]] = [BertAdapter, GPT2Adapter, LlamaAdapter, ViTAdapter]
 
 
 def register_adapter(cls: type[Adapter]) -> type[Adapter]:
