@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_model, save_model
 from torch import nn
 
 from prunesearch.errors import ModelNotFoundError
@@ -32,6 +32,13 @@ def save(model: nn.Module, directory: str | Path, *, tokenizer=None) -> Path:
     finally:
         if arch is not None:
             setattr(model.config, ARCH_KEY, arch)
+    if arch is not None:
+        # save_pretrained may rename keys to a family's legacy checkpoint names (ViT in
+        # transformers 5) that only from_pretrained maps back; a pruned model is rebuilt
+        # module by module in load(), so store its own names (shared tensors once)
+        for f in [*directory.glob("model*.safetensors"), *directory.glob("model.safetensors.index.json")]:
+            f.unlink()
+        save_model(model, str(directory / "model.safetensors"), metadata={"format": "pt"})
     if tokenizer is not None:
         tokenizer.save_pretrained(directory)
     atomic_write_text(
@@ -70,8 +77,7 @@ def load(directory: str | Path) -> nn.Module:
         for kind in KINDS:
             adapter.apply(i, kind, torch.tensor(layer[f"{kind}_units"], dtype=torch.long))
     adapter.finalize()
-    state = load_file(str(weights))
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing, unexpected = load_model(model, weights, strict=False)
     tied = set(getattr(model, "_tied_weights_keys", None) or [])
     missing = [k for k in missing if k not in tied and not _is_tied(model, k)]
     if missing or unexpected:
