@@ -35,7 +35,7 @@ class Config(BaseModel):
 
     @classmethod
     def uniform(cls, n_layers: int, *, heads: int, ffn: int) -> Config:
-        return cls(layers=tuple(LayerConfig(heads=heads, ffn=ffn) for _ in range(n_layers)))
+        return cls.from_dict({"layers": [{"heads": heads, "ffn": ffn}] * n_layers})
 
     @classmethod
     def from_dict(cls, data: object, *, source: str = "config") -> Config:
@@ -43,7 +43,7 @@ class Config(BaseModel):
             return cls.model_validate(data)
         except ValidationError as exc:
             first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "top level"
+            where = _where(first["loc"])
             raise ConfigError(
                 f"{source}: {where}: {first['msg']} "
                 '(expected {"layers": [{"heads": <int>, "ffn": <int>}, ...]})'
@@ -80,3 +80,10 @@ class Config(BaseModel):
 
     def __str__(self) -> str:
         return " ".join(f"{l.heads}/{l.ffn}" for l in self.layers)
+
+
+def _where(loc: tuple) -> str:
+    """("layers", 3, "heads") -> "layer 3: heads"."""
+    if len(loc) >= 2 and loc[0] == "layers" and isinstance(loc[1], int):
+        return f"layer {loc[1]}" + "".join(f": {p}" for p in loc[2:])
+    return ".".join(str(p) for p in loc) or "top level"
