@@ -1,0 +1,34 @@
+"""Search algorithms over the Config genome, and the resumable run store."""
+
+from prunesearch.search.evolution import EvolutionOptions, evolve
+from prunesearch.search.nsga import NSGA2Options, hypervolume, nsga2
+from prunesearch.search.operators import LevelSwitchMutation, RandomSampling, Repair, uniform_start
+from prunesearch.search.problem import BudgetExhausted, SearchProblem, best_within_budget
+from prunesearch.search.random_search import RandomOptions, random_search
+from prunesearch.search.runner import ALGORITHMS, SearchResult, algorithm_options, run_search
+from prunesearch.search.store import Evaluation, RunStore, load_trials, study_attrs
+
+__all__ = [
+    "ALGORITHMS",
+    "BudgetExhausted",
+    "Evaluation",
+    "EvolutionOptions",
+    "LevelSwitchMutation",
+    "NSGA2Options",
+    "RandomOptions",
+    "RandomSampling",
+    "Repair",
+    "RunStore",
+    "SearchProblem",
+    "SearchResult",
+    "algorithm_options",
+    "best_within_budget",
+    "evolve",
+    "hypervolume",
+    "load_trials",
+    "nsga2",
+    "random_search",
+    "run_search",
+    "study_attrs",
+    "uniform_start",
+]

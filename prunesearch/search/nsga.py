@@ -1,0 +1,84 @@
+"""Multi-objective search with pymoo's NSGA-II: loss × predicted latency on an integer genome."""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, PositiveInt
+from pymoo.algorithms.moo.nsga2 import NSGA2
+from pymoo.core.problem import Problem
+from pymoo.core.repair import Repair as PymooRepair
+from pymoo.indicators.hv import HV
+from pymoo.operators.crossover.sbx import SBX
+from pymoo.operators.mutation.pm import PM
+from pymoo.operators.repair.rounding import RoundingRepair
+from pymoo.operators.sampling.rnd import IntegerRandomSampling
+from pymoo.optimize import minimize
+
+from prunesearch.pareto import pareto_mask
+from prunesearch.search.operators import Repair
+from prunesearch.search.problem import BudgetExhausted, SearchProblem, best_within_budget
+
+
+class NSGA2Options(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    population: PositiveInt = 24
+    tokens: PositiveInt = 8192
+    #: keep every individual within the latency target (a constrained front) or span all latencies
+    constrained: bool = False
+
+
+class _PruningProblem(Problem):
+    def __init__(self, problem: SearchProblem, options: NSGA2Options) -> None:
+        upper = problem.space.genome_upper
+        super().__init__(n_var=len(upper), n_obj=2, xl=np.zeros_like(upper), xu=upper, vtype=int)
+        self.search = problem
+        self.tokens = options.tokens
+
+    def _evaluate(self, x, out, *args, **kwargs):
+        genomes = np.rint(x).astype(np.int64)
+        losses = self.search.evaluate(genomes, tokens=self.tokens, algorithm="nsga2", stage="population")
+        out["F"] = np.column_stack([losses, self.search.latency(genomes)])
+
+
+class _IntoBudget(PymooRepair):
+    """Rounds onto the level grid, then (constrained fronts) lowers levels into the budget."""
+
+    def __init__(self, problem: SearchProblem, rng: np.random.Generator, *, constrained: bool) -> None:
+        super().__init__()
+        self.budget_repair = Repair(problem)  # pymoo operators own an attribute named `repair`
+        self.rng = rng
+        self.constrained = constrained
+        self.upper = problem.space.genome_upper
+
+    def _do(self, problem, X, **kwargs):
+        X = np.clip(np.rint(X), 0, self.upper).astype(np.int64)
+        if self.constrained:
+            X = np.array([self.budget_repair.do(x, self.rng) for x in X])
+        return X
+
+
+def nsga2(problem: SearchProblem, options: NSGA2Options, rng: np.random.Generator) -> np.ndarray:
+    """Runs until the evaluation budget; returns the best in-budget genome of the front."""
+    repair = _IntoBudget(problem, rng, constrained=options.constrained)
+    algorithm = NSGA2(
+        pop_size=options.population,
+        sampling=IntegerRandomSampling(),
+        crossover=SBX(prob=0.9, eta=15, vtype=float, repair=RoundingRepair()),
+        mutation=PM(eta=20, vtype=float, repair=RoundingRepair()),
+        repair=repair,
+        eliminate_duplicates=True,
+    )
+    seed = int(rng.integers(0, 2**31 - 1))
+    try:
+        minimize(_PruningProblem(problem, options), algorithm, ("n_eval", problem.max_evaluations), seed=seed, verbose=False)
+    except BudgetExhausted:
+        pass
+    return best_within_budget(problem)
+
+
+def hypervolume(losses: np.ndarray, latencies: np.ndarray, *, reference: tuple[float, float]) -> float:
+    """Hypervolume of the front (pymoo's indicator) against a reference point (worse than all)."""
+    points = np.column_stack([losses, latencies])
+    front = points[pareto_mask(points)]
+    return float(HV(ref_point=np.asarray(reference, dtype=float))(front))

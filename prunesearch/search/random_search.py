@@ -1,0 +1,27 @@
+"""Random search: the baseline every algorithm must beat at the same number of evaluations."""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, PositiveInt
+
+from prunesearch.search.operators import RandomSampling
+from prunesearch.search.problem import SearchProblem
+
+
+class RandomOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    samples: PositiveInt = 200
+    tokens: PositiveInt = 8192
+
+
+def random_search(problem: SearchProblem, options: RandomOptions, rng: np.random.Generator) -> np.ndarray:
+    sampler = RandomSampling(problem)
+    best, best_loss = None, np.inf
+    for _ in range(options.samples):
+        genome = sampler.do(rng)
+        loss = problem.evaluate(genome, tokens=options.tokens, algorithm="random", stage="sample")[0]
+        if loss < best_loss:
+            best, best_loss = genome, loss
+    return best

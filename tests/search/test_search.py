@@ -1,0 +1,112 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from prunesearch.errors import InfeasibleTargetError, PruneSearchError, SpecError
+from prunesearch.pareto import pareto_mask
+from prunesearch.search import LevelSwitchMutation, hypervolume, load_trials, run_search, uniform_start
+
+from .toy import SPACE, toy_loss, toy_problem
+
+
+def _url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'study.db'}"
+
+
+def test_level_switch_mutation_keeps_budget_and_level_sums(tmp_path):
+    problem = toy_problem(_url(tmp_path))
+    mutate = LevelSwitchMutation(problem)
+    rng = np.random.default_rng(0)
+    parent = uniform_start(problem)
+    assert problem.feasible(parent)[0]
+    for _ in range(200):
+        child = mutate.do(parent, rng)
+        assert problem.feasible(child)[0]
+        assert child[0::2].sum() == parent[0::2].sum()  # attention levels only move between layers
+        assert child[1::2].sum() == parent[1::2].sum()
+        assert ((child >= 0) & (child <= SPACE.genome_upper)).all()
+
+
+def test_evolution_beats_uniform_and_is_reproducible(tmp_path):
+    problem = toy_problem(_url(tmp_path), name="a")
+    result = run_search(problem, "evolution", {"generations": 15, "offspring": 8, "selection": [[64, 2], [128, 1]]}, seed=3)
+    uniform_loss = toy_loss(SPACE.from_genome(uniform_start(problem)), 0)
+    assert result.best_latency_ms <= 7.0
+    assert result.best_loss < 0.8 * uniform_loss
+    # the important layers keep more than the unimportant one
+    assert result.best.heads[0] >= result.best.heads[2] and result.best.ffn[0] >= result.best.ffn[2]
+    again = run_search(toy_problem(_url(tmp_path), name="b"), "evolution",
+                       {"generations": 15, "offspring": 8, "selection": [[64, 2], [128, 1]]}, seed=3)
+    assert again.best == result.best and again.evaluations == result.evaluations
+
+
+def test_random_search_and_nsga_front(tmp_path):
+    rnd = run_search(toy_problem(_url(tmp_path), name="r", max_evaluations=60), "random", {"samples": 60, "tokens": 128}, seed=0)
+    assert rnd.best_latency_ms <= 7.0 and rnd.evaluations == 60
+    problem = toy_problem(_url(tmp_path), name="n", max_evaluations=96)
+    result = run_search(problem, "nsga2", {"population": 16, "tokens": 128}, seed=0)
+    assert result.best is not None and result.best_latency_ms <= 7.0
+    df = load_trials(_url(tmp_path), "n")
+    front = df[pareto_mask(df[["loss", "latency_ms"]].to_numpy())]
+    assert len(front) >= 3
+    assert pareto_mask(front[["loss", "latency_ms"]].to_numpy()).all()
+    assert hypervolume(df.loss.to_numpy(), df.latency_ms.to_numpy(), reference=(50.0, 20.0)) > 0
+
+
+def test_infeasible_target_and_bad_options(tmp_path):
+    with pytest.raises(InfeasibleTargetError, match="raise the target"):
+        toy_problem(_url(tmp_path), target_ms=0.5)
+    with pytest.raises(SpecError, match="options.generation"):
+        run_search(toy_problem(_url(tmp_path), name="o"), "evolution", {"generation": 3}, seed=0)
+    with pytest.raises(SpecError, match="choose one of"):
+        run_search(toy_problem(_url(tmp_path), name="p"), "annealing", {}, seed=0)
+    with pytest.raises(PruneSearchError, match="--resume"):
+        toy_problem(_url(tmp_path), name="o")  # exists already: refused without resume
+
+
+SCRIPT = """
+import sys, time
+sys.path.insert(0, {root!r})
+from tests.search import toy
+from prunesearch.search import run_search
+slow = toy.toy_loss
+def fitness(config, tokens):
+    time.sleep(float(sys.argv[3]))
+    return slow(config, tokens)
+problem = toy.toy_problem(sys.argv[1], name=sys.argv[2], resume=True)
+problem.fitness = fitness
+result = run_search(problem, "evolution", {{"generations": 10, "offspring": 8, "selection": [[64, 2], [128, 1]]}}, seed=7)
+print(result.stored, result.evaluations)
+"""
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
+    root = str(Path(__file__).resolve().parents[2])
+    script = tmp_path / "run.py"
+    script.write_text(SCRIPT.format(root=root))
+    url = _url(tmp_path)
+    full = subprocess.run([sys.executable, str(script), url, "full", "0"], capture_output=True, text=True, check=True)
+    proc = subprocess.Popen([sys.executable, str(script), url, "killed", "0.05"], stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        try:
+            if len(load_trials(url, "killed")) >= 15:
+                break
+        except PruneSearchError:
+            pass
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = len(load_trials(url, "killed"))
+    assert 0 < partial < int(full.stdout.split()[0])
+    resumed = subprocess.run([sys.executable, str(script), url, "killed", "0"], capture_output=True, text=True, check=True)
+    assert resumed.stdout.split() == full.stdout.split()
+    killed = load_trials(url, "killed")
+    assert len(killed) == len(load_trials(url, "full"))
+    assert not killed.assign(g=killed.genome.map(tuple)).duplicated(subset=["g", "tokens"]).any()
