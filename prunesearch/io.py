@@ -77,7 +77,11 @@ def load(directory: str | Path) -> nn.Module:
         for kind in KINDS:
             adapter.apply(i, kind, torch.tensor(layer[f"{kind}_units"], dtype=torch.long))
     adapter.finalize()
-    missing, unexpected = load_model(model, weights, strict=False)
+    try:
+        missing, unexpected = load_model(model, weights, strict=False)
+    except RuntimeError as exc:  # shapes differ from what arch.json rebuilt
+        detail = next((l.strip() for l in str(exc).splitlines() if "size mismatch" in l), "shape mismatch")
+        raise ModelNotFoundError(f"{weights} does not match {ARCH_FILE}: {detail}") from None
     tied = set(getattr(model, "_tied_weights_keys", None) or [])
     missing = [k for k in missing if k not in tied and not _is_tied(model, k)]
     if missing or unexpected:
