@@ -147,3 +147,46 @@ def test_unknown_model_type():
     model = T5Model(T5Config(vocab_size=32, d_model=16, d_kv=4, d_ff=16, num_layers=1, num_heads=2))
     with pytest.raises(ModelNotFoundError, match="no pruning adapter for model_type 't5'"):
         adapter_for(model)
+
+
+def _variant(name):
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    from tests.space.tiny import VOCAB, Family
+
+    small = dict(vocab_size=VOCAB, hidden_size=48, num_hidden_layers=3, num_attention_heads=6,
+                 num_key_value_heads=2, head_dim=8, intermediate_size=64, bos_token_id=1, eos_token_id=2)
+    build = {
+        # attention scaled by 1/(layer_idx+1), fixed at build time: renumbering must not change it
+        "gpt2_inverse_idx": lambda: GPT2LMHeadModel(GPT2Config(
+            vocab_size=VOCAB, n_embd=32, n_layer=3, n_head=4, n_inner=64, n_positions=64,
+            scale_attn_by_inverse_layer_idx=True, reorder_and_upcast_attn=True,
+            bos_token_id=1, eos_token_id=2)),
+        # biased o_proj, bias-free MLP and no position embeddings: an empty layer adds a
+        # constant with nowhere to fold it, so it is kept
+        "llama_attn_bias": lambda: LlamaForCausalLM(LlamaConfig(**small, attention_bias=True, tie_word_embeddings=False)),
+        "qwen2": lambda: Qwen2ForCausalLM(Qwen2Config(**small)),
+    }[name]
+    return Family(name, build, lambda g: FAMILIES["llama"].inputs(g), "logits")
+
+
+@pytest.mark.parametrize("variant", ["gpt2_inverse_idx", "llama_attn_bias", "qwen2"])
+def test_decoder_variants(variant, tmp_path):
+    family = _variant(variant)
+    model = family.model()
+    batch = family.inputs(torch.Generator().manual_seed(4))
+    for name, config in configs(model).items():
+        pruned = prune(model, config, ffn_step=FFN_STEP)
+        reference = masked(model, config, ffn_step=FFN_STEP)
+        with torch.no_grad():
+            got = pruned(**batch).logits
+            torch.testing.assert_close(got, reference(**batch).logits, atol=1e-5, rtol=0)
+        assert adapter_for(model).param_count(config) == n_params(pruned), name
+        seq, logits = generate(pruned, batch, use_cache=True)
+        torch.testing.assert_close(logits, generate(pruned, batch, use_cache=False)[1], atol=1e-5, rtol=0)
+        torch.testing.assert_close(logits, generate(reference, batch, use_cache=True)[1], atol=1e-5, rtol=0)
+        io.save(pruned, tmp_path / name)
+        with torch.no_grad():
+            assert torch.equal(io.load(tmp_path / name)(**batch).logits, got), name
+    if variant == "llama_attn_bias":
+        assert prune(model, configs(model)["empty"], ffn_step=FFN_STEP).config.num_hidden_layers == 3
