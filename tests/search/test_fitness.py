@@ -1,0 +1,37 @@
+import torch
+
+from prunesearch.prune.apply import MagnitudeSource
+from prunesearch.search.fitness import DistillationFitness
+from prunesearch.space import adapter_for
+from tests.space.tiny import FAMILIES, FFN_STEP
+
+
+def _batch(vocab: int, rows: int = 8, seq: int = 16) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    mask = torch.ones(rows, seq, dtype=torch.long)
+    mask[::2, seq // 2 :] = 0  # padded rows
+    return {"input_ids": torch.randint(0, vocab, (rows, seq), generator=g), "attention_mask": mask}
+
+
+def _fitness(model, *, is_decoder):
+    source = MagnitudeSource(adapter_for(model), ffn_step=FFN_STEP)
+    return DistillationFitness(model, source, _batch(model.config.vocab_size - 3), is_decoder=is_decoder, micro_batch=3), source
+
+
+def test_dense_has_zero_loss_and_pruning_costs():
+    for name, is_decoder in (("bert", False), ("llama", True)):
+        model = FAMILIES[name].model()
+        fitness, source = _fitness(model, is_decoder=is_decoder)
+        space = source.space
+        dense = fitness(space.dense(), 10_000)
+        assert abs(dense) < 1e-5
+        light = space.from_genome(space.genome_upper // 2)
+        heavy = space.from_genome(space.genome_upper // 4)
+        assert fitness(heavy, 10_000) > fitness(light, 10_000) > 1e-4
+
+
+def test_token_budget_uses_a_prefix():
+    fitness, source = _fitness(FAMILIES["bert"].model(), is_decoder=False)
+    config = source.space.from_genome(source.space.genome_upper // 2)
+    assert fitness._rows(16) == 1 and fitness._rows(10_000) == 8
+    assert fitness(config, 16) != fitness(config, 10_000)
