@@ -36,6 +36,7 @@ class Adapter(ABC):
     def __init__(self, model: nn.Module) -> None:
         self.model = model
         self.config = model.config
+        self._sizes: dict = {}  # param_count coefficients of the dense model, filled on first use
 
     # -- shape facts --------------------------------------------------------------
 
@@ -196,18 +197,20 @@ class Adapter(ABC):
 
     def block_params(self, layer: int, kind: Kind, size: int) -> int:
         """Parameters of one block of the *dense* model when ``size`` units are kept."""
-        proj = self.output_projection(layer, kind)
-        bias = proj.bias.numel() if proj.bias is not None else 0
+        key = (layer, kind)
+        if key not in self._sizes:
+            proj = self.output_projection(layer, kind)
+            bias = proj.bias.numel() if proj.bias is not None else 0
+            inputs = sum(p.numel() for m in self.input_projections(layer, kind) for p in m.parameters())
+            per_unit_out = self.hidden_size * self.unit_width(kind)
+            self._sizes[key] = (bias, inputs, per_unit_out, self.block_fixed_params(layer, kind))
+        bias, inputs, per_unit_out, fixed = self._sizes[key]
         if size == 0:
             return bias  # BiasOnly keeps the bias, nothing else
-        inputs = sum(p.numel() for m in self.input_projections(layer, kind) for p in m.parameters())
         n = self.n_units(kind)
-        inputs_fixed = self.block_fixed_params(layer, kind)
         # input rows scale with kept units (GQA: sizes are whole groups, so this divides)
         assert (inputs * size) % n == 0, "unit count off the group grid"
-        return (
-            inputs * size // n + self.hidden_size * self.unit_width(kind) * size + bias + inputs_fixed
-        )
+        return inputs * size // n + per_unit_out * size + bias + fixed
 
     def block_fixed_params(self, layer: int, kind: Kind) -> int:
         """Parameters that do not scale with units but go when the block is removed."""
@@ -221,10 +224,13 @@ class Adapter(ABC):
         """Exact ``sum(p.numel())`` of ``prune(model, config)``, from shapes alone
         (tied embeddings counted once). Call it on the adapter of the dense model."""
         self._check_sizes(config)
-        total = sum(p.numel() for p in self.model.parameters())  # deduplicates tied weights
+        if "layers" not in self._sizes:
+            self._sizes["total"] = sum(p.numel() for p in self.model.parameters())  # tied: once
+            self._sizes["layers"] = [sum(p.numel() for p in m.parameters()) for m in self.layers()]
+        total = self._sizes["total"]
         for i, (layer, dropped) in enumerate(zip(config.layers, self.dropped_layers(config))):
             if dropped:
-                total -= sum(p.numel() for p in self.layers()[i].parameters())
+                total -= self._sizes["layers"][i]
                 continue
             for kind, size in zip(KINDS, (layer.heads, layer.ffn)):
                 total += self.block_params(i, kind, size) - self.block_params(i, kind, self.n_units(kind))

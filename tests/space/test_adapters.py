@@ -96,7 +96,7 @@ class Reconstructed:
         self.space = self.adapter.space(ffn_step=FFN_STEP)
 
     def choice(self, layer, kind, size):
-        keep = torch.arange(size) if kind == "ffn" else torch.arange(size)
+        keep = torch.arange(size)
         cols = self.adapter.columns(kind, keep)
         weight = self.adapter.output_weight(layer, kind).detach()[:, cols] * 1.5
         bias = self.adapter.output_bias(layer, kind).detach() + 0.25
