@@ -50,6 +50,7 @@ def save(model: nn.Module, directory: str | Path, *, tokenizer=None) -> Path:
 
 def load(directory: str | Path) -> nn.Module:
     """Rebuild a saved (pruned or dense) model from its folder alone, in eval mode."""
+    import transformers
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
     from prunesearch.models import _is_causal_lm
@@ -63,7 +64,11 @@ def load(directory: str | Path) -> nn.Module:
     config = AutoConfig.from_pretrained(directory)
     arch_path = directory / ARCH_FILE
     arch = json.loads(arch_path.read_text()) if arch_path.is_file() else {"dense": True}
-    cls = AutoModelForCausalLM if _is_causal_lm(config) else AutoModel
+    # rebuild the class that was saved (a classifier keeps its head), else the Auto class
+    archs = getattr(config, "architectures", None) or []
+    cls = getattr(transformers, archs[0], None) if archs else None
+    if cls is None:
+        cls = AutoModelForCausalLM if _is_causal_lm(config) else AutoModel
     if arch.get("dense") is True:
         return cls.from_pretrained(directory).eval()
 
