@@ -1,1 +1,28 @@
-"""Commands registered on the prunesearch CLI app (filled in by its area)."""
+"""``prunesearch search SPEC``: run a search spec, store every evaluation, write the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from prunesearch.cli.app import app, console
+
+
+@app.command()
+def search(
+    spec: Path = typer.Argument(..., help="search spec YAML (see searches/)"),
+    runs: Path = typer.Option(Path("runs"), "--runs", help="folder that holds one sub-folder per run"),
+    resume: bool = typer.Option(False, "--resume", help="continue a stopped run; stored evaluations are not redone"),
+) -> None:
+    """Search SPEC's space for the configs that keep the most quality within its budget."""
+    from prunesearch.pipeline import run_spec
+    from prunesearch.spec import load_spec
+
+    parsed = load_spec(spec)
+    outcome = run_spec(parsed, run_dir=runs / parsed.name, resume=resume)
+    if outcome.best is None:
+        console.print("no evaluated config met the target; see the report for the front")
+    else:
+        console.print(f"best within {outcome.target_ms:.3f} ms: {outcome.best} ({outcome.best_predicted_ms:.3f} ms predicted)")
+    console.print(f"report: {outcome.report}")
