@@ -76,7 +76,7 @@ def load(directory: str | Path) -> nn.Module:
     dense.num_hidden_layers = arch["dense"]["num_hidden_layers"]
     if arch["dense"].get("layer_types") is not None:
         dense.layer_types = arch["dense"]["layer_types"]
-    model = cls.from_config(dense)
+    model = cls.from_config(dense) if hasattr(cls, "from_config") else cls(dense)
     adapter = adapter_for(model)
     for i, layer in enumerate(arch["layers"]):
         for kind in KINDS:
