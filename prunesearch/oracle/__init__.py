@@ -1,0 +1,23 @@
+"""The latency oracle: measured per-level tables of a device and the additive predictor."""
+
+from prunesearch.oracle.conditions import Conditions, cpu_name, device_slug
+from prunesearch.oracle.ensure import ensure_table
+from prunesearch.oracle.measure import Measurement, measure_onnx
+from prunesearch.oracle.predictor import Predictor
+from prunesearch.oracle.profile import conditions_for, profile_table
+from prunesearch.oracle.table import Calibration, LatencyTable, TableMeta
+
+__all__ = [
+    "Calibration",
+    "Conditions",
+    "LatencyTable",
+    "Measurement",
+    "Predictor",
+    "TableMeta",
+    "conditions_for",
+    "cpu_name",
+    "device_slug",
+    "ensure_table",
+    "measure_onnx",
+    "profile_table",
+]

@@ -1,0 +1,62 @@
+"""The conditions a latency table was measured under; a table answers only for its own."""
+
+from __future__ import annotations
+
+import platform
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, PositiveInt
+
+from prunesearch.errors import TableError
+
+Phase = Literal["encode", "prefill", "decode"]
+
+#: fields that must match for a table to answer a request (the rest is provenance)
+MATCHED = ("device", "backend", "precision", "threads", "batch", "seq_len", "phase", "cache_len", "model_hash", "ffn_step")
+
+
+class Conditions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    device: str
+    backend: str
+    backend_version: str
+    precision: str = "fp32"
+    threads: PositiveInt
+    batch: PositiveInt
+    seq_len: PositiveInt
+    phase: Phase = "encode"
+    cache_len: int = 0
+    model: str
+    model_hash: str
+    ffn_step: PositiveInt
+
+    def mismatch(self, other: Conditions) -> list[str]:
+        return [f for f in MATCHED if getattr(self, f) != getattr(other, f)]
+
+    def require(self, other: Conditions, *, source: str, force: bool = False) -> None:
+        """Refuse a table (``self``) measured under other conditions than ``other``."""
+        diff = self.mismatch(other)
+        if diff and not force:
+            detail = "; ".join(f"{f}: table {getattr(self, f)!r}, wanted {getattr(other, f)!r}" for f in diff)
+            raise TableError(
+                f"{source} was measured under other conditions ({detail}); profile this device with "
+                "`prunesearch profile` or pass --force to use it anyway"
+            )
+
+
+@lru_cache(maxsize=1)
+def cpu_name() -> str:
+    """The exact CPU model: machines of one kind can hide different CPUs."""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_slug(device: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in device.lower()).strip("-").replace("--", "-")

@@ -1,0 +1,72 @@
+"""Timing an ONNX graph with ONNX Runtime on the CPU under fixed conditions."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Measurement:
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    runs: int
+
+
+def ort_session(path: str | Path, *, threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def time_session(session, feeds: dict, *, min_runs: int = 20, max_runs: int = 400, budget_s: float = 1.0, warmup: int = 5) -> Measurement:
+    """Median of repeated runs after warm-up; stops after ``budget_s`` once ``min_runs`` are in.
+
+    Runs beyond 3 median absolute deviations above the median (preemptions on a shared
+    machine) are dropped before the percentiles.
+    """
+    for _ in range(warmup):
+        session.run(None, feeds)
+    times = []
+    start = time.perf_counter()
+    while len(times) < max_runs and (len(times) < min_runs or time.perf_counter() - start < budget_s):
+        t0 = time.perf_counter()
+        session.run(None, feeds)
+        times.append((time.perf_counter() - t0) * 1e3)
+    arr = np.asarray(times)
+    med = np.median(arr)
+    mad = np.median(np.abs(arr - med)) or 1e-9
+    kept = arr[arr <= med + 3 * 1.4826 * mad]
+    return Measurement(
+        median_ms=float(np.median(kept)),
+        p10_ms=float(np.percentile(kept, 10)),
+        p90_ms=float(np.percentile(kept, 90)),
+        runs=int(len(kept)),
+    )
+
+
+def feeds_for(session, *, batch: int, seq_len: int, vocab: int, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for inp in session.get_inputs():
+        if inp.name == "input_ids":
+            feeds[inp.name] = rng.integers(3, vocab, size=(batch, seq_len), dtype=np.int64)
+        else:  # attention_mask, token_type_ids
+            value = 1 if inp.name == "attention_mask" else 0
+            feeds[inp.name] = np.full((batch, seq_len), value, dtype=np.int64)
+    return feeds
+
+
+def measure_onnx(path: str | Path, *, batch: int, seq_len: int, threads: int, vocab: int, budget_s: float = 1.0) -> Measurement:
+    """Whole-graph latency (used to build tables, calibrate them, and verify exports)."""
+    session = ort_session(path, threads=threads)
+    return time_session(session, feeds_for(session, batch=batch, seq_len=seq_len, vocab=vocab), budget_s=budget_s)
