@@ -40,14 +40,14 @@ def _table(spec: SearchSpec, loaded) -> Path:
     d = spec.device
     return ensure_table(
         loaded, backend=d.backend, batch=d.batch, seq_len=d.seq_len, threads=d.threads,
-        phase=d.phase, cache_len=d.cache_len, ffn_step=spec.space.ffn_step,
+        phase=d.phase, cache_len=d.cache_len, ffn_step=spec.space.ffn_step, console=console,
     )
 
 
 def prepare(spec: SearchSpec):
     """Model, space, predictor and target: everything but the (slow) level database."""
     from prunesearch.models import load_model
-    from prunesearch.oracle import LatencyTable, Predictor
+    from prunesearch.oracle import LatencyTable, Predictor, conditions_for
     from prunesearch.space import adapter_for
 
     console.print(f"loading model [bold]{spec.model}[/]")
@@ -55,16 +55,28 @@ def prepare(spec: SearchSpec):
     adapter = adapter_for(loaded.model)
     space = adapter.space(ffn_step=spec.space.ffn_step)
     table_path = _table(spec, loaded)
-    table = LatencyTable.load(table_path, force=spec.device.force)
-    table.check_model(loaded.weights_hash, force=spec.device.force)
+    d = spec.device
+    wanted = conditions_for(loaded, batch=d.batch, seq_len=d.seq_len, threads=d.threads, ffn_step=spec.space.ffn_step)
+    if d.backend != "ort-cpu":  # a table of a device not at hand: only the model and shapes must match
+        wanted = wanted.model_copy(update={"backend": d.backend, "device": LatencyTable.load(table_path).conditions.device})
+    table = LatencyTable.load(table_path, expect=wanted, force=d.force)
     predictor = Predictor(table, space)
     target_ms = spec.target.latency_ms or predictor.dense_ms / spec.target.speedup
     return loaded, adapter, space, table_path, predictor, target_ms
 
 
-def run_spec(spec: SearchSpec, *, run_dir: Path, resume: bool = False, report_dir: Path | None = None) -> RunOutcome:
+def build_database(spec: SearchSpec, loaded, space):
+    """The calibration set and the (cached) level database a spec's search and export share."""
     from prunesearch.prune.calibration import load_calibration
     from prunesearch.prune.database import LevelDatabase
+
+    calibration = load_calibration(
+        loaded.tokenizer, files=list(spec.calibration.files) or None, seq_len=spec.calibration.seq_len, seed=spec.seed
+    )
+    return calibration, LevelDatabase.build(loaded, calibration, space=space, progress=True)
+
+
+def run_spec(spec: SearchSpec, *, run_dir: Path, resume: bool = False, report_dir: Path | None = None) -> RunOutcome:
     from prunesearch.report import build_report
     from prunesearch.search import RunStore, SearchProblem, load_trials, run_search
     from prunesearch.search.fitness import DistillationFitness
@@ -74,12 +86,9 @@ def run_spec(spec: SearchSpec, *, run_dir: Path, resume: bool = False, report_di
     loaded, adapter, space, table_path, predictor, target_ms = prepare(spec)
     console.print(
         f"dense model predicted at {predictor.dense_ms:.3f} ms; target {target_ms:.3f} ms "
-        f"({predictor.dense_ms / target_ms:.2f}x) from table {table_path}"
+        f"({predictor.dense_ms / target_ms:.2f}x, searched with a {spec.target.margin:.1%} margin) from table {table_path}"
     )
-    calibration = load_calibration(
-        loaded.tokenizer, files=list(spec.calibration.files) or None, seq_len=spec.calibration.seq_len, seed=spec.seed
-    )
-    database = LevelDatabase.build(loaded, calibration, space=space, progress=True)
+    calibration, database = build_database(spec, loaded, space)
     fitness = DistillationFitness(
         loaded.model, database, calibration.calib(spec.calibration.tokens), is_decoder=adapter.is_decoder
     )
@@ -99,7 +108,7 @@ def run_spec(spec: SearchSpec, *, run_dir: Path, resume: bool = False, report_di
             bar.update(task, completed=n, description=f"{spec.algorithm} loss {loss:.4f} @ {latency:.2f} ms")
 
         problem = SearchProblem(
-            space=space, fitness=fitness, predictor=predictor, target_ms=target_ms, store=store,
+            space=space, fitness=fitness, predictor=predictor, target_ms=target_ms * (1 - spec.target.margin), store=store,
             params=adapter.param_count, max_evaluations=spec.budget.evaluations,
             max_seconds=None if spec.budget.minutes is None else spec.budget.minutes * 60,
             on_evaluation=tick,

@@ -52,6 +52,8 @@ class TargetSpec(_Strict):
     speedup: PositiveFloat | None = None
     energy_mj: PositiveFloat | None = None
     params: PositiveInt | None = None
+    #: share of the target kept in reserve for prediction error: the search budget is target × (1 − margin)
+    margin: float = Field(default=0.0, ge=0.0, lt=0.5)
 
     @model_validator(mode="after")
     def _one_latency(self) -> TargetSpec:

@@ -1,4 +1,4 @@
-"""``prunesearch export``: a config (or a run's pick) as a real, smaller model."""
+"""``prunesearch export``: a run's pick, or a hand-written config, as a real, smaller model."""
 
 from __future__ import annotations
 
@@ -7,20 +7,57 @@ from pathlib import Path
 import typer
 
 from prunesearch.cli.app import app, console
+from prunesearch.errors import PruneSearchError
+
+
+def export_from_run(run: Path, pick: str, out: Path, formats: list[str]):
+    """Export a run's pick with the run's own level database and table."""
+    from prunesearch.cli.report import open_run
+    from prunesearch.config import Config
+    from prunesearch.export.manifest import pick_trial, write_export
+    from prunesearch.pipeline import build_database, prepare
+    from prunesearch.search import load_trials
+    from prunesearch.spec import load_spec
+
+    storage, name, attrs = open_run(run)
+    spec = load_spec(run / "spec.yaml")
+    row = pick_trial(load_trials(storage, name), pick, target_ms=attrs.get("target_ms"))
+    loaded, _, space, table_path, _, target_ms = prepare(spec)
+    _, database = build_database(spec, loaded, space)
+    config = Config.from_dict(row.config)
+    return write_export(loaded, config, out, source=database, formats=formats, table_path=table_path, target_ms=target_ms)
 
 
 @app.command()
 def export(
-    model: str = typer.Option(..., "--model", help="model alias (minilm, smollm2) or a local HF folder"),
-    config: Path = typer.Option(..., "--config", help="pruning config JSON: {\"layers\": [{\"heads\": .., \"ffn\": ..}]}"),
     out: Path = typer.Option(..., "--out", help="output folder"),
-    to: str = typer.Option("hf", "--to", help="comma-separated formats: hf, onnx"),
+    run: Path = typer.Option(None, "--run", help="a run folder written by `prunesearch search`"),
+    pick: str = typer.Option("best", "--pick", help="with --run: fastest, best (within the run's target) or latency<=MS"),
+    model: str = typer.Option(None, "--model", help="model alias (minilm, smollm2) or a local HF folder"),
+    config: Path = typer.Option(None, "--config", help='config JSON: {"layers": [{"heads": .., "ffn": ..}, ...]}'),
+    table: Path = typer.Option(None, "--table", help="with --model: latency table to predict and measure against"),
+    to: str = typer.Option("hf,onnx", "--to", help="comma-separated formats: hf, onnx, tensorrt"),
 ) -> None:
-    """Prune MODEL to CONFIG and write it as a real, smaller model."""
-    import prunesearch as ps
+    """Write a pruned model (Hugging Face safetensors + arch.json, ONNX, TensorRT) and export.json."""
+    from prunesearch.export.manifest import parse_formats, write_export
 
-    cfg = ps.Config.load(config)
-    loaded = ps.load_model(model)
-    pruned = ps.prune(loaded.model, cfg)
-    ps.save(pruned, out, tokenizer=loaded.tokenizer)
-    console.print(f"wrote {out}")
+    formats = parse_formats(to)
+    if (run is None) == (model is None):
+        raise PruneSearchError("give either --run RUN (with --pick) or --model MODEL with --config CONFIG")
+    if run is not None:
+        manifest = export_from_run(run, pick, out, formats)
+    else:
+        if config is None:
+            raise PruneSearchError("--model needs --config CONFIG (a pruning config JSON)")
+        from prunesearch.config import Config
+        from prunesearch.models import load_model
+
+        cfg = Config.load(config)
+        loaded = load_model(model)
+        manifest = write_export(loaded, cfg, out, formats=formats, table_path=table)
+    parts = [f"wrote {out} ({', '.join(formats)})"]
+    if manifest.predicted_ms is not None:
+        parts.append(f"predicted {manifest.predicted_ms:.3f} ms")
+    if manifest.measured_ms is not None:
+        parts.append(f"measured {manifest.measured_ms:.3f} ms")
+    console.print("; ".join(parts))

@@ -1,0 +1,52 @@
+"""TensorRT engines from the exported ONNX graph (Python API when tensorrt is installed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prunesearch.errors import BackendUnavailableError
+
+
+def trtexec_command(onnx: Path, engine: Path, *, batch: int, seq_len: int, fp16: bool = False) -> str:
+    shapes = f"input_ids:{batch}x{seq_len},attention_mask:{batch}x{seq_len}"
+    precision = " --fp16" if fp16 else ""
+    return (
+        f"trtexec --onnx={onnx} --saveEngine={engine} --minShapes={shapes} --optShapes={shapes} "
+        f"--maxShapes={shapes}{precision} --useCudaGraph --noDataTransfers --warmUp=500 --iterations=200"
+    )
+
+
+def build_engine(onnx: Path, engine: Path, *, conditions: dict | None) -> Path:
+    """Serialise an engine for the table's batch and sequence length.
+
+    TensorRT 10 takes precision builder flags; TensorRT 11 removed them (precision comes
+    from the graph: strongly typed networks or Q/DQ nodes), so fp32 graphs build as is.
+    """
+    c = conditions or {"batch": 1, "seq_len": 128}
+    try:
+        import tensorrt as trt
+    except ImportError:
+        raise BackendUnavailableError(
+            "TensorRT is not installed (pip install tensorrt, on a machine with an NVIDIA GPU); "
+            f"equivalent command: {trtexec_command(onnx, engine, batch=c['batch'], seq_len=c['seq_len'])}"
+        ) from None
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    major = int(trt.__version__.split(".")[0])
+    flags = 0 if major >= 11 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(Path(onnx).read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise BackendUnavailableError(f"TensorRT could not parse {onnx}: {errors}")
+    config = builder.create_builder_config()
+    profile = builder.create_optimization_profile()
+    shape = (c["batch"], c["seq_len"])
+    for i in range(network.num_inputs):
+        profile.set_shape(network.get_input(i).name, shape, shape, shape)
+    config.add_optimization_profile(profile)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise BackendUnavailableError(f"TensorRT failed to build an engine from {onnx}")
+    Path(engine).write_bytes(bytes(serialized))
+    return Path(engine)
