@@ -17,10 +17,17 @@ OBJECTIVE_COLUMNS = ("loss", "latency_ms")
 
 
 def annotate(trials: pd.DataFrame, *, target_ms: float | None) -> pd.DataFrame:
-    """Add ``feasible`` (within the latency target) and ``pareto`` (front over loss × latency)."""
+    """Add ``feasible`` (within the latency target) and ``pareto`` (front over loss × latency).
+
+    The front is taken among evaluations on the largest token budget: losses measured on
+    fewer calibration tokens (early selection steps) are not comparable with it.
+    """
     df = trials.copy()
     df["feasible"] = True if target_ms is None else df.latency_ms <= target_ms * (1 + 1e-9)
-    df["pareto"] = pareto_mask(df[list(OBJECTIVE_COLUMNS)].to_numpy()) if len(df) else []
+    final = df.tokens == df.tokens.max() if "tokens" in df else pd.Series(True, index=df.index)
+    df["pareto"] = False
+    if final.any():
+        df.loc[final, "pareto"] = pareto_mask(df.loc[final, list(OBJECTIVE_COLUMNS)].to_numpy())
     return df
 
 
