@@ -13,12 +13,7 @@ from torch import nn
 
 from prunesearch.config import Config
 from prunesearch.prune.apply import UnitSource, prune
-
-
-def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Sentence embeddings: hidden states averaged over real (unpadded) tokens."""
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+from prunesearch.quality import mean_pool
 
 
 class DistillationFitness:

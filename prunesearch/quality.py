@@ -1,0 +1,42 @@
+"""Quality of a pruned model against its dense teacher, on held-out data."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Sentence embeddings: hidden states averaged over real (unpadded) tokens."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+
+
+@torch.no_grad()
+def embeddings(model: nn.Module, batch: dict[str, torch.Tensor], *, micro_batch: int = 64) -> torch.Tensor:
+    out = []
+    for i in range(0, len(batch["input_ids"]), micro_batch):
+        part = {k: v[i : i + micro_batch] for k, v in batch.items()}
+        out.append(mean_pool(model(**part).last_hidden_state, part["attention_mask"]))
+    return torch.cat(out)
+
+
+def embedding_cosine(model: nn.Module, dense_embeddings: torch.Tensor, batch: dict[str, torch.Tensor]) -> float:
+    """Mean cosine between the model's sentence embeddings and the dense model's."""
+    return torch.cosine_similarity(embeddings(model, batch), dense_embeddings, dim=-1).mean().item()
+
+
+@torch.no_grad()
+def perplexity(model: nn.Module, batch: dict[str, torch.Tensor], *, micro_batch: int = 8) -> float:
+    """exp(mean next-token negative log-likelihood) over the batch's real tokens."""
+    total, count = 0.0, 0
+    for i in range(0, len(batch["input_ids"]), micro_batch):
+        ids = batch["input_ids"][i : i + micro_batch]
+        mask = batch["attention_mask"][i : i + micro_batch]
+        logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, :-1].float()
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
+        total += (nll * mask[:, 1:]).sum().item()
+        count += mask[:, 1:].sum().item()
+    return math.exp(total / count)
