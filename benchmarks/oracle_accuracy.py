@@ -1,0 +1,89 @@
+"""Oracle accuracy: predicted vs measured latency of whole pruned models on this machine.
+
+Profiles a table, then measures random configs (never used to build or calibrate the table)
+exported as whole ONNX models, in the same run, and compares.
+
+    .venv/bin/python benchmarks/oracle_accuracy.py --batch 1 --batch 8 --configs 100
+
+Writes reports/oracle_accuracy.md and .csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import prunesearch as ps
+from prunesearch.export.onnx import export_onnx
+from prunesearch.oracle import Predictor, cpu_name, measure_onnx, profile_table
+
+REPORTS = Path(__file__).resolve().parents[1] / "reports"
+
+
+def run(model: str, *, batch: int, seq_len: int, threads: int, configs: int, seed: int) -> tuple[pd.DataFrame, dict]:
+    loaded = ps.load_model(model)
+    started = time.monotonic()
+    table = profile_table(loaded, batch=batch, seq_len=seq_len, threads=threads)
+    profile_s = time.monotonic() - started
+    space = ps.adapter_for(loaded.model).space()
+    calibrated, plain = Predictor(table, space), Predictor(table, space, calibrated=False)
+    rng = np.random.default_rng(seed + 1000)  # the table's calibration models used seed 0
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(configs):
+            genome = rng.integers(0, space.genome_upper + 1)
+            config = space.from_genome(genome)
+            path = export_onnx(ps.prune(loaded.model, config), Path(tmp) / "m.onnx", batch=batch, seq_len=seq_len)
+            measured = measure_onnx(path, batch=batch, seq_len=seq_len, threads=threads, vocab=loaded.model.config.vocab_size).median_ms
+            rows.append({"model": model, "batch": batch, "threads": threads, "config": str(config), "measured_ms": measured,
+                         "predicted_ms": calibrated.latency_ms(genome)[0], "additive_ms": plain.latency_ms(genome)[0]})
+            print(f"{i + 1}/{configs} {rows[-1]['measured_ms']:.3f} ms measured, {rows[-1]['predicted_ms']:.3f} predicted", flush=True)
+    df = pd.DataFrame(rows)
+    summary = {"model": model, "batch": batch, "seq_len": seq_len, "threads": threads, "configs": configs,
+               "profiling_s": round(profile_s, 1), "dense_predicted_ms": round(calibrated.dense_ms, 3)}
+    for name, col in (("calibrated", "predicted_ms"), ("additive", "additive_ms")):
+        err = (df[col] / df.measured_ms - 1).abs()
+        summary |= {f"{name} within 5%": f"{(err <= 0.05).mean():.0%}", f"{name} within 10%": f"{(err <= 0.10).mean():.0%}",
+                    f"{name} median err": f"{err.median():.1%}", f"{name} max err": f"{err.max():.1%}"}
+    return df, summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--batch", type=int, action="append")
+    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--configs", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    frames, summaries = [], []
+    for batch in args.batch or [1]:
+        df, summary = run(args.model, batch=batch, seq_len=args.seq_len, threads=args.threads, configs=args.configs, seed=args.seed)
+        frames.append(df)
+        summaries.append(summary)
+    REPORTS.mkdir(exist_ok=True)
+    pd.concat(frames).to_csv(REPORTS / "oracle_accuracy.csv", index=False)
+    text = "\n".join([
+        "# Oracle accuracy",
+        "",
+        f"Command: `.venv/bin/python benchmarks/oracle_accuracy.py {' '.join(f'--batch {b}' for b in args.batch or [1])} "
+        f"--configs {args.configs} --threads {args.threads}`; {dt.date.today()}; CPU: {cpu_name()}; ONNX Runtime CPU, fp32.",
+        "Each config is a random whole pruned model, exported and measured in the same run as the table;",
+        "'additive' is the plain per-level sum, 'calibrated' adds the table's linear fit on 6 other measured models.",
+        "",
+        pd.DataFrame(summaries).set_index("model").T.to_markdown(),
+        "",
+    ])
+    (REPORTS / "oracle_accuracy.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
