@@ -32,7 +32,7 @@ def demo(
     outcome = run_spec(parsed, run_dir=run_dir, resume=True, report_dir=out)
     console.print(f"report: {outcome.report}")
     manifest = export_from_run(run_dir, "best", out / "export", ["hf", "onnx"])
-    console.print(f"exported {manifest.config and 'the best config'} to {out / 'export'}")
+    console.print(f"exported the best config within the target to {out / 'export'} (HF safetensors + ONNX + export.json)")
     passed, f = verify_export(out / "export")
     console.print(
         f"dense {outcome.dense_ms:.3f} ms -> target {f['target_ms']:.3f} ms; export predicted {f['predicted_ms']:.3f} ms, "

@@ -72,7 +72,8 @@ class CalibrationSet:
         tok = self.tokenizer
         prefix, suffix = special_tokens(tok)
         body = self.seq_len - len(prefix) - len(suffix)
-        ids = tok("\n\n".join(paragraphs), add_special_tokens=False)["input_ids"]
+        # paragraph by paragraph: a single huge text trips the tokenizer's length warning
+        ids = [i for row in tok(paragraphs, add_special_tokens=False)["input_ids"] for i in row]
         rows = [prefix + ids[i : i + body] + suffix for i in range(0, len(ids) - body + 1, body)]
         return torch.tensor(rows, dtype=torch.long)
 
