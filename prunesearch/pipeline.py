@@ -48,6 +48,7 @@ def prepare(spec: SearchSpec):
     """Model, space, predictor and target: everything but the (slow) level database."""
     from prunesearch.models import load_model
     from prunesearch.oracle import LatencyTable, Predictor, conditions_for
+    from prunesearch.search.problem import check_feasible
     from prunesearch.space import adapter_for
 
     console.print(f"loading model [bold]{spec.model}[/]")
@@ -62,6 +63,7 @@ def prepare(spec: SearchSpec):
     table = LatencyTable.load(table_path, expect=wanted, force=d.force)
     predictor = Predictor(table, space)
     target_ms = spec.target.latency_ms or predictor.dense_ms / spec.target.speedup
+    check_feasible(predictor, space, target_ms * (1 - spec.target.margin))  # before any slow step
     return loaded, adapter, space, table_path, predictor, target_ms
 
 

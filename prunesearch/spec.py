@@ -122,9 +122,16 @@ def parse_spec(data: object, *, source: str = "spec") -> SearchSpec:
     if not isinstance(data, dict):
         raise SpecError(f"{source}: expected a mapping of keys (name, model, target, ...), got {type(data).__name__}")
     try:
-        return SearchSpec.model_validate(data)
+        spec = SearchSpec.model_validate(data)
     except ValidationError as exc:
         raise SpecError(_format_error(exc, source)) from None
+    from prunesearch.search.runner import algorithm_options
+
+    try:  # the algorithm's own options model, checked before anything slow runs
+        algorithm_options(spec.algorithm, spec.options)
+    except SpecError as exc:
+        raise SpecError(f"{source}: {exc}") from None
+    return spec
 
 
 def load_spec(path: str | Path) -> SearchSpec:

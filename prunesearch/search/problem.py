@@ -20,6 +20,17 @@ class LatencyModel(Protocol):
     def energy_mj(self, genomes: np.ndarray) -> np.ndarray | None: ...
 
 
+def check_feasible(predictor: LatencyModel, space: Space, target_ms: float) -> None:
+    """Refuse a target below the predicted latency of the model with every block removed."""
+    lightest = np.zeros((1, 2 * space.n_layers), dtype=np.int64)
+    floor = float(predictor.latency_ms(lightest)[0])
+    if floor > target_ms:
+        raise InfeasibleTargetError(
+            f"target {target_ms:.3f} ms is below {floor:.3f} ms, the predicted latency of the "
+            "model with every block removed; raise the target (or lower the speed-up)"
+        )
+
+
 class BudgetExhausted(Exception):
     """The evaluation or time budget is spent: algorithms stop and the runner reports."""
 
@@ -41,13 +52,7 @@ class SearchProblem:
     _started: float = field(default_factory=time.monotonic, init=False)
 
     def __post_init__(self) -> None:
-        lightest = np.zeros((1, 2 * self.space.n_layers), dtype=np.int64)
-        floor = float(self.predictor.latency_ms(lightest)[0])
-        if floor > self.target_ms:
-            raise InfeasibleTargetError(
-                f"target {self.target_ms:.3f} ms is below {floor:.3f} ms, the predicted latency of the "
-                "model with every block removed; raise the target (or lower the speed-up)"
-            )
+        check_feasible(self.predictor, self.space, self.target_ms)
 
     def latency(self, genomes: np.ndarray) -> np.ndarray:
         return self.predictor.latency_ms(np.atleast_2d(genomes))

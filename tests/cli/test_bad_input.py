@@ -1,0 +1,100 @@
+"""Bad input through the real CLI entry point: one line naming the problem, non-zero exit, no traceback."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from prunesearch.cli import main
+from prunesearch.models import load_model
+from prunesearch.oracle import Conditions, LatencyTable, TableMeta, cpu_name
+from prunesearch.space import adapter_for
+
+SPEC = "name: t\nmodel: minilm\ntarget: {{speedup: 2}}\ndevice: {{table: {table}, threads: 1}}\n{extra}"
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return load_model("minilm")
+
+
+@pytest.fixture
+def table(tmp_path, minilm):
+    """A table file with the right shape for MiniLM (its numbers only drive error paths)."""
+    space = adapter_for(minilm.model).space()
+    rows = [{"kind": "base", "size": 0}] + [{"kind": "attn", "size": h} for h in space.layers[0].heads[1:]]
+    rows += [{"kind": "ffn", "size": w} for w in space.layers[0].ffn[1:]]
+    df = pd.DataFrame(rows).assign(median_ms=1.0, p10_ms=0.9, p90_ms=1.1, runs=10)
+    conditions = Conditions(device=cpu_name(), backend="ort-cpu", backend_version="x", threads=1, batch=1,
+                            seq_len=128, model="minilm", model_hash=minilm.weights_hash, ffn_step=128)
+    meta = TableMeta(conditions=conditions, profiled_at="test", profiling_seconds=0.0, notes="error-path fixture")
+    return LatencyTable(df, meta).save(tmp_path / "t.csv")
+
+
+def cli(args, capsys, tmp_path, monkeypatch) -> tuple[int, str]:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["prunesearch", *map(str, args)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err.strip()
+    return exit_info.value.code, err
+
+
+def spec_file(tmp_path, text):
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    return path
+
+
+def config_file(tmp_path, layers):
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps({"layers": layers}))
+    return path
+
+
+CASES = {
+    "missing spec": (lambda tmp, table: ["search", tmp / "nope.yaml"], "spec file not found"),
+    "empty spec": (lambda tmp, table: ["search", spec_file(tmp, "  \n")], "is empty"),
+    "malformed yaml": (lambda tmp, table: ["search", spec_file(tmp, "name: [a\nmodel: minilm")], "malformed YAML"),
+    "not a mapping": (lambda tmp, table: ["search", spec_file(tmp, "- a\n- b\n")], "expected a mapping"),
+    "unknown key": (lambda tmp, table: ["search", spec_file(tmp, SPEC.format(table=table, extra="algoritm: evolution\n"))], "algoritm: unknown key"),
+    "wrong type": (lambda tmp, table: ["search", spec_file(tmp, "name: t\nmodel: minilm\ntarget: {speedup: fast}\n")], "target.speedup"),
+    "bad algorithm": (lambda tmp, table: ["search", spec_file(tmp, SPEC.format(table=table, extra="algorithm: annealing\n"))], "algorithm: 'annealing' is not allowed"),
+    "bad option": (lambda tmp, table: ["search", spec_file(tmp, SPEC.format(table=table, extra="options: {generation: 3}\n"))], "options.generation"),
+    "unknown model": (lambda tmp, table: ["search", spec_file(tmp, SPEC.format(table=table, extra="").replace("minilm", "nosuch"))], "unknown model 'nosuch'"),
+    "infeasible target": (lambda tmp, table: ["search", spec_file(tmp, SPEC.format(table=table, extra="").replace("{speedup: 2}", "{latency_ms: 0.5}"))], "raise the target"),
+    "table other conditions": (lambda tmp, table: ["search", spec_file(tmp, SPEC.format(table=table, extra="").replace("threads: 1", "threads: 2"))], "threads: table 1, wanted 2"),
+    "corrupt table": (lambda tmp, table: (table.write_text("kind,size\nbase"), ["search", spec_file(tmp, SPEC.format(table=table, extra=""))])[1], "truncated or malformed"),
+    "missing table": (lambda tmp, table: ["search", spec_file(tmp, SPEC.format(table=tmp / "none.csv", extra=""))], "latency table file not found"),
+    "config wrong layer count": (lambda tmp, table: ["export", "--model", "minilm", "--config", config_file(tmp, [{"heads": 12, "ffn": 1536}]), "--out", tmp / "o"], "config has 1 layers, the model has 6"),
+    "config too many heads": (lambda tmp, table: ["export", "--model", "minilm", "--config", config_file(tmp, [{"heads": 16, "ffn": 1536}] * 6), "--out", tmp / "o"], "layer 0: heads=16"),
+    "config off grid": (lambda tmp, table: ["export", "--model", "minilm", "--config", config_file(tmp, [{"heads": 12, "ffn": 1000}] * 6), "--out", tmp / "o"], "ffn=1000"),
+    "config malformed json": (lambda tmp, table: ["export", "--model", "minilm", "--config", spec_file(tmp, "{layers: "), "--out", tmp / "o"], "not valid JSON"),
+    "config missing": (lambda tmp, table: ["export", "--model", "minilm", "--config", tmp / "none.json", "--out", tmp / "o"], "config file not found"),
+    "unwritable output": (lambda tmp, table: ["export", "--model", "minilm", "--config", config_file(tmp, [{"heads": 12, "ffn": 1536}] * 6), "--out", table / "sub"], "cannot write to output folder"),
+    "unknown format": (lambda tmp, table: ["export", "--model", "minilm", "--config", tmp / "c.json", "--out", tmp / "o", "--to", "hf,pdf"], "unknown format pdf"),
+    "export needs a source": (lambda tmp, table: ["export", "--out", tmp / "o"], "give either --run"),
+    "verify without export": (lambda tmp, table: ["verify", tmp], "holds no export.json"),
+    "report not a run": (lambda tmp, table: ["report", tmp], "is not a run folder"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_gives_one_clear_line(case, capsys, tmp_path, monkeypatch, table):
+    make_args, expected = CASES[case]
+    code, err = cli(make_args(tmp_path, table), capsys, tmp_path, monkeypatch)
+    assert code != 0
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and expected in errors[0], err  # progress lines may precede the one error line
+
+
+def test_real_process_prints_no_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-c", "from prunesearch.cli import main; main()", "search", str(tmp_path / "x.yaml")],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: spec file not found: {tmp_path / 'x.yaml'}"
