@@ -1,1 +1,62 @@
-"""Commands registered on the prunesearch CLI app (filled in by its area)."""
+"""``prunesearch profile`` and ``prunesearch predict``: measure a device's table, query it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from prunesearch.cli.app import app, console
+
+
+@app.command()
+def profile(
+    model: str = typer.Option("minilm", "--model", help="model alias or local HF folder"),
+    backend: str = typer.Option("ort-cpu", "--backend", help="measurement backend (ort-cpu here)"),
+    batch: int = typer.Option(1, "--batch", min=1),
+    seq: int = typer.Option(128, "--seq", min=1, help="sequence length"),
+    threads: int = typer.Option(1, "--threads", min=1, help="intra-op threads"),
+    ffn_step: int = typer.Option(128, "--ffn-step", min=1, help="FFN width grid step"),
+    out: Path = typer.Option(None, "--out", help="table CSV path (default: latency_tables/<cpu>/<model>-...csv)"),
+) -> None:
+    """Measure a latency table on this machine (every block at every level), with a progress bar."""
+    from prunesearch.errors import BackendUnavailableError
+    from prunesearch.models import load_model
+    from prunesearch.oracle import device_slug, profile_table
+    from prunesearch.oracle.ensure import SHIPPED, table_name
+
+    if backend != "ort-cpu":
+        raise BackendUnavailableError(f"backend {backend!r} is not available on this machine; ort-cpu is")
+    loaded = load_model(model)
+    table = profile_table(loaded, batch=batch, seq_len=seq, threads=threads, ffn_step=ffn_step, console=console)
+    path = out or SHIPPED / device_slug(table.conditions.device) / table_name(model, backend=backend, batch=batch, seq_len=seq, threads=threads)
+    table.save(path)
+    cal = table.meta.calibration
+    console.print(f"wrote {path} ({table.meta.profiling_seconds:.0f} s; calibration x{cal.scale:.3f} {cal.offset_ms:+.3f} ms)")
+
+
+@app.command()
+def predict(
+    table: Path = typer.Option(..., "--table", help="latency table CSV (its JSON beside it)"),
+    config: Path = typer.Option(..., "--config", help="pruning config JSON"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Predicted latency of CONFIG from TABLE, in microseconds of work: no model is built."""
+    from prunesearch.config import Config
+    from prunesearch.oracle import LatencyTable, Predictor
+    from prunesearch.space import Space
+
+    t = LatencyTable.load(table)
+    cfg = Config.load(config)
+    heads = sorted(set(int(s) for s in t.rows[t.rows.kind == "attn"]["size"]) | {0})
+    ffn = sorted(set(int(s) for s in t.rows[t.rows.kind == "ffn"]["size"]) | {0})
+    from prunesearch.space.space import LayerSpace
+
+    space = Space(layers=(LayerSpace(heads=tuple(heads), ffn=tuple(ffn)),) * len(cfg.layers), head_dim=0, hidden_size=0)
+    ms = Predictor(t, space).config_latency_ms(cfg)
+    if as_json:
+        print(json.dumps({"latency_ms": ms, "table": str(table), "device": t.conditions.device,
+                          "backend": t.conditions.backend, "batch": t.conditions.batch, "seq_len": t.conditions.seq_len}))
+    else:
+        console.print(f"{ms:.3f} ms predicted ({t.conditions.backend}, batch {t.conditions.batch}, seq {t.conditions.seq_len}, {t.conditions.device})")
