@@ -1,0 +1,1 @@
+"""Backends that time an ONNX graph on a device other than this CPU's ONNX Runtime."""
