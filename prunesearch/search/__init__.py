@@ -2,6 +2,7 @@
 
 from prunesearch.search.evolution import EvolutionOptions, evolve
 from prunesearch.search.nsga import NSGA2Options, hypervolume, nsga2
+from prunesearch.search.policy_gradient import PolicyGradientOptions, policy_gradient
 from prunesearch.search.operators import LevelSwitchMutation, RandomSampling, Repair, uniform_start
 from prunesearch.search.problem import BudgetExhausted, SearchProblem, best_within_budget
 from prunesearch.search.random_search import RandomOptions, random_search
@@ -15,6 +16,7 @@ __all__ = [
     "EvolutionOptions",
     "LevelSwitchMutation",
     "NSGA2Options",
+    "PolicyGradientOptions",
     "RandomOptions",
     "RandomSampling",
     "Repair",
@@ -27,6 +29,7 @@ __all__ = [
     "hypervolume",
     "load_trials",
     "nsga2",
+    "policy_gradient",
     "random_search",
     "run_search",
     "study_attrs",

@@ -1,0 +1,82 @@
+"""Policy gradient over unit masks (Bypass Back-propagation): a Bernoulli keep-probability
+per unit group, sampled masks scored with forward passes only, REINFORCE with a moving-average
+baseline and a latency (or energy) penalty from the oracle."""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+
+from prunesearch.search.problem import SearchProblem
+
+
+class PolicyGradientOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    iterations: PositiveInt = 20
+    samples: PositiveInt = 8  # masks per iteration
+    learning_rate: PositiveFloat = 0.5
+    baseline_decay: float = Field(0.8, ge=0.0, lt=1.0)
+    penalty: PositiveFloat = 10.0  # lambda on max(0, cost/target - 1)
+    tokens: PositiveInt = 8192
+
+
+def _initial_logits(problem: SearchProblem) -> list[np.ndarray]:
+    """One logit per unit group of each genome entry (entry k has genome_upper[k] groups).
+    A problem may carry ``unit_importance`` (list of arrays, same shapes): scores are ranked
+    within each entry into keep-probabilities 0.2..0.8; otherwise every unit starts at 0.5."""
+    upper = problem.space.genome_upper
+    scores = getattr(problem, "unit_importance", None)
+    logits = []
+    for k, n in enumerate(upper):
+        p = np.full(int(n), 0.5)
+        if scores is not None and n > 1:
+            ranks = np.argsort(np.argsort(np.asarray(scores[k], dtype=float)))
+            p = 0.2 + 0.6 * ranks / (n - 1)
+        logits.append(np.log(p / (1 - p)))
+    return logits
+
+
+def _cost_ratio(problem: SearchProblem, genomes: np.ndarray) -> np.ndarray:
+    energy = problem.predictor.energy_mj(genomes)
+    target_energy = getattr(problem, "target_mj", None)
+    if energy is not None and target_energy is not None:
+        return energy / target_energy
+    return problem.latency(genomes) / problem.target_ms
+
+
+def deterministic_genome(problem: SearchProblem, probs: list[np.ndarray]) -> np.ndarray:
+    """Keep units with p > 0.5, then drop the least probable kept unit until the budget holds
+    (unlike operators.Repair, which lowers random levels, this spends the cut where the policy
+    is least sure)."""
+    genome = np.array([int((p > 0.5).sum()) for p in probs], dtype=np.int64)
+    kept = sorted(((p[i], k) for k, p in enumerate(probs) for i in np.argsort(-p)[: genome[k]]), reverse=True)
+    while not problem.feasible(genome)[0]:
+        _, k = kept.pop()
+        genome[k] -= 1
+    return genome
+
+
+def policy_gradient(problem: SearchProblem, options: PolicyGradientOptions, rng: np.random.Generator) -> np.ndarray:
+    logits = _initial_logits(problem)
+    problem.policy_probabilities = None  # exposed for inspection (tests, reports)
+    baseline = None
+    for it in range(options.iterations):
+        probs = [1 / (1 + np.exp(-t)) for t in logits]
+        masks = [[rng.random(len(p)) < p for p in probs] for _ in range(options.samples)]
+        # Level = number of kept groups: the database keeps the top units at each level, so a
+        # mask's count, not which units, selects the level.
+        genomes = np.array([[m.sum() for m in mask] for mask in masks], dtype=np.int64)
+        losses = problem.evaluate(genomes, tokens=options.tokens, algorithm="policy_gradient", stage=f"iter{it}")
+        rewards = -losses - options.penalty * np.maximum(0.0, _cost_ratio(problem, genomes) - 1.0)
+        baseline = rewards.mean() if baseline is None else options.baseline_decay * baseline + (1 - options.baseline_decay) * rewards.mean()
+        advantage = rewards - baseline
+        for k, p in enumerate(probs):
+            # d log Bernoulli(m; sigmoid(t)) / dt = m - p
+            grad = np.mean([a * (mask[k] - p) for a, mask in zip(advantage, masks)], axis=0)
+            logits[k] = logits[k] + options.learning_rate * grad
+    probs = [1 / (1 + np.exp(-t)) for t in logits]
+    problem.policy_probabilities = probs
+    final = deterministic_genome(problem, probs)
+    problem.evaluate(final, tokens=options.tokens, algorithm="policy_gradient", stage="final")
+    return final

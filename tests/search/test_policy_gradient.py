@@ -1,0 +1,29 @@
+import numpy as np
+
+from prunesearch.search import PolicyGradientOptions, policy_gradient, run_search
+
+from .toy import IMPORTANCE, toy_problem
+
+OPTIONS = dict(iterations=25, samples=8)
+
+
+def test_reinforce_moves_probabilities_toward_important_layers(tmp_path):
+    problem = toy_problem(f"sqlite:///{tmp_path / 's.db'}", max_evaluations=1000)
+    genome = policy_gradient(problem, PolicyGradientOptions(**OPTIONS), np.random.default_rng(0))
+    assert problem.feasible(genome)[0]
+    mean_p = np.array([p.mean() for p in problem.policy_probabilities]).reshape(4, 2).mean(1)
+    # every unit started at 0.5: the most important layers rise, the least important falls
+    assert mean_p[np.argmax(IMPORTANCE)] > 0.5
+    assert mean_p[np.argmin(IMPORTANCE)] < 0.5
+    assert mean_p[0] > mean_p[2] and mean_p[3] > mean_p[2]
+    levels = genome.reshape(4, 2).sum(1)
+    assert levels[0] >= levels[2] and levels[3] >= levels[2]
+
+
+def test_policy_gradient_is_seeded_and_in_budget(tmp_path):
+    results = [
+        run_search(toy_problem(f"sqlite:///{tmp_path / f's{i}.db'}", max_evaluations=1000), "policy_gradient", OPTIONS, seed=3)
+        for i in range(2)
+    ]
+    assert results[0].best == results[1].best and results[0].best_loss == results[1].best_loss
+    assert results[0].best_latency_ms <= 7.0
