@@ -7,6 +7,7 @@ from prunesearch.search.operators import LevelSwitchMutation, RandomSampling, Re
 from prunesearch.search.problem import BudgetExhausted, SearchProblem, best_within_budget
 from prunesearch.search.random_search import RandomOptions, random_search
 from prunesearch.search.runner import ALGORITHMS, SearchResult, algorithm_options, run_search
+from prunesearch.search.supernet import SupernetOptions, supernet
 from prunesearch.search.store import Evaluation, RunStore, load_trials, study_attrs
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "RunStore",
     "SearchProblem",
     "SearchResult",
+    "SupernetOptions",
     "algorithm_options",
     "best_within_budget",
     "evolve",
@@ -33,5 +35,6 @@ __all__ = [
     "random_search",
     "run_search",
     "study_attrs",
+    "supernet",
     "uniform_start",
 ]

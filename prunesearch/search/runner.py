@@ -16,6 +16,7 @@ from prunesearch.search.nsga import NSGA2Options, nsga2
 from prunesearch.search.policy_gradient import PolicyGradientOptions, policy_gradient
 from prunesearch.search.problem import BudgetExhausted, SearchProblem, best_within_budget
 from prunesearch.search.random_search import RandomOptions, random_search
+from prunesearch.search.supernet import SupernetOptions, supernet
 
 Algorithm = Callable[[SearchProblem, BaseModel, np.random.Generator], "np.ndarray | None"]
 
@@ -24,6 +25,7 @@ ALGORITHMS: dict[str, tuple[type[BaseModel], Algorithm]] = {
     "random": (RandomOptions, random_search),
     "nsga2": (NSGA2Options, nsga2),
     "policy_gradient": (PolicyGradientOptions, policy_gradient),
+    "supernet": (SupernetOptions, supernet),
 }
 
 
