@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
@@ -48,6 +48,7 @@ class SearchProblem:
     max_evaluations: int = 200
     max_seconds: float | None = None
     on_evaluation: Callable[[int, float, float], None] | None = None
+    executor: Any = None  # search.executor.Executor: batches of new configs computed in parallel
     evaluations: int = field(default=0, init=False)
     _started: float = field(default_factory=time.monotonic, init=False)
 
@@ -66,6 +67,7 @@ class SearchProblem:
         latencies = self.latency(genomes)
         energies = self.predictor.energy_mj(genomes)
         losses = np.empty(len(genomes))
+        computed = self._compute_batch(genomes, tokens)
         for i, genome in enumerate(genomes):
             if self.evaluations >= self.max_evaluations or (
                 self.max_seconds is not None and time.monotonic() - self._started > self.max_seconds
@@ -74,8 +76,9 @@ class SearchProblem:
             known = self.store.get(genome, tokens)
             if known is None:
                 config = self.space.from_genome(genome)
+                loss = computed.get(tuple(genome))
                 known = Evaluation(
-                    loss=float(self.fitness(config, tokens)),
+                    loss=float(self.fitness(config, tokens)) if loss is None else loss,
                     latency_ms=float(latencies[i]),
                     energy_mj=None if energies is None else float(energies[i]),
                     params=int(self.params(config)),
@@ -86,6 +89,18 @@ class SearchProblem:
             if self.on_evaluation is not None:
                 self.on_evaluation(self.evaluations, known.loss, known.latency_ms)
         return losses
+
+    def _compute_batch(self, genomes: np.ndarray, tokens: int) -> dict[tuple, float]:
+        """Losses of the new genomes the serial loop will reach within the evaluation budget,
+        computed by the executor; the loop then stores them in the same order as without one."""
+        if self.executor is None:
+            return {}
+        reach = genomes[: max(0, self.max_evaluations - self.evaluations)]
+        new = list(dict.fromkeys(tuple(g) for g in reach if self.store.get(g, tokens) is None))
+        if len(new) < 2:
+            return {}
+        configs = [self.space.from_genome(np.array(g)) for g in new]
+        return dict(zip(new, self.executor.map(self.fitness, configs, tokens)))
 
 
 def best_within_budget(problem: SearchProblem) -> np.ndarray | None:

@@ -1,0 +1,68 @@
+"""Evaluate many configs in parallel: a local process pool by default, Ray tasks when one
+machine is not enough. Executors only compute losses; SearchProblem stores them in order, so a
+parallel run stores the same trials as a serial one."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from typing import Callable, Literal, Protocol, Sequence
+
+from prunesearch.config import Config
+from prunesearch.errors import BackendUnavailableError, SpecError
+
+Fitness = Callable[[Config, int], float]
+
+
+class Executor(Protocol):
+    def map(self, fitness: Fitness, configs: Sequence[Config], tokens: int) -> list[float]: ...
+
+    def close(self) -> None: ...
+
+
+class LocalExecutor:
+    """A process pool; the fitness must be picklable (a module-level function or object)."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.pool = ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1)
+
+    def map(self, fitness: Fitness, configs: Sequence[Config], tokens: int) -> list[float]:
+        return [float(x) for x in self.pool.map(fitness, configs, [tokens] * len(configs))]
+
+    def close(self) -> None:
+        self.pool.shutdown()
+
+
+def _call(fitness: Fitness, config: Config, tokens: int) -> float:
+    return float(fitness(config, tokens))
+
+
+class RayExecutor:
+    """One Ray task per config; joins a running cluster (``address``) or starts a local one."""
+
+    def __init__(self, workers: int | None = None, *, address: str | None = None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise BackendUnavailableError("executor 'ray' needs Ray: pip install 'ray[default]'") from None
+        self.ray = ray
+        self.started = not ray.is_initialized()
+        if self.started:
+            ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False, log_to_driver=False)
+        self.task = ray.remote(_call)
+
+    def map(self, fitness: Fitness, configs: Sequence[Config], tokens: int) -> list[float]:
+        ref = self.ray.put(fitness)  # ship the fitness (teacher, data) once, not per task
+        return self.ray.get([self.task.remote(ref, c, tokens) for c in configs])
+
+    def close(self) -> None:
+        if self.started:
+            self.ray.shutdown()
+
+
+def make_executor(kind: Literal["local", "ray"] = "local", *, workers: int | None = None, address: str | None = None) -> Executor:
+    if kind == "local":
+        return LocalExecutor(workers)
+    if kind == "ray":
+        return RayExecutor(workers, address=address)
+    raise SpecError(f"executor {kind!r}: choose 'local' or 'ray'")
