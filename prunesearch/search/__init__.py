@@ -1,7 +1,7 @@
 """Search algorithms over the Config genome, and the resumable run store."""
 
 from prunesearch.search.evolution import EvolutionOptions, evolve
-from prunesearch.search.nsga import NSGA2Options, hypervolume, nsga2
+from prunesearch.search.nsga import NSGA2Options, hypervolume, nsga2, optuna_nsga2
 from prunesearch.search.policy_gradient import PolicyGradientOptions, policy_gradient
 from prunesearch.search.operators import LevelSwitchMutation, RandomSampling, Repair, uniform_start
 from prunesearch.search.problem import BudgetExhausted, SearchProblem, best_within_budget
@@ -31,6 +31,7 @@ __all__ = [
     "hypervolume",
     "load_trials",
     "nsga2",
+    "optuna_nsga2",
     "policy_gradient",
     "random_search",
     "run_search",

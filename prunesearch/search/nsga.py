@@ -82,3 +82,26 @@ def hypervolume(losses: np.ndarray, latencies: np.ndarray, *, reference: tuple[f
     points = np.column_stack([losses, latencies])
     front = points[pareto_mask(points)]
     return float(HV(ref_point=np.asarray(reference, dtype=float))(front))
+
+
+def optuna_nsga2(problem: SearchProblem, options: NSGA2Options, rng: np.random.Generator) -> np.ndarray:
+    """The same search with Optuna's NSGAIISampler (ask/tell), until the evaluation budget."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.NSGAIISampler(population_size=options.population, seed=int(rng.integers(0, 2**31 - 1)))
+    # an in-memory study drives the sampler; the run store keeps the evaluations
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
+    upper = problem.space.genome_upper
+    budget = Repair(problem)
+    try:
+        while True:
+            trial = study.ask()
+            genome = np.array([trial.suggest_int(f"g{k}", 0, int(u)) for k, u in enumerate(upper)], dtype=np.int64)
+            if options.constrained:
+                genome = budget.do(genome, rng)  # the sampler learns from the sampled point's objectives
+            loss = problem.evaluate(genome, tokens=options.tokens, algorithm="optuna_nsga2", stage="population")[0]
+            study.tell(trial, [float(loss), float(problem.latency(genome)[0])])
+    except BudgetExhausted:
+        pass
+    return best_within_budget(problem)

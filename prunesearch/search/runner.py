@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 from prunesearch.config import Config
 from prunesearch.errors import SpecError
 from prunesearch.search.evolution import EvolutionOptions, evolve
-from prunesearch.search.nsga import NSGA2Options, nsga2
+from prunesearch.search.nsga import NSGA2Options, nsga2, optuna_nsga2
 from prunesearch.search.policy_gradient import PolicyGradientOptions, policy_gradient
 from prunesearch.search.problem import BudgetExhausted, SearchProblem, best_within_budget
 from prunesearch.search.random_search import RandomOptions, random_search
@@ -24,6 +24,7 @@ ALGORITHMS: dict[str, tuple[type[BaseModel], Algorithm]] = {
     "evolution": (EvolutionOptions, evolve),
     "random": (RandomOptions, random_search),
     "nsga2": (NSGA2Options, nsga2),
+    "optuna_nsga2": (NSGA2Options, optuna_nsga2),
     "policy_gradient": (PolicyGradientOptions, policy_gradient),
     "supernet": (SupernetOptions, supernet),
 }
