@@ -22,7 +22,7 @@ def test_reinforce_moves_probabilities_toward_important_layers(tmp_path):
 
 def test_policy_gradient_is_seeded_and_in_budget(tmp_path):
     results = [
-        run_search(toy_problem(f"sqlite:///{tmp_path / f's{i}.db'}", max_evaluations=1000), "policy_gradient", OPTIONS, seed=3)
+        run_search(toy_problem(f"sqlite:///{tmp_path / f's{i}.db'}", max_evaluations=1000), "policy_gradient", {"iterations": 6, "samples": 6}, seed=3)
         for i in range(2)
     ]
     assert results[0].best == results[1].best and results[0].best_loss == results[1].best_loss
