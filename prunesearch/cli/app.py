@@ -42,7 +42,8 @@ def main() -> None:
     from prunesearch.errors import BackendUnavailableError
 
     try:
-        app(standalone_mode=False)
+        # without standalone mode, click *returns* the code of a typer.Exit raised in a command
+        code = app(standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except BackendUnavailableError as exc:
@@ -67,3 +68,4 @@ def main() -> None:
         if isinstance(exc, click.exceptions.Abort):
             sys.exit(130)
         raise
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -53,6 +53,13 @@ class RunStore:
         study = optuna.create_study(
             storage=storage, study_name=study_name, directions=["minimize", "minimize"], load_if_exists=True
         )
+        stored_table = study.user_attrs.get("table")
+        if exists and attrs and stored_table is not None and stored_table != attrs.get("table"):
+            # stored latencies came from another table: mixing them would corrupt the front
+            raise PruneSearchError(
+                f"study {study_name!r} was searched against table {stored_table}, not {attrs.get('table')}; "
+                "start a fresh run (delete its run folder, or `prunesearch demo --fresh`)"
+            )
         for key, value in (attrs or {}).items():
             study.set_user_attr(key, value)
         return cls(study)

@@ -98,3 +98,14 @@ def test_real_process_prints_no_traceback(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: spec file not found: {tmp_path / 'x.yaml'}"
+
+
+def test_a_failed_verification_exits_3(tmp_path, capsys, monkeypatch):
+    """A command that ends with typer.Exit(3) must reach the shell as 3, not 0."""
+    import prunesearch.cli.verify as verify_module
+
+    (tmp_path / "export.json").write_text("{}")
+    monkeypatch.setattr(verify_module, "verify_export", lambda folder, tolerance: (
+        False, {"measured_ms": 12.0, "target_ms": 10.0, "predicted_ms": 9.8, "error_vs_promise": 0.2, "tolerance": tolerance}))
+    code, err = cli(["verify", tmp_path], capsys, tmp_path, monkeypatch)
+    assert code == 3 and "FAILED" in err
