@@ -100,7 +100,9 @@ def write_export(
     if "onnx" in formats or "tensorrt" in formats:
         from prunesearch.export.onnx import check_onnx, export_onnx
 
-        c = conditions or {"batch": 1, "seq_len": 128}
+        # without a table: a 128-token example, or shorter when the model's positions end earlier
+        longest = getattr(loaded.model.config, "max_position_embeddings", None) or 128
+        c = conditions or {"batch": 1, "seq_len": min(128, longest)}
         onnx_path = export_onnx(pruned, out / "model.onnx", batch=c["batch"], seq_len=c["seq_len"])
         diff = check_onnx(pruned, onnx_path)
         if conditions is not None and backend == "ort-cpu":
