@@ -20,7 +20,12 @@ def open_run(run: Path) -> tuple[str, str, dict]:
         raise PruneSearchError(f"{run} is not a run folder (no spec.yaml); pass the folder a search wrote")
     spec = load_spec(spec_file)
     storage = spec.storage_url(run)
-    return storage, spec.name, study_attrs(storage, spec.name)
+    try:
+        return storage, spec.name, study_attrs(storage, spec.name)
+    except KeyError:  # optuna: no study of that name in the storage (the search stopped before its first evaluation)
+        raise PruneSearchError(
+            f"{run} holds no stored search {spec.name!r}; run `prunesearch search {spec_file}` first"
+        ) from None
 
 
 @app.command()

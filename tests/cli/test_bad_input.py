@@ -54,6 +54,27 @@ def config_file(tmp_path, layers):
     return path
 
 
+def export_folder(tmp_path, manifest: str):
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "export.json").write_text(manifest)
+    return folder
+
+
+def run_folder(tmp_path, spec: str):
+    """A run folder whose search never stored anything (it stopped before its first evaluation)."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "spec.yaml").write_text(spec)
+    return folder
+
+
+HF_ONLY_MANIFEST = json.dumps({
+    "model": "minilm", "config": {"layers": []}, "table": None, "target_ms": None, "predicted_ms": None,
+    "measured_ms": None, "backend": None, "conditions": None, "formats": ["hf"], "exported_at": "2026-01-01",
+})
+RUN_SPEC = "name: t\nmodel: minilm\ntarget: {speedup: 2}\n"
+
 CASES = {
     "missing spec": (lambda tmp, table: ["search", tmp / "nope.yaml"], "spec file not found"),
     "empty spec": (lambda tmp, table: ["search", spec_file(tmp, "  \n")], "is empty"),
@@ -78,6 +99,15 @@ CASES = {
     "export needs a source": (lambda tmp, table: ["export", "--out", tmp / "o"], "give either --run"),
     "verify without export": (lambda tmp, table: ["verify", tmp], "holds no export.json"),
     "report not a run": (lambda tmp, table: ["report", tmp], "is not a run folder"),
+    "report run without a study": (lambda tmp, table: ["report", run_folder(tmp, RUN_SPEC)], "holds no stored search 't'"),
+    "export run without a study": (lambda tmp, table: ["export", "--run", run_folder(tmp, RUN_SPEC), "--out", tmp / "o"], "holds no stored search 't'"),
+    "report run malformed spec": (lambda tmp, table: ["report", run_folder(tmp, "name: [")], "malformed YAML"),
+    "export unknown model": (lambda tmp, table: ["export", "--model", "nosuch", "--config", config_file(tmp, [{"heads": 12, "ffn": 1536}] * 6), "--out", tmp / "o"], "unknown model 'nosuch'"),
+    "verify corrupt manifest": (lambda tmp, table: ["verify", export_folder(tmp, "{oops")], "corrupt export manifest"),
+    "verify export without onnx": (lambda tmp, table: ["verify", export_folder(tmp, HF_ONLY_MANIFEST)], "has no model.onnx"),
+    "profile unavailable backend": (lambda tmp, table: ["profile", "--backend", "tensorrt"], "backend 'tensorrt' is not available"),
+    "predict missing table": (lambda tmp, table: ["predict", "--table", tmp / "none.csv", "--config", tmp / "c.json"], "latency table file not found"),
+    "predict corrupt table": (lambda tmp, table: (table.write_text("kind,size\nbase"), ["predict", "--table", table, "--config", tmp / "c.json"])[1], "truncated or malformed"),
 }
 
 
