@@ -40,3 +40,18 @@ def perplexity(model: nn.Module, batch: dict[str, torch.Tensor], *, micro_batch:
         total += (nll * mask[:, 1:]).sum().item()
         count += mask[:, 1:].sum().item()
     return math.exp(total / count)
+
+
+@torch.no_grad()
+def kl_to_dense(model: nn.Module, dense_logits: torch.Tensor, batch: dict[str, torch.Tensor], *, micro_batch: int = 8) -> float:
+    """Mean KL(dense || model) of next-token distributions over the batch's real tokens."""
+    total, count = 0.0, 0
+    for i in range(0, len(batch["input_ids"]), micro_batch):
+        ids = batch["input_ids"][i : i + micro_batch]
+        mask = batch["attention_mask"][i : i + micro_batch]
+        logp = model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float().log_softmax(-1)
+        ref = dense_logits[i : i + micro_batch].float().log_softmax(-1)
+        kl = (ref.exp() * (ref - logp)).sum(-1)
+        total += (kl * mask).sum().item()
+        count += mask.sum().item()
+    return total / count

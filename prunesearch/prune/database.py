@@ -26,12 +26,12 @@ from safetensors.torch import load_file, save_file
 from prunesearch.errors import PruneSearchError
 from prunesearch.paths import cache_dir
 from prunesearch.prune.apply import UnitChoice
-from prunesearch.prune.importance import magnitude, ranking
+from prunesearch.prune.importance import magnitude, ranking, taylor_scores, wanda
 from prunesearch.prune.reconstruct import Gram
 from prunesearch.space import KINDS, Adapter, Kind, Space, adapter_for
 
 FORMAT = 1
-IMPORTANCE = ("magnitude", "wanda")
+IMPORTANCE = ("magnitude", "wanda", "taylor")
 #: "corrected": fit the dense residual stream (corrects upstream error); "block": fit the dense block output
 TARGETS = ("corrected", "block")
 
@@ -171,6 +171,8 @@ class _Builder:
         self.scratch = copy.deepcopy(model)  # a model whose layers are swapped for pruned copies
         self.scratch_adapter = adapter_for(self.scratch)
         self.tensors: dict[str, torch.Tensor] = {}
+        # Taylor scores need the dense model's gradients: one backward pass before slicing starts
+        self.taylor = taylor_scores(model, adapter, batch) if importance == "taylor" else {}
 
     def _stream_of(self, size: int, total: int) -> int:
         return int(np.argmin(np.abs(self.fractions - size / total)))
@@ -207,10 +209,9 @@ class _Builder:
     def _score(self, layer: int, kind: Kind, z: torch.Tensor) -> torch.Tensor:
         if self.importance == "magnitude":
             return magnitude(self.adapter, layer, kind)
-        w = self.adapter.output_weight(layer, kind).detach().float().abs()
-        norms = z.reshape(-1, z.shape[-1]).float().norm(dim=0)
-        per_column = (w * norms).sum(0)  # Wanda: |W_ij| * ||X_j||, summed over a unit's weights
-        return per_column.view(self.adapter.n_units(kind), self.adapter.unit_width(kind)).sum(1)
+        if self.importance == "taylor":
+            return self.taylor[(layer, kind)]
+        return wanda(self.adapter, layer, kind, z)
 
     def _fit(self, layer: int, kind: Kind, gram: Gram, sizes: list[int]) -> None:
         order = self.tensors[f"{layer}.{kind}.order"]

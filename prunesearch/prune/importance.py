@@ -14,8 +14,7 @@ from prunesearch.space.adapter import Adapter, Kind
 def magnitude(adapter: Adapter, layer: int, kind: Kind) -> torch.Tensor:
     """Squared weight norm of each unit's columns in the output projection."""
     w = adapter.output_weight(layer, kind).detach().float()
-    per_column = w.pow(2).sum(0)
-    return per_column.view(adapter.n_units(kind), adapter.unit_width(kind)).sum(1)
+    return _per_unit(adapter, kind, w.pow(2).sum(0))
 
 
 def ranking(adapter: Adapter, kind: Kind, scores: torch.Tensor) -> torch.Tensor:
@@ -31,3 +30,72 @@ def ranking(adapter: Adapter, kind: Kind, scores: torch.Tensor) -> torch.Tensor:
 def top_units(adapter: Adapter, kind: Kind, scores: torch.Tensor, size: int) -> torch.Tensor:
     """Indices of the ``size`` best units, sorted."""
     return ranking(adapter, kind, scores)[:size].sort().values
+
+
+def _per_unit(adapter: Adapter, kind: Kind, per_column: torch.Tensor) -> torch.Tensor:
+    return per_column.view(adapter.n_units(kind), adapter.unit_width(kind)).sum(1)
+
+
+def wanda(adapter: Adapter, layer: int, kind: Kind, inputs: torch.Tensor) -> torch.Tensor:
+    """Activation-aware (Wanda): ``|W_ij| * ||X_j||`` over a unit's weights, with ``X`` the
+    calibration inputs of the output projection (``(..., units*width)``)."""
+    w = adapter.output_weight(layer, kind).detach().float().abs()
+    norms = inputs.reshape(-1, inputs.shape[-1]).float().norm(dim=0)
+    return _per_unit(adapter, kind, (w * norms).sum(0))
+
+
+def taylor(inputs: torch.Tensor, input_grads: torch.Tensor, adapter: Adapter, kind: Kind) -> torch.Tensor:
+    """First-order Taylor (Fisher form): removing a unit changes the loss by about
+    ``-sum_j x_j * dL/dx_j`` over its columns; squared per sequence and summed, so signs
+    from different sequences do not cancel. ``inputs``/``input_grads``: (batch, seq, units*width)."""
+    per_seq = (inputs.float() * input_grads.float()).sum(1)  # (batch, columns)
+    per_unit = per_seq.view(len(per_seq), adapter.n_units(kind), adapter.unit_width(kind)).sum(2)
+    return per_unit.pow(2).sum(0)
+
+
+def taylor_scores(model: torch.nn.Module, adapter: Adapter, batch: dict[str, torch.Tensor],
+                  *, micro_batch: int = 8) -> dict[tuple[int, Kind], torch.Tensor]:
+    """Taylor scores of every (layer, kind) from one backward pass per micro-batch.
+
+    Loss: next-token negative log-likelihood for decoders; for encoders (no labels) half the
+    squared norm of the last hidden state, so the score measures how much a unit moves the output.
+    """
+    saved: dict[tuple[int, Kind], torch.Tensor] = {}
+    scores: dict[tuple[int, Kind], torch.Tensor] = {}
+    handles = []
+
+    def keep_input(key):
+        def hook(module, args):
+            args[0].retain_grad()
+            saved[key] = args[0]
+        return hook
+
+    for layer in range(adapter.n_layers):
+        for kind in ("attn", "ffn"):
+            handles.append(adapter.output_projection(layer, kind).register_forward_pre_hook(keep_input((layer, kind))))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():  # callers may hold torch.no_grad()
+            for i in range(0, len(batch["input_ids"]), micro_batch):
+                ids = batch["input_ids"][i : i + micro_batch]
+                mask = batch["attention_mask"][i : i + micro_batch]
+                model.zero_grad(set_to_none=True)
+                if adapter.is_decoder:
+                    logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, :-1].float()
+                    nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
+                    loss = (nll * mask[:, 1:]).sum() / mask[:, 1:].sum().clamp_min(1)
+                else:
+                    hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
+                    loss = 0.5 * (hidden.pow(2) * mask.unsqueeze(-1)).sum() / mask.sum().clamp_min(1)
+                loss.backward()
+                for key, x in saved.items():
+                    s = taylor(x.detach(), x.grad, adapter, key[1])
+                    scores[key] = scores[key] + s if key in scores else s
+                saved.clear()
+    finally:
+        for h in handles:
+            h.remove()
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    return scores
