@@ -23,16 +23,23 @@ def build_engine(onnx: Path, engine: Path, *, conditions: dict | None) -> Path:
     from the graph: strongly typed networks or Q/DQ nodes), so fp32 graphs build as is.
     """
     c = conditions or {"batch": 1, "seq_len": 128}
+    fp16 = c.get("precision", "fp32") == "fp16"
     try:
         import tensorrt as trt
     except ImportError:
+        command = trtexec_command(onnx, engine, batch=c["batch"], seq_len=c["seq_len"], fp16=fp16)
         raise BackendUnavailableError(
             "TensorRT is not installed (pip install tensorrt, on a machine with an NVIDIA GPU); "
-            f"equivalent command: {trtexec_command(onnx, engine, batch=c['batch'], seq_len=c['seq_len'])}"
+            f"equivalent command: {command}"
         ) from None
+    major = int(trt.__version__.split(".")[0])
+    if fp16 and major >= 11:
+        raise BackendUnavailableError(
+            f"TensorRT {trt.__version__} builds fp16 only from an fp16 graph (no FP16 builder flag since 11): convert "
+            f"{onnx} with ModelOpt AutoCast (modelopt.onnx.autocast.convert_to_mixed_precision) and build that"
+        )
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    major = int(trt.__version__.split(".")[0])
     flags = 0 if major >= 11 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
@@ -40,6 +47,8 @@ def build_engine(onnx: Path, engine: Path, *, conditions: dict | None) -> Path:
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise BackendUnavailableError(f"TensorRT could not parse {onnx}: {errors}")
     config = builder.create_builder_config()
+    if fp16:  # TensorRT 10: weak typing, the builder may pick fp16 kernels
+        config.set_flag(trt.BuilderFlag.FP16)
     profile = builder.create_optimization_profile()
     shape = (c["batch"], c["seq_len"])
     for i in range(network.num_inputs):

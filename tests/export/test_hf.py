@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from types import SimpleNamespace
 
 import pandas as pd
@@ -97,3 +98,48 @@ def test_tensorrt_missing_names_the_trtexec_command(tmp_path):
     assert "pip install tensorrt" in message and "\n" not in message
     assert trtexec_command(tmp_path / "m.onnx", tmp_path / "m.plan", batch=8, seq_len=64) in message
     assert "input_ids:8x64" in message
+
+
+class _FakeTrt:
+    """Just enough of the tensorrt module to record what build_engine asks the builder for."""
+
+    def __init__(self, version: str) -> None:
+        self.__version__ = version
+        self.calls: dict = {"flags": [], "shapes": []}
+        self.Logger = type("Logger", (), {"WARNING": 0, "__init__": lambda s, level: None})
+        self.NetworkDefinitionCreationFlag = SimpleNamespace(EXPLICIT_BATCH=0)
+        self.BuilderFlag = SimpleNamespace(FP16="FP16")
+        calls = self.calls
+        network = SimpleNamespace(num_inputs=2, get_input=lambda i: SimpleNamespace(name=["input_ids", "attention_mask"][i]))
+        config = SimpleNamespace(set_flag=calls["flags"].append, add_optimization_profile=lambda p: None)
+        profile = SimpleNamespace(set_shape=lambda name, *shapes: calls["shapes"].append((name, shapes)))
+
+        def create_network(flags):
+            calls["network_flags"] = flags
+            return network
+
+        builder = SimpleNamespace(
+            create_network=create_network, create_builder_config=lambda: config,
+            create_optimization_profile=lambda: profile, build_serialized_network=lambda n, c: b"engine",
+        )
+        self.Builder = lambda logger: builder
+        self.OnnxParser = lambda n, logger: SimpleNamespace(parse=lambda data: True, num_errors=0)
+
+
+@pytest.mark.parametrize("version", ["10.13.0", "11.1.0"])
+def test_tensorrt_python_api_per_major_version(version, tmp_path, monkeypatch):
+    fake = _FakeTrt(version)
+    monkeypatch.setitem(sys.modules, "tensorrt", fake)
+    (tmp_path / "m.onnx").write_bytes(b"graph")
+    conditions = {"batch": 8, "seq_len": 64, "precision": "fp32"}
+    assert build_engine(tmp_path / "m.onnx", tmp_path / "m.plan", conditions=conditions).read_bytes() == b"engine"
+    assert fake.calls["network_flags"] == (0 if version.startswith("11") else 1)
+    assert fake.calls["shapes"] == [(n, ((8, 64),) * 3) for n in ("input_ids", "attention_mask")]
+    assert fake.calls["flags"] == []
+    fp16 = {**conditions, "precision": "fp16"}
+    if version.startswith("10"):
+        build_engine(tmp_path / "m.onnx", tmp_path / "m.plan", conditions=fp16)
+        assert fake.calls["flags"] == ["FP16"]
+    else:  # 11 removed the precision flags: fp16 must come from the graph
+        with pytest.raises(BackendUnavailableError, match="ModelOpt AutoCast"):
+            build_engine(tmp_path / "m.onnx", tmp_path / "m.plan", conditions=fp16)
