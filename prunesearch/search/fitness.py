@@ -4,6 +4,12 @@ Teacher outputs are computed once on the largest token budget; a smaller budget
 uses a prefix of the same sequences, so budgets nest as selection steps grow.
 Encoders: 1 − mean cosine of mean-pooled embeddings. Decoders: KL(teacher ‖ student)
 of next-token distributions.
+
+Training-aware selection (DarwinLM): with ``finetune_steps > 0``, a config scored on at
+least ``finetune_from_tokens`` (the final selection step) is first fine-tuned briefly
+(AdamW, small lr, distillation loss on the cached teacher) so survivors are ranked by
+how well they recover, not only by their one-shot loss. Off by default: it costs
+forward+backward passes per survivor.
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ class DistillationFitness:
         *,
         is_decoder: bool,
         micro_batch: int = 16,
+        finetune_steps: int = 0,
+        finetune_lr: float = 1e-5,
+        finetune_from_tokens: int = 0,
     ) -> None:
         self.model = model
         self.database = database
@@ -34,26 +43,49 @@ class DistillationFitness:
         self.is_decoder = is_decoder
         self.micro_batch = micro_batch
         self.seq_len = batch["input_ids"].shape[1]
+        self.finetune_steps = finetune_steps
+        self.finetune_lr = finetune_lr
+        self.finetune_from_tokens = finetune_from_tokens
         self.teacher = self._outputs(model, len(batch["input_ids"]))
 
     def _rows(self, tokens: int) -> int:
         return max(1, min(len(self.batch["input_ids"]), tokens // self.seq_len))
 
-    @torch.no_grad()
-    def _outputs(self, model: nn.Module, rows: int) -> list[torch.Tensor]:
-        out = []
-        for start in range(0, rows, self.micro_batch):
-            part = {k: v[start : min(rows, start + self.micro_batch)] for k, v in self.batch.items()}
-            result = model(**part)
-            if self.is_decoder:
-                out.append(torch.log_softmax(result.logits.float(), dim=-1))
-            else:
-                out.append(mean_pool(result.last_hidden_state, part["attention_mask"]))
-        return out
+    def _part(self, start: int, rows: int) -> dict[str, torch.Tensor]:
+        return {k: v[start : min(rows, start + self.micro_batch)] for k, v in self.batch.items()}
+
+    def _forward(self, model: nn.Module, part: dict[str, torch.Tensor]) -> torch.Tensor:
+        result = model(**part)
+        if self.is_decoder:
+            return torch.log_softmax(result.logits.float(), dim=-1)
+        return mean_pool(result.last_hidden_state, part["attention_mask"])
 
     @torch.no_grad()
+    def _outputs(self, model: nn.Module, rows: int) -> list[torch.Tensor]:
+        return [self._forward(model, self._part(start, rows)) for start in range(0, rows, self.micro_batch)]
+
+    def _finetune(self, student: nn.Module) -> None:
+        """A few AdamW steps of distillation on the cached teacher's micro-batches (cycled)."""
+        student.eval()  # no dropout: the same config always gets the same fine-tuned loss
+        optimizer = torch.optim.AdamW(student.parameters(), lr=self.finetune_lr)
+        rows = len(self.batch["input_ids"])
+        for step in range(self.finetune_steps):
+            i = step % len(self.teacher)
+            part = self._part(i * self.micro_batch, rows)
+            s, t = self._forward(student, part), self.teacher[i]
+            if self.is_decoder:
+                mask = part["attention_mask"].float()
+                loss = ((t.exp() * (t - s)).sum(-1) * mask).sum() / mask.sum().clamp(min=1.0)
+            else:
+                loss = (1 - torch.cosine_similarity(s, t, dim=-1)).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
     def __call__(self, config: Config, tokens: int) -> float:
         student = prune(self.model, config, self.database)
+        if self.finetune_steps and tokens >= self.finetune_from_tokens:
+            self._finetune(student)
         rows = self._rows(tokens)
         losses, weights = [], []
         for i, (s, t) in enumerate(zip(self._outputs(student, rows), self.teacher)):

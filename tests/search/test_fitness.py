@@ -35,3 +35,19 @@ def test_token_budget_uses_a_prefix():
     config = source.space.from_genome(source.space.genome_upper // 2)
     assert fitness._rows(16) == 1 and fitness._rows(10_000) == 8
     assert fitness(config, 16) != fitness(config, 10_000)
+
+
+def test_training_aware_finetune_lowers_the_loss_only_on_the_final_budget():
+    for name, is_decoder in (("bert", False), ("llama", True)):
+        model = FAMILIES[name].model()
+        source = MagnitudeSource(adapter_for(model), ffn_step=FFN_STEP)
+        batch = _batch(model.config.vocab_size - 3)
+        plain = DistillationFitness(model, source, batch, is_decoder=is_decoder, micro_batch=4)
+        tuned = DistillationFitness(
+            model, source, batch, is_decoder=is_decoder, micro_batch=4,
+            finetune_steps=6, finetune_lr=1e-3, finetune_from_tokens=10_000,
+        )
+        config = source.space.from_genome(source.space.genome_upper // 2)
+        assert tuned(config, 16) == plain(config, 16)  # below the final budget: no fine-tune
+        assert tuned(config, 10_000) < plain(config, 10_000)
+        assert tuned(config, 10_000) == tuned(config, 10_000)  # reproducible, so stored trials stay valid
