@@ -58,9 +58,10 @@ def prepare(spec: SearchSpec):
     table_path = _table(spec, loaded)
     d = spec.device
     wanted = conditions_for(loaded, batch=d.batch, seq_len=d.seq_len, threads=d.threads, ffn_step=spec.space.ffn_step)
+    table = LatencyTable.load(table_path)
     if d.backend != "ort-cpu":  # a table of a device not at hand: only the model and shapes must match
-        wanted = wanted.model_copy(update={"backend": d.backend, "device": LatencyTable.load(table_path).conditions.device})
-    table = LatencyTable.load(table_path, expect=wanted, force=d.force)
+        wanted = wanted.model_copy(update={"backend": d.backend, "device": table.conditions.device})
+    table.conditions.require(wanted, source=str(table.path), force=d.force)
     predictor = Predictor(table, space)
     target_ms = spec.target.latency_ms or predictor.dense_ms / spec.target.speedup
     check_feasible(predictor, space, target_ms * (1 - spec.target.margin))  # before any slow step
