@@ -31,7 +31,7 @@ from prunesearch.prune.apply import prune
 from prunesearch.quality import embedding_cosine, embeddings
 from prunesearch.search import RunStore, SearchProblem, run_search
 from prunesearch.search.fitness import DistillationFitness
-from prunesearch.search.operators import uniform_start
+from prunesearch.search.operators import uniform_genome
 from prunesearch.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,7 +112,7 @@ def main() -> None:
                 )
                 start = time.monotonic()
                 if name == "uniform":
-                    genome = uniform_start(problem)
+                    genome = uniform_genome(problem)
                     config, n_eval = space.from_genome(genome), 1
                 else:
                     result = run_search(problem, name, OPTIONS[name], seed=spec.seed)

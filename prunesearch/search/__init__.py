@@ -3,7 +3,7 @@
 from prunesearch.search.evolution import EvolutionOptions, evolve
 from prunesearch.search.nsga import NSGA2Options, hypervolume, nsga2, optuna_nsga2
 from prunesearch.search.policy_gradient import PolicyGradientOptions, policy_gradient
-from prunesearch.search.operators import LevelSwitchMutation, RandomSampling, Repair, uniform_start
+from prunesearch.search.operators import Fill, LevelSwitchMutation, RandomSampling, Repair, uniform_genome, uniform_start
 from prunesearch.search.problem import BudgetExhausted, SearchProblem, best_within_budget
 from prunesearch.search.random_search import RandomOptions, random_search
 from prunesearch.search.runner import ALGORITHMS, SearchResult, algorithm_options, run_search
@@ -15,6 +15,7 @@ __all__ = [
     "BudgetExhausted",
     "Evaluation",
     "EvolutionOptions",
+    "Fill",
     "LevelSwitchMutation",
     "NSGA2Options",
     "PolicyGradientOptions",
@@ -37,5 +38,6 @@ __all__ = [
     "run_search",
     "study_attrs",
     "supernet",
+    "uniform_genome",
     "uniform_start",
 ]

@@ -21,15 +21,44 @@ class Repair:
         return genome
 
 
+class Fill:
+    """Raise levels one step at a time while the predicted latency stays within the budget, so
+    a config spends the slack a coarse level grid or a repair left unused. Passes visit the
+    entries in index order (deterministic, spreads evenly over layers) or, given a generator,
+    in a random order per pass."""
+
+    def __init__(self, problem: SearchProblem) -> None:
+        self.problem = problem
+        self.upper = problem.space.genome_upper
+
+    def do(self, genome: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        genome = np.asarray(genome, dtype=np.int64).copy()
+        raised = True
+        while raised:
+            raised = False
+            order = np.arange(len(genome)) if rng is None else rng.permutation(len(genome))
+            for k in order:
+                if genome[k] >= self.upper[k]:
+                    continue
+                genome[k] += 1
+                if self.problem.feasible(genome)[0]:
+                    raised = True
+                else:
+                    genome[k] -= 1
+        return genome
+
+
 class LevelSwitchMutation:
     """DarwinLM's level switch: raise one block's level and lower another block of the same
     kind (attention with attention, FFN with FFN), min(U{1..3}, U{1..3}) times. A switch that
-    breaks the latency budget is redrawn, so offspring stay feasible."""
+    breaks the latency budget is redrawn, so offspring stay feasible; latency a switch frees
+    is then spent by ``Fill``."""
 
     def __init__(self, problem: SearchProblem, *, max_tries: int = 64) -> None:
         self.problem = problem
         self.upper = problem.space.genome_upper
         self.max_tries = max_tries
+        self.fill = Fill(problem)
 
     def do(self, genome: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         child = np.asarray(genome, dtype=np.int64).copy()
@@ -40,7 +69,7 @@ class LevelSwitchMutation:
                 if trial is not None and self.problem.feasible(trial)[0]:
                     child = trial
                     break
-        return child
+        return self.fill.do(child, rng)
 
     def _switch(self, genome: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
         kind = rng.integers(0, 2)  # 0: attention entries, 1: FFN entries
@@ -59,21 +88,21 @@ class LevelSwitchMutation:
 
 
 class RandomSampling:
-    """Uniform random levels, repaired into the budget."""
+    """Uniform random levels, repaired into the budget, then filled up to it."""
 
     def __init__(self, problem: SearchProblem) -> None:
         self.problem = problem
         self.repair = Repair(problem)
+        self.fill = Fill(problem)
 
     def do(self, rng: np.random.Generator) -> np.ndarray:
         upper = self.problem.space.genome_upper
-        return self.repair.do(rng.integers(0, upper + 1), rng)
+        return self.fill.do(self.repair.do(rng.integers(0, upper + 1), rng), rng)
 
 
-def uniform_start(problem: SearchProblem) -> np.ndarray:
+def uniform_genome(problem: SearchProblem) -> np.ndarray:
     """The largest uniform config (same kept fraction in every block) within the budget."""
     space = problem.space
-    best = np.zeros(2 * space.n_layers, dtype=np.int64)
     for fraction in np.linspace(1.0, 0.0, 101):
         genome = np.array(
             [
@@ -85,4 +114,9 @@ def uniform_start(problem: SearchProblem) -> np.ndarray:
         )
         if problem.feasible(genome)[0]:
             return genome
-    return best
+    return np.zeros(2 * space.n_layers, dtype=np.int64)  # feasible: SearchProblem checks it
+
+
+def uniform_start(problem: SearchProblem) -> np.ndarray:
+    """Where single-target searches start: the largest uniform config, filled evenly up to the budget."""
+    return Fill(problem).do(uniform_genome(problem))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
+from prunesearch.search.operators import Fill
 from prunesearch.search.problem import SearchProblem
 
 
@@ -48,13 +49,13 @@ def _cost_ratio(problem: SearchProblem, genomes: np.ndarray) -> np.ndarray:
 def deterministic_genome(problem: SearchProblem, probs: list[np.ndarray]) -> np.ndarray:
     """Keep units with p > 0.5, then drop the least probable kept unit until the budget holds
     (unlike operators.Repair, which lowers random levels, this spends the cut where the policy
-    is least sure)."""
+    is least sure); latency the last cut freed is spent by ``Fill``."""
     genome = np.array([int((p > 0.5).sum()) for p in probs], dtype=np.int64)
     kept = sorted(((p[i], k) for k, p in enumerate(probs) for i in np.argsort(-p)[: genome[k]]), reverse=True)
     while not problem.feasible(genome)[0]:
         _, k = kept.pop()
         genome[k] -= 1
-    return genome
+    return Fill(problem).do(genome)
 
 
 def policy_gradient(problem: SearchProblem, options: PolicyGradientOptions, rng: np.random.Generator) -> np.ndarray:

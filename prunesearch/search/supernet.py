@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, PositiveInt
 
-from prunesearch.search.operators import uniform_start
+from prunesearch.search.operators import Fill, uniform_start
 from prunesearch.search.problem import SearchProblem
 
 
@@ -51,7 +51,7 @@ def allocate(problem: SearchProblem, candidates: list[np.ndarray], delta_loss: l
             break
         index[best] -= 1
         genome[best] = candidates[best][index[best]]
-    return genome
+    return Fill(problem).do(genome)
 
 
 def supernet(problem: SearchProblem, options: SupernetOptions, rng: np.random.Generator) -> np.ndarray:

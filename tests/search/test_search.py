@@ -10,7 +10,7 @@ import pytest
 
 from prunesearch.errors import InfeasibleTargetError, PruneSearchError, SpecError
 from prunesearch.pareto import pareto_mask
-from prunesearch.search import LevelSwitchMutation, hypervolume, load_trials, run_search, uniform_start
+from prunesearch.search import Fill, LevelSwitchMutation, hypervolume, load_trials, run_search, uniform_genome, uniform_start
 
 from .toy import SPACE, toy_loss, toy_problem
 
@@ -19,18 +19,39 @@ def _url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'study.db'}"
 
 
-def test_level_switch_mutation_keeps_budget_and_level_sums(tmp_path):
+def _is_filled(problem, genome) -> bool:
+    """No single entry can go one level up within the budget."""
+    for k in range(len(genome)):
+        if genome[k] < SPACE.genome_upper[k]:
+            up = genome.copy()
+            up[k] += 1
+            if problem.feasible(up)[0]:
+                return False
+    return True
+
+
+def test_level_switch_mutation_keeps_budget_and_spends_the_slack(tmp_path):
     problem = toy_problem(_url(tmp_path))
     mutate = LevelSwitchMutation(problem)
     rng = np.random.default_rng(0)
     parent = uniform_start(problem)
-    assert problem.feasible(parent)[0]
+    assert problem.feasible(parent)[0] and _is_filled(problem, parent)
+    children = {tuple(parent)}
     for _ in range(200):
         child = mutate.do(parent, rng)
-        assert problem.feasible(child)[0]
-        assert child[0::2].sum() == parent[0::2].sum()  # attention levels only move between layers
-        assert child[1::2].sum() == parent[1::2].sum()
+        assert problem.feasible(child)[0] and _is_filled(problem, child)
         assert ((child >= 0) & (child <= SPACE.genome_upper)).all()
+        children.add(tuple(child))
+    assert len(children) > 20  # offspring explore, not fall back onto the parent
+
+
+def test_fill_raises_levels_up_to_the_budget_only(tmp_path):
+    problem = toy_problem(_url(tmp_path), target_ms=7.6)  # uniform 2/2 is 7.0 ms; uniform 3/3 would be 10
+    uniform = uniform_genome(problem)
+    filled = Fill(problem).do(uniform)
+    assert (filled >= uniform).all() and filled.sum() > uniform.sum()
+    assert problem.feasible(filled)[0] and _is_filled(problem, filled)
+    assert (Fill(problem).do(filled, np.random.default_rng(1)) == filled).all()  # a filled genome stays
 
 
 def test_evolution_beats_uniform_and_is_reproducible(tmp_path):
