@@ -40,7 +40,7 @@ def run(model: str, *, batch: int, seq_len: int, threads: int, configs: int, see
             genome = rng.integers(0, space.genome_upper + 1)
             config = space.from_genome(genome)
             path = export_onnx(ps.prune(loaded.model, config), Path(tmp) / "m.onnx", batch=batch, seq_len=seq_len)
-            measured = measure_onnx(path, batch=batch, seq_len=seq_len, threads=threads, vocab=loaded.model.config.vocab_size).median_ms
+            measured = measure_onnx(path, batch=batch, seq_len=seq_len, threads=threads, vocab=loaded.model.config.vocab_size).latency_ms
             rows.append({"model": model, "batch": batch, "threads": threads, "config": str(config), "measured_ms": measured,
                          "predicted_ms": calibrated.latency_ms(genome)[0], "additive_ms": plain.latency_ms(genome)[0]})
             print(f"{i + 1}/{configs} {rows[-1]['measured_ms']:.3f} ms measured, {rows[-1]['predicted_ms']:.3f} predicted", flush=True)
@@ -76,7 +76,8 @@ def main() -> None:
         f"Command: `.venv/bin/python benchmarks/oracle_accuracy.py {' '.join(f'--batch {b}' for b in args.batch or [1])} "
         f"--configs {args.configs} --threads {args.threads}`; {dt.date.today()}; CPU: {cpu_name()}; ONNX Runtime CPU, fp32.",
         "Each config is a random whole pruned model, exported and measured in the same run as the table;",
-        "'additive' is the plain per-level sum, 'calibrated' adds the table's linear fit on 6 other measured models.",
+        "'additive' is the plain per-level sum, 'calibrated' adds the table's linear fit on its own calibration models (never among these).",
+        "Measured and table times are `Measurement.latency_ms`: the median of the quietest of 5 consecutive rounds of runs.",
         "",
         pd.DataFrame(summaries).set_index("model").T.to_markdown(),
         "",

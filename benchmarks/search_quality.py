@@ -86,7 +86,7 @@ def main() -> None:
         from prunesearch.export.onnx import export_onnx
 
         path = export_onnx(model, work / "m.onnx", batch=d.batch, seq_len=d.seq_len)
-        return measure_onnx(path, batch=d.batch, seq_len=d.seq_len, threads=d.threads, vocab=vocab).median_ms
+        return measure_onnx(path, batch=d.batch, seq_len=d.seq_len, threads=d.threads, vocab=vocab).latency_ms
 
     def score(method: str, speedup: float, model, *, n_eval: int, seconds: float, predicted, config: str) -> None:
         rows.append({

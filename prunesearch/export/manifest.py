@@ -111,7 +111,7 @@ def write_export(
             measured = measure_onnx(
                 onnx_path, batch=c["batch"], seq_len=c["seq_len"], threads=c["threads"],
                 vocab=loaded.model.config.vocab_size, budget_s=3.0,
-            ).median_ms
+            ).latency_ms
     if "tensorrt" in formats:
         from prunesearch.export.tensorrt import build_engine
 

@@ -2,13 +2,16 @@
 
 Every row comes from a whole pruned model exported to ONNX and timed as is, so
 what the table holds is what a deployed model runs: ``base`` = every block
-removed; ``attn[h]`` = layer 0 keeps h heads (all else removed) minus base;
-likewise ``ffn[w]``. A few random whole models then fit the calibration.
+removed; ``attn[h]`` = every layer keeps h heads and no FFN, minus base, divided
+by the number of layers (a per-layer cost seen at full depth, with its noise
+averaged over the layers); likewise ``ffn[w]``. A dozen random whole models,
+never used for the rows, then fit the calibration.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import asdict
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +26,7 @@ from prunesearch.export.onnx import export_onnx
 from prunesearch.models import LoadedModel
 from prunesearch.oracle.conditions import Conditions, cpu_name
 from prunesearch.oracle.measure import Measurement, measure_onnx
-from prunesearch.oracle.table import Calibration, LatencyTable, TableMeta
+from prunesearch.oracle.table import TIMES, Calibration, LatencyTable, TableMeta
 from prunesearch.prune.apply import prune
 from prunesearch.space import Space, adapter_for
 
@@ -36,9 +39,8 @@ def conditions_for(loaded: LoadedModel, *, batch: int, seq_len: int, threads: in
     )
 
 
-def _only_layer0(space: Space, *, heads: int, ffn: int) -> Config:
-    empty = LayerConfig(heads=0, ffn=0)
-    return Config(layers=(LayerConfig(heads=heads, ffn=ffn),) + (empty,) * (space.n_layers - 1))
+def _every_layer(space: Space, *, heads: int, ffn: int) -> Config:
+    return Config(layers=(LayerConfig(heads=heads, ffn=ffn),) * space.n_layers)
 
 
 def profile_table(
@@ -48,7 +50,7 @@ def profile_table(
     seq_len: int = 128,
     threads: int = 1,
     ffn_step: int = 128,
-    calibration_models: int = 6,
+    calibration_models: int = 12,
     budget_s: float = 1.0,
     seed: int = 0,
     console=None,
@@ -58,9 +60,9 @@ def profile_table(
     layer = space.layers[0]
     if any(l != layer for l in space.layers):
         raise NotImplementedError("tables assume layers of one shape; this model's layers differ")
-    jobs = [("base", 0, _only_layer0(space, heads=0, ffn=0))]
-    jobs += [("attn", h, _only_layer0(space, heads=h, ffn=0)) for h in layer.heads[1:]]
-    jobs += [("ffn", w, _only_layer0(space, heads=0, ffn=w)) for w in layer.ffn[1:]]
+    jobs = [("base", 0, _every_layer(space, heads=0, ffn=0))]
+    jobs += [("attn", h, _every_layer(space, heads=h, ffn=0)) for h in layer.heads[1:]]
+    jobs += [("ffn", w, _every_layer(space, heads=0, ffn=w)) for w in layer.ffn[1:]]
     rng = np.random.default_rng(seed)
     calib = [space.from_genome(rng.integers(0, space.genome_upper + 1)) for _ in range(calibration_models)]
     vocab = loaded.model.config.vocab_size
@@ -81,14 +83,17 @@ def profile_table(
             bar.advance(task)
         base = measured[("base", 0)]
         for (kind, size), m in measured.items():
-            shift = 0.0 if kind == "base" else base.median_ms
-            rows.append({"kind": kind, "size": size, "median_ms": m.median_ms - shift,
-                         "p10_ms": m.p10_ms - shift, "p90_ms": m.p90_ms - shift, "runs": m.runs})
+            if kind == "base":
+                rows.append({"kind": kind, "size": size, **asdict(m)})
+                continue
+            per_layer = {k: (getattr(m, k) - getattr(base, k)) / space.n_layers for k in TIMES}
+            rows.append({"kind": kind, "size": size, **per_layer, "runs": m.runs})
         meta = TableMeta(
             conditions=conditions_for(loaded, batch=batch, seq_len=seq_len, threads=threads, ffn_step=ffn_step),
             profiled_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             profiling_seconds=0.0,
-            notes="rows are differences of whole pruned models measured with ONNX Runtime; one row per level serves every layer",
+            notes="rows: (whole model with every layer at that level, other block kind removed) minus base, "
+            "per layer; measured with ONNX Runtime",
         )
         table = LatencyTable(pd.DataFrame(rows), meta)
         sums, truths = [], []
@@ -97,7 +102,7 @@ def profile_table(
         raw = Predictor(table, space, calibrated=False)
         for config in calib:
             bar.update(task, description=f"{loaded.name} calibration model")
-            truths.append(measure(config, Path(tmp)).median_ms)
+            truths.append(measure(config, Path(tmp)).latency_ms)
             sums.append(float(raw.raw_ms(space.to_genome(config))[0]))
             bar.advance(task)
     if len(calib) >= 2:

@@ -2,7 +2,8 @@
 
 Rows: ``base`` (size 0) is the model with every block removed; ``attn``/``ffn`` at
 size s are what one layer's block adds at that size (layers of a model share
-shapes, so one row serves every layer).
+shapes, so one row serves every layer). ``latency_ms`` is what predictions sum
+(see ``measure.Measurement``); median, p10 and p90 are kept for the record.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from prunesearch.errors import TableError
 from prunesearch.oracle.conditions import Conditions
 from prunesearch.paths import atomic_write_text
 
-COLUMNS = ["kind", "size", "median_ms", "p10_ms", "p90_ms", "runs"]
+TIMES = ["latency_ms", "median_ms", "p10_ms", "p90_ms"]
+COLUMNS = ["kind", "size", *TIMES, "runs"]
+#: bumped when rows change meaning; older tables are refused (and re-profiled by ensure_table)
+TABLE_FORMAT = 2
 
 
 class Calibration(BaseModel):
@@ -34,7 +38,7 @@ class Calibration(BaseModel):
 class TableMeta(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    format: int = 1
+    format: int = TABLE_FORMAT
     conditions: Conditions
     calibration: Calibration = Calibration()
     layers_share_rows: bool = True
@@ -59,7 +63,7 @@ class LatencyTable:
         hit = self.rows[(self.rows.kind == kind) & (self.rows["size"] == size)]
         if hit.empty:
             raise TableError(f"{self.path}: no row for {kind} at size {size}; profile the table with this grid")
-        return float(hit.median_ms.iloc[0])
+        return float(hit.latency_ms.iloc[0])
 
     def save(self, csv_path: str | Path) -> Path:
         csv_path = Path(csv_path)
@@ -83,6 +87,11 @@ class LatencyTable:
             raise TableError(
                 f"{json_path}: corrupt table metadata ({'.'.join(map(str, first['loc']))}: {first['msg']}); re-profile it"
             ) from None
+        if meta.format != TABLE_FORMAT:
+            raise TableError(
+                f"{json_path}: table format {meta.format} was written by another prunesearch version; "
+                f"this one reads format {TABLE_FORMAT}: re-profile it with `prunesearch profile`"
+            )
         try:
             rows = pd.read_csv(io.StringIO(csv_path.read_text()))
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -95,7 +104,9 @@ class LatencyTable:
 
 
 def read_meta(path: Path) -> TableMeta | None:
+    """The metadata of a readable table of this format, else None."""
     try:
-        return TableMeta.model_validate_json(Path(path).with_suffix(".json").read_text())
+        meta = TableMeta.model_validate_json(Path(path).with_suffix(".json").read_text())
     except (OSError, ValidationError, json.JSONDecodeError):
         return None
+    return meta if meta.format == TABLE_FORMAT else None

@@ -26,7 +26,7 @@ def table(tmp_path, minilm):
     space = adapter_for(minilm.model).space()
     rows = [{"kind": "base", "size": 0}] + [{"kind": "attn", "size": h} for h in space.layers[0].heads[1:]]
     rows += [{"kind": "ffn", "size": w} for w in space.layers[0].ffn[1:]]
-    df = pd.DataFrame(rows).assign(median_ms=1.0, p10_ms=0.9, p90_ms=1.1, runs=10)
+    df = pd.DataFrame(rows).assign(latency_ms=1.0, median_ms=1.0, p10_ms=0.9, p90_ms=1.1, runs=10)
     conditions = Conditions(device=cpu_name(), backend="ort-cpu", backend_version="x", threads=1, batch=1,
                             seq_len=128, model="minilm", model_hash=minilm.weights_hash, ffn_step=128)
     meta = TableMeta(conditions=conditions, profiled_at="test", profiling_seconds=0.0, notes="error-path fixture")

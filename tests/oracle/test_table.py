@@ -51,6 +51,11 @@ def test_save_load_refuses_other_conditions_and_corruption(tiny_table, tmp_path)
     with pytest.raises(TableError, match="device: table .* threads: table 1, wanted 2.*--force"):
         LatencyTable.load(path, expect=other)
     assert LatencyTable.load(path, expect=other, force=True).conditions.threads == 1
+    meta = path.with_suffix(".json").read_text()
+    path.with_suffix(".json").write_text(meta.replace('"format": 2', '"format": 1'))
+    with pytest.raises(TableError, match="format 1 .* re-profile"):
+        LatencyTable.load(path)
+    path.with_suffix(".json").write_text(meta)
     path.write_text(path.read_text()[:30])  # truncated CSV
     with pytest.raises(TableError, match="truncated or malformed"):
         LatencyTable.load(path)

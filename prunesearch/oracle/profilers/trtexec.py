@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from prunesearch.errors import BackendUnavailableError, TableError
-from prunesearch.oracle.measure import Measurement
+from prunesearch.oracle.measure import Measurement, summarise
 
 
 def trtexec_command(onnx: Path, *, times: Path, profile: Path | None = None, precision: str = "fp16",
@@ -34,7 +34,8 @@ def trtexec_command(onnx: Path, *, times: Path, profile: Path | None = None, pre
 
 
 def parse_times(path: Path, *, key: str = "computeMs") -> Measurement:
-    """Median/p10/p90 of one per-inference field (computeMs = GPU time; latencyMs includes transfers)."""
+    """One per-inference field, summarised like every other timing (computeMs = GPU time;
+    latencyMs includes transfers)."""
     try:
         rows = json.loads(Path(path).read_text())
         values = np.array([float(r[key]) for r in rows])
@@ -42,8 +43,7 @@ def parse_times(path: Path, *, key: str = "computeMs") -> Measurement:
         raise TableError(f"{path} is not a trtexec --exportTimes file with {key!r} per inference ({err})") from err
     if values.size == 0:
         raise TableError(f"{path} holds no inferences: rerun trtexec with a longer --duration")
-    p10, med, p90 = np.percentile(values, [10, 50, 90])
-    return Measurement(median_ms=float(med), p10_ms=float(p10), p90_ms=float(p90), runs=int(values.size))
+    return summarise(values)
 
 
 def parse_profile(path: Path) -> dict[str, float]:
