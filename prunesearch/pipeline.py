@@ -8,6 +8,7 @@ evaluated config is stored, so a killed run resumes with ``resume=True``.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,9 +80,19 @@ def build_database(spec: SearchSpec, loaded, space):
     return calibration, LevelDatabase.build(loaded, calibration, space=space, progress=True)
 
 
+@contextmanager
+def _closing(executor):
+    try:
+        yield executor
+    finally:
+        if executor is not None:
+            executor.close()
+
+
 def run_spec(spec: SearchSpec, *, run_dir: Path, resume: bool = False, report_dir: Path | None = None) -> RunOutcome:
     from prunesearch.report import build_report
     from prunesearch.search import RunStore, SearchProblem, load_trials, run_search
+    from prunesearch.search.executor import make_executor
     from prunesearch.search.fitness import DistillationFitness
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -93,7 +104,9 @@ def run_spec(spec: SearchSpec, *, run_dir: Path, resume: bool = False, report_di
     )
     calibration, database = build_database(spec, loaded, space)
     fitness = DistillationFitness(
-        loaded.model, database, calibration.calib(spec.calibration.tokens), is_decoder=adapter.is_decoder
+        loaded.model, database, calibration.calib(spec.calibration.tokens), is_decoder=adapter.is_decoder,
+        finetune_steps=spec.fitness.finetune_steps, finetune_lr=spec.fitness.finetune_lr,
+        finetune_from_tokens=spec.calibration.tokens,
     )
     storage = spec.storage_url(run_dir)
     store = RunStore.open(
@@ -101,10 +114,13 @@ def run_spec(spec: SearchSpec, *, run_dir: Path, resume: bool = False, report_di
         attrs={"model": spec.model, "table": str(table_path), "target_ms": target_ms,
                "dense_ms": predictor.dense_ms, "algorithm": spec.algorithm},
     )
+    executor = None if spec.executor.kind == "serial" else make_executor(
+        spec.executor.kind, workers=spec.executor.workers, address=spec.executor.address
+    )
     with Progress(
         TextColumn("[bold]search[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), console=console, transient=False,
-    ) as bar:
+    ) as bar, _closing(executor):
         task = bar.add_task(spec.algorithm, total=spec.budget.evaluations)
 
         def tick(n: int, loss: float, latency: float) -> None:
@@ -114,7 +130,7 @@ def run_spec(spec: SearchSpec, *, run_dir: Path, resume: bool = False, report_di
             space=space, fitness=fitness, predictor=predictor, target_ms=target_ms * (1 - spec.target.margin), store=store,
             params=adapter.param_count, max_evaluations=spec.budget.evaluations,
             max_seconds=None if spec.budget.minutes is None else spec.budget.minutes * 60,
-            on_evaluation=tick,
+            on_evaluation=tick, executor=executor,
         )
         result = run_search(problem, spec.algorithm, spec.options, seed=spec.seed)
     trials = load_trials(storage, spec.name)

@@ -5,6 +5,7 @@ Every error names the key and, where there is a choice, the allowed values.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -67,6 +68,23 @@ class BudgetSpec(_Strict):
     minutes: PositiveFloat | None = None
 
 
+class ExecutorSpec(_Strict):
+    """Where fitness evaluations run: in the search process (``serial``), a local process pool,
+    or Ray tasks (a local Ray instance, or a running cluster at ``address``)."""
+
+    kind: Literal["serial", "local", "ray"] = "serial"
+    workers: PositiveInt | None = None  # default: one per CPU (local) / what the cluster offers (ray)
+    address: str | None = None  # ray only, e.g. "ray://head:10001"
+
+
+class FitnessSpec(_Strict):
+    """Training-aware selection (DarwinLM): configs scored on the final token budget are first
+    fine-tuned for ``finetune_steps`` distillation steps. 0 = one-shot losses."""
+
+    finetune_steps: int = Field(default=0, ge=0)
+    finetune_lr: PositiveFloat = 1e-5
+
+
 class SearchSpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
     model: str
@@ -78,6 +96,8 @@ class SearchSpec(_Strict):
     algorithm: Algorithm = "evolution"
     options: dict[str, Any] = Field(default_factory=dict)  # validated by the algorithm's own options model
     budget: BudgetSpec = BudgetSpec()
+    executor: ExecutorSpec = ExecutorSpec()
+    fitness: FitnessSpec = FitnessSpec()
     seed: int = 0
     storage: str | None = None  # Optuna storage URL; default sqlite file in the run folder
 
@@ -88,6 +108,13 @@ class SearchSpec(_Strict):
         if len(set(self.objectives)) != len(self.objectives):
             raise ValueError("objectives must not repeat")
         return self
+
+    def with_executor(self, *, kind: str | None = None, workers: int | None = None) -> SearchSpec:
+        """This spec with its executor overridden (CLI flags), validated like the YAML."""
+        update = {k: v for k, v in {"kind": kind, "workers": workers}.items() if v is not None}
+        data = json.loads(self.model_dump_json())
+        data["executor"] = {**data["executor"], **update}
+        return parse_spec(data, source="--executor/--workers")
 
     def storage_url(self, run_dir: Path) -> str:
         return self.storage or f"sqlite:///{(run_dir / 'study.db').resolve()}"

@@ -14,12 +14,16 @@ def search(
     spec: Path = typer.Argument(..., help="search spec YAML (see searches/)"),
     runs: Path = typer.Option(Path("runs"), "--runs", help="folder that holds one sub-folder per run"),
     resume: bool = typer.Option(False, "--resume", help="continue a stopped run; stored evaluations are not redone"),
+    executor: str = typer.Option(None, "--executor", help="override the spec's executor.kind: serial, local or ray"),
+    workers: int = typer.Option(None, "--workers", min=1, help="override the spec's executor.workers"),
 ) -> None:
     """Search SPEC's space for the configs that keep the most quality within its budget."""
     from prunesearch.pipeline import run_spec
     from prunesearch.spec import load_spec
 
     parsed = load_spec(spec)
+    if executor is not None or workers is not None:
+        parsed = parsed.with_executor(kind=executor, workers=workers)
     outcome = run_spec(parsed, run_dir=runs / parsed.name, resume=resume)
     if outcome.best is None:
         console.print("no evaluated config met the target; see the report for the front")

@@ -20,17 +20,42 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
+_installed: Fitness | None = None  # the fitness a LocalExecutor worker process holds
+
+
+def _install(fitness: Fitness, threads: int) -> None:
+    global _installed
+    _installed = fitness
+    import torch
+
+    torch.set_num_threads(threads)  # workers share the cores instead of each taking them all
+
+
+def _call_installed(config: Config, tokens: int) -> float:
+    return float(_installed(config, tokens))
+
+
 class LocalExecutor:
-    """A process pool; the fitness must be picklable (a module-level function or object)."""
+    """A process pool whose workers receive the fitness (model, database, teacher outputs) once,
+    when the pool starts, and then only configs; the fitness must be picklable."""
 
     def __init__(self, workers: int | None = None) -> None:
-        self.pool = ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1)
+        self.workers = workers or os.cpu_count() or 1
+        self.pool: ProcessPoolExecutor | None = None
+        self.fitness: Fitness | None = None
 
     def map(self, fitness: Fitness, configs: Sequence[Config], tokens: int) -> list[float]:
-        return [float(x) for x in self.pool.map(fitness, configs, [tokens] * len(configs))]
+        if fitness is not self.fitness:
+            self.close()
+            threads = max(1, (os.cpu_count() or 1) // self.workers)
+            self.pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_install, initargs=(fitness, threads))
+            self.fitness = fitness
+        return [float(x) for x in self.pool.map(_call_installed, configs, [tokens] * len(configs))]
 
     def close(self) -> None:
-        self.pool.shutdown()
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool, self.fitness = None, None
 
 
 def _call(fitness: Fitness, config: Config, tokens: int) -> float:

@@ -51,3 +51,19 @@ def test_training_aware_finetune_lowers_the_loss_only_on_the_final_budget():
         assert tuned(config, 16) == plain(config, 16)  # below the final budget: no fine-tune
         assert tuned(config, 10_000) < plain(config, 10_000)
         assert tuned(config, 10_000) == tuned(config, 10_000)  # reproducible, so stored trials stay valid
+
+
+def test_local_executor_ships_the_real_fitness_once_and_matches_serial():
+    from prunesearch.search.executor import LocalExecutor
+
+    fitness, source = _fitness(FAMILIES["llama"].model(), is_decoder=True)
+    space = source.space
+    configs = [space.from_genome(space.genome_upper // d) for d in (1, 2, 4)]
+    executor = LocalExecutor(workers=2)
+    try:
+        parallel = executor.map(fitness, configs, 10_000)
+        pool = executor.pool
+        assert executor.map(fitness, configs[:1], 10_000) == parallel[:1] and executor.pool is pool  # pool reused
+    finally:
+        executor.close()
+    assert parallel == [fitness(c, 10_000) for c in configs]
