@@ -11,7 +11,6 @@ never used for the rows, then fit the calibration.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict
 import tempfile
 import time
 from pathlib import Path
@@ -84,10 +83,10 @@ def profile_table(
         base = measured[("base", 0)]
         for (kind, size), m in measured.items():
             if kind == "base":
-                rows.append({"kind": kind, "size": size, **asdict(m)})
-                continue
-            per_layer = {k: (getattr(m, k) - getattr(base, k)) / space.n_layers for k in TIMES}
-            rows.append({"kind": kind, "size": size, **per_layer, "runs": m.runs})
+                times = {k: getattr(m, k) for k in TIMES}
+            else:
+                times = {k: (getattr(m, k) - getattr(base, k)) / space.n_layers for k in TIMES}
+            rows.append({"kind": kind, "size": size, **times, "runs": m.runs})
         meta = TableMeta(
             conditions=conditions_for(loaded, batch=batch, seq_len=seq_len, threads=threads, ffn_step=ffn_step),
             profiled_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
