@@ -17,6 +17,43 @@ from prunesearch.space import Adapter, LayerSpace, Space, adapter_for
 
 __version__ = "0.1.0"
 
+# The rest of the public API loads on first use (PEP 562), so `import prunesearch` and the
+# CLI's --help do not pay for optuna, pymoo and onnxruntime.
+_LAZY = {
+    "LevelDatabase": "prunesearch.prune",
+    "load_calibration": "prunesearch.prune",
+    "LatencyTable": "prunesearch.oracle",
+    "Predictor": "prunesearch.oracle",
+    "ensure_table": "prunesearch.oracle",
+    "profile_table": "prunesearch.oracle",
+    "DistillationFitness": "prunesearch.search.fitness",
+    "EvolutionOptions": "prunesearch.search",
+    "NSGA2Options": "prunesearch.search",
+    "PolicyGradientOptions": "prunesearch.search",
+    "RandomOptions": "prunesearch.search",
+    "RunStore": "prunesearch.search",
+    "SearchProblem": "prunesearch.search",
+    "SupernetOptions": "prunesearch.search",
+    "load_trials": "prunesearch.search",
+    "run_search": "prunesearch.search",
+    "pareto_mask": "prunesearch.pareto",
+    "SearchSpec": "prunesearch.spec",
+    "load_spec": "prunesearch.spec",
+    "run_spec": "prunesearch.pipeline",
+    "build_report": "prunesearch.report",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'prunesearch' has no attribute {name!r}")
+
+
 __all__ = [
     "Adapter",
     "BackendUnavailableError",
@@ -39,4 +76,5 @@ __all__ = [
     "masked",
     "prune",
     "save",
+    *_LAZY,
 ]

@@ -21,10 +21,20 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _final_budget(df: pd.DataFrame) -> pd.Series:
+    """Trials scored on the run's largest token budget: only their losses compare."""
+    return df.tokens == df.tokens.max() if "tokens" in df else pd.Series(True, index=df.index)
+
+
 def quality_vs_latency(runs: dict[str, pd.DataFrame], path: Path, *, target_ms: float | None) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for colour, (label, df) in zip(RUN_COLOURS, runs.items()):
-        ax.scatter(df.latency_ms, df.loss, s=12, alpha=0.35, color=colour, label=f"{label}: evaluated")
+        final = _final_budget(df)
+        if (~final).any():
+            ax.scatter(df.latency_ms[~final], df.loss[~final], s=8, alpha=0.25, color="grey",
+                       label=f"{label}: screened on fewer tokens")
+        tokens = f" ({int(df.tokens.max())} tokens)" if "tokens" in df else ""
+        ax.scatter(df.latency_ms[final], df.loss[final], s=14, alpha=0.5, color=colour, label=f"{label}: evaluated{tokens}")
         front = df[df.pareto].sort_values("latency_ms")
         ax.step(front.latency_ms, front.loss, where="post", color=colour, lw=1.5)
         ax.scatter(front.latency_ms, front.loss, s=36, color=colour, edgecolor="black", label=f"{label}: Pareto front")
@@ -70,14 +80,15 @@ def layer_heatmap(chosen: pd.DataFrame, path: Path) -> Path:
 
 
 def progress(runs: dict[str, pd.DataFrame], path: Path) -> Path:
-    """Best loss among configs seen so far, against evaluations."""
+    """Best feasible loss on the final token budget among configs seen so far, against all
+    evaluations (screening steps on fewer tokens count as evaluations but not as losses)."""
     fig, ax = plt.subplots(figsize=(7, 4))
     for colour, (label, df) in zip(RUN_COLOURS, runs.items()):
         ordered = df.sort_values("number")
-        feasible = ordered.loss.where(ordered.feasible) if "feasible" in ordered else ordered.loss
-        ax.plot(np.arange(1, len(ordered) + 1), feasible.cummin().to_numpy(), color=colour, label=label)
-    ax.set_xlabel("evaluations")
-    ax.set_ylabel("best feasible loss so far")
+        usable = _final_budget(ordered) & (ordered.feasible if "feasible" in ordered else True)
+        ax.plot(np.arange(1, len(ordered) + 1), ordered.loss.where(usable).cummin().to_numpy(), color=colour, label=label)
+    ax.set_xlabel("evaluations (all token budgets)")
+    ax.set_ylabel("best feasible loss on the final token budget")
     ax.set_title("Search progress")
     ax.legend(fontsize=7)
     return _save(fig, path)
