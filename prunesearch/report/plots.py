@@ -86,7 +86,8 @@ def progress(runs: dict[str, pd.DataFrame], path: Path) -> Path:
     for colour, (label, df) in zip(RUN_COLOURS, runs.items()):
         ordered = df.sort_values("number")
         usable = _final_budget(ordered) & (ordered.feasible if "feasible" in ordered else True)
-        ax.plot(np.arange(1, len(ordered) + 1), ordered.loss.where(usable).cummin().to_numpy(), color=colour, label=label)
+        best = ordered.loss.where(usable).cummin().ffill()  # cummin leaves gaps where a step is skipped
+        ax.plot(np.arange(1, len(ordered) + 1), best.to_numpy(), color=colour, label=label)
     ax.set_xlabel("evaluations (all token budgets)")
     ax.set_ylabel("best feasible loss on the final token budget")
     ax.set_title("Search progress")

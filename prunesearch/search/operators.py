@@ -49,10 +49,12 @@ class Fill:
 
 
 class LevelSwitchMutation:
-    """DarwinLM's level switch: raise one block's level and lower another block of the same
-    kind (attention with attention, FFN with FFN), min(U{1..3}, U{1..3}) times. A switch that
-    breaks the latency budget is redrawn, so offspring stay feasible; latency a switch frees
-    is then spent by ``Fill``."""
+    """DarwinLM's level switch, min(U{1..3}, U{1..3}) times: either raise one block's level and
+    lower another block of the same kind (attention with attention, FFN with FFN; a switch
+    that breaks the latency budget is redrawn), or lower one block and let ``Fill`` spend the
+    freed latency on random blocks of either kind. Same-kind switches alone cannot move latency
+    between attention and FFN when every layer costs the same; the second move can. Offspring
+    are filled up to the budget."""
 
     def __init__(self, problem: SearchProblem, *, max_tries: int = 64) -> None:
         self.problem = problem
@@ -64,6 +66,11 @@ class LevelSwitchMutation:
         child = np.asarray(genome, dtype=np.int64).copy()
         n_switches = min(rng.integers(1, 4), rng.integers(1, 4))
         for _ in range(n_switches):
+            if rng.random() < 0.5:
+                lowered = np.flatnonzero(child > 0)
+                if len(lowered):
+                    child[rng.choice(lowered)] -= 1
+                continue
             for _ in range(self.max_tries):
                 trial = self._switch(child, rng)
                 if trial is not None and self.problem.feasible(trial)[0]:
