@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import platform
 from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, PositiveInt
 
 from prunesearch.errors import TableError
+from prunesearch.oracle import run_bundle
 
 Phase = Literal["encode", "prefill", "decode"]
 
@@ -46,16 +46,8 @@ class Conditions(BaseModel):
             )
 
 
-@lru_cache(maxsize=1)
-def cpu_name() -> str:
-    """The exact CPU model: machines of one kind can hide different CPUs."""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+#: the exact CPU model (machines of one kind can hide different CPUs); the bundle runner names devices alike
+cpu_name = lru_cache(maxsize=1)(run_bundle.cpu_name)
 
 
 def device_slug(device: str) -> str:
