@@ -1,4 +1,4 @@
-"""Profile a latency table with ONNX Runtime on this CPU.
+"""Profile a latency table with ONNX Runtime on this CPU (bundle.py: on a remote device).
 
 Every row comes from a whole pruned model exported to ONNX and timed as is, so
 what the table holds is what a deployed model runs: ``base`` = every block
@@ -13,19 +13,23 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import onnxruntime as ort
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, NonNegativeInt
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from prunesearch.config import Config, LayerConfig
 from prunesearch.export.onnx import export_onnx
 from prunesearch.models import LoadedModel
 from prunesearch.oracle.conditions import Conditions, cpu_name
-from prunesearch.oracle.measure import Measurement, measure_onnx
-from prunesearch.oracle.table import TIMES, Calibration, LatencyTable, TableMeta
+from prunesearch.oracle.measure import measure_onnx
+from prunesearch.oracle.table import ENERGY, TIMES, Calibration, LatencyTable, TableMeta
 from prunesearch.prune.apply import prune
 from prunesearch.space import Space, adapter_for
 
@@ -38,8 +42,83 @@ def conditions_for(loaded: LoadedModel, *, batch: int, seq_len: int, threads: in
     )
 
 
-def _every_layer(space: Space, *, heads: int, ffn: int) -> Config:
-    return Config(layers=(LayerConfig(heads=heads, ffn=ffn),) * space.n_layers)
+class Job(BaseModel):
+    """One whole model to measure: ``base``, an ``attn``/``ffn`` level (size = kept heads or
+    width, every layer), or the ``size``-th ``calibration`` model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    kind: Literal["base", "attn", "ffn", "calibration"]
+    size: NonNegativeInt
+    config: Config
+
+
+def profile_jobs(space: Space, *, calibration_models: int = 12, seed: int = 0) -> list[Job]:
+    """The models a table is measured from, on this machine or in a remote-device bundle."""
+    layer = space.layers[0]
+    if any(l != layer for l in space.layers):
+        raise NotImplementedError("tables assume layers of one shape; this model's layers differ")
+
+    def every_layer(heads: int, ffn: int) -> Config:
+        return Config(layers=(LayerConfig(heads=heads, ffn=ffn),) * space.n_layers)
+
+    jobs = [Job(name="base", kind="base", size=0, config=every_layer(0, 0))]
+    jobs += [Job(name=f"attn-{h}", kind="attn", size=h, config=every_layer(h, 0)) for h in layer.heads[1:]]
+    jobs += [Job(name=f"ffn-{w}", kind="ffn", size=w, config=every_layer(0, w)) for w in layer.ffn[1:]]
+    rng = np.random.default_rng(seed)
+    calib = [space.from_genome(rng.integers(0, space.genome_upper + 1)) for _ in range(calibration_models)]
+    jobs += [Job(name=f"calibration-{i:02d}", kind="calibration", size=i, config=c) for i, c in enumerate(calib)]
+    return jobs
+
+
+def export_job(loaded: LoadedModel, job: Job, path: Path, *, batch: int, seq_len: int, ffn_step: int) -> Path:
+    return export_onnx(prune(loaded.model, job.config, ffn_step=ffn_step), path, batch=batch, seq_len=seq_len)
+
+
+def progress(console) -> Progress:
+    return Progress(
+        TextColumn("[bold]profile[/] {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=False,
+    )
+
+
+def build_table(
+    jobs: Sequence[Job],
+    results: Mapping[str, Mapping[str, float]],
+    *,
+    conditions: Conditions,
+    profiled_at: str,
+    profiling_seconds: float,
+    notes: str,
+) -> LatencyTable:
+    """The table from each job's whole-model result (latency columns, ``runs``, optionally
+    ``energy_mj``): level rows are (model - base) / layers, and a linear calibration of the
+    additive sum is fitted on the calibration models."""
+    level_jobs = [j for j in jobs if j.kind != "calibration"]
+    columns = TIMES + ([ENERGY] if all(ENERGY in results[j.name] for j in level_jobs) else [])
+    base = results["base"]
+    rows = []
+    for job in level_jobs:
+        m = results[job.name]
+        if job.kind == "base":
+            values = {k: m[k] for k in columns}
+        else:
+            values = {k: (m[k] - base[k]) / len(job.config.layers) for k in columns}
+        rows.append({"kind": job.kind, "size": job.size, **values, "runs": int(m["runs"])})
+    table = LatencyTable(pd.DataFrame(rows), TableMeta(
+        conditions=conditions, profiled_at=profiled_at, profiling_seconds=profiling_seconds,
+        notes=f"rows: (whole model with every layer at that level, other block kind removed) minus base, per layer; {notes}",
+    ))
+    calib = [j for j in jobs if j.kind == "calibration"]
+    if len(calib) >= 2:
+        sums = [
+            table.time("base", 0) + sum(table.time("attn", l.heads) + table.time("ffn", l.ffn) for l in j.config.layers)
+            for j in calib
+        ]
+        scale, offset = np.polyfit(sums, [results[j.name]["latency_ms"] for j in calib], 1)
+        table.meta.calibration = Calibration(scale=float(scale), offset_ms=float(offset), n_models=len(calib))
+    return table
 
 
 def profile_table(
@@ -56,56 +135,21 @@ def profile_table(
 ) -> LatencyTable:
     started = time.monotonic()
     space = adapter_for(loaded.model).space(ffn_step=ffn_step)
-    layer = space.layers[0]
-    if any(l != layer for l in space.layers):
-        raise NotImplementedError("tables assume layers of one shape; this model's layers differ")
-    jobs = [("base", 0, _every_layer(space, heads=0, ffn=0))]
-    jobs += [("attn", h, _every_layer(space, heads=h, ffn=0)) for h in layer.heads[1:]]
-    jobs += [("ffn", w, _every_layer(space, heads=0, ffn=w)) for w in layer.ffn[1:]]
-    rng = np.random.default_rng(seed)
-    calib = [space.from_genome(rng.integers(0, space.genome_upper + 1)) for _ in range(calibration_models)]
+    jobs = profile_jobs(space, calibration_models=calibration_models, seed=seed)
     vocab = loaded.model.config.vocab_size
-
-    def measure(config: Config, workdir: Path) -> Measurement:
-        path = export_onnx(prune(loaded.model, config, ffn_step=ffn_step), workdir / "m.onnx", batch=batch, seq_len=seq_len)
-        return measure_onnx(path, batch=batch, seq_len=seq_len, threads=threads, vocab=vocab, budget_s=budget_s)
-
-    rows, measured = [], {}
-    with tempfile.TemporaryDirectory() as tmp, Progress(
-        TextColumn("[bold]profile[/] {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=False,
-    ) as bar:
-        task = bar.add_task(f"{loaded.name} b{batch} s{seq_len} t{threads}", total=len(jobs) + len(calib))
-        for kind, size, config in jobs:
-            bar.update(task, description=f"{loaded.name} {kind} {size}")
-            measured[(kind, size)] = measure(config, Path(tmp))
+    measured = {}
+    with tempfile.TemporaryDirectory() as tmp, progress(console) as bar:
+        task = bar.add_task(f"{loaded.name} b{batch} s{seq_len} t{threads}", total=len(jobs))
+        for job in jobs:
+            bar.update(task, description=f"{loaded.name} {job.name}")
+            path = export_job(loaded, job, Path(tmp) / "m.onnx", batch=batch, seq_len=seq_len, ffn_step=ffn_step)
+            m = measure_onnx(path, batch=batch, seq_len=seq_len, threads=threads, vocab=vocab, budget_s=budget_s)
+            measured[job.name] = asdict(m)
             bar.advance(task)
-        base = measured[("base", 0)]
-        for (kind, size), m in measured.items():
-            if kind == "base":
-                times = {k: getattr(m, k) for k in TIMES}
-            else:
-                times = {k: (getattr(m, k) - getattr(base, k)) / space.n_layers for k in TIMES}
-            rows.append({"kind": kind, "size": size, **times, "runs": m.runs})
-        meta = TableMeta(
-            conditions=conditions_for(loaded, batch=batch, seq_len=seq_len, threads=threads, ffn_step=ffn_step),
-            profiled_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            profiling_seconds=0.0,
-            notes="rows: (whole model with every layer at that level, other block kind removed) minus base, "
-            "per layer; measured with ONNX Runtime",
-        )
-        table = LatencyTable(pd.DataFrame(rows), meta)
-        sums, truths = [], []
-        from prunesearch.oracle.predictor import Predictor
-
-        raw = Predictor(table, space, calibrated=False)
-        for config in calib:
-            bar.update(task, description=f"{loaded.name} calibration model")
-            truths.append(measure(config, Path(tmp)).latency_ms)
-            sums.append(float(raw.raw_ms(space.to_genome(config))[0]))
-            bar.advance(task)
-    if len(calib) >= 2:
-        scale, offset = np.polyfit(sums, truths, 1)
-        meta.calibration = Calibration(scale=float(scale), offset_ms=float(offset), n_models=len(calib))
-    meta.profiling_seconds = round(time.monotonic() - started, 1)
-    return table
+    return build_table(
+        jobs, measured,
+        conditions=conditions_for(loaded, batch=batch, seq_len=seq_len, threads=threads, ffn_step=ffn_step),
+        profiled_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        profiling_seconds=round(time.monotonic() - started, 1),
+        notes="measured with ONNX Runtime",
+    )

@@ -3,7 +3,9 @@
 Rows: ``base`` (size 0) is the model with every block removed; ``attn``/``ffn`` at
 size s are what one layer's block adds at that size (layers of a model share
 shapes, so one row serves every layer). ``latency_ms`` is what predictions sum
-(see ``measure.Measurement``); median, p10 and p90 are kept for the record.
+(see ``measure.Measurement``); median, p10 and p90 are kept for the record. Tables
+measured where power rails were sampled (a remote-device bundle) add ``energy_mj``
+per inference, rows differenced like the times.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from prunesearch.paths import atomic_write_text
 
 TIMES = ["latency_ms", "median_ms", "p10_ms", "p90_ms"]
 COLUMNS = ["kind", "size", *TIMES, "runs"]
+#: optional last column: energy per inference (mJ), where power was recorded
+ENERGY = "energy_mj"
 #: bumped when rows change meaning; older tables are refused (and re-profiled by ensure_table)
 TABLE_FORMAT = 2
 
@@ -68,7 +72,7 @@ class LatencyTable:
     def save(self, csv_path: str | Path) -> Path:
         csv_path = Path(csv_path)
         csv_path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(csv_path, self.rows[COLUMNS].to_csv(index=False))
+        atomic_write_text(csv_path, self.rows[[c for c in (*COLUMNS, ENERGY) if c in self.rows]].to_csv(index=False))
         atomic_write_text(csv_path.with_suffix(".json"), self.meta.model_dump_json(indent=2))
         self.path = csv_path
         return csv_path
@@ -96,8 +100,11 @@ class LatencyTable:
             rows = pd.read_csv(io.StringIO(csv_path.read_text()))
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise TableError(f"{csv_path}: corrupt table ({exc}); re-profile it") from None
-        if list(rows.columns) != COLUMNS or rows[COLUMNS[2:]].isna().any().any() or "base" not in set(rows.kind):
-            raise TableError(f"{csv_path}: truncated or malformed table (expected columns {', '.join(COLUMNS)} and a base row); re-profile it")
+        columns = list(rows.columns)
+        if columns not in (COLUMNS, [*COLUMNS, ENERGY]) or rows[columns[2:]].isna().any().any() or "base" not in set(rows.kind):
+            raise TableError(
+                f"{csv_path}: truncated or malformed table (expected columns {', '.join(COLUMNS)} [, {ENERGY}] "
+                "and a base row); re-profile it")
         if expect is not None:
             meta.conditions.require(expect, source=str(csv_path), force=force)
         return cls(rows, meta, path=csv_path)
