@@ -19,12 +19,32 @@ def profile(
     threads: int = typer.Option(1, "--threads", min=1, help="intra-op threads"),
     ffn_step: int = typer.Option(128, "--ffn-step", min=1, help="FFN width grid step"),
     out: Path = typer.Option(None, "--out", help="table CSV path (default: latency_tables/<cpu>/<model>-...csv)"),
+    bundle: Path = typer.Option(None, "--emit-bundle", help="instead of measuring here, write DIR to run on a remote "
+                                "device (ONNX graphs, manifest.json, run_bundle.py: needs python3, numpy, onnxruntime)"),
+    results: Path = typer.Option(None, "--import", help="build the table from the results.json that run_bundle.py "
+                                 "wrote on the device"),
 ) -> None:
-    """Measure a latency table on this machine (every block at every level), with a progress bar."""
+    """Measure a latency table on this machine (every block at every level), with a progress bar;
+    or write a bundle for a remote device (--emit-bundle) and build the table from its results (--import)."""
     from prunesearch.errors import BackendUnavailableError
     from prunesearch.models import load_model
     from prunesearch.oracle import device_slug, profile_table
+    from prunesearch.oracle.bundle import emit_bundle, import_results
     from prunesearch.oracle.ensure import SHIPPED, table_name
+
+    if results is not None:
+        table = import_results(results)
+        c = table.conditions
+        name = table_name(c.model, backend=c.backend, batch=c.batch, seq_len=c.seq_len, threads=c.threads)
+        path = out or SHIPPED / device_slug(c.device) / name
+        table.save(path)
+        console.print(f"wrote {path} (measured on {c.device}, {c.backend} {c.backend_version})")
+        return
+    if bundle is not None:
+        emit_bundle(load_model(model), bundle, batch=batch, seq_len=seq, threads=threads, ffn_step=ffn_step, console=console)
+        console.print(f"wrote {bundle}: copy it to the device, run `python3 run_bundle.py` there, then "
+                      f"`prunesearch profile --import {bundle}/results.json`")
+        return
 
     if backend != "ort-cpu":
         raise BackendUnavailableError(f"backend {backend!r} is not available on this machine; ort-cpu is")

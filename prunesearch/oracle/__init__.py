@@ -1,5 +1,6 @@
 """The latency oracle: measured per-level tables of a device and the additive predictor."""
 
+from prunesearch.oracle.bundle import emit_bundle, import_results
 from prunesearch.oracle.conditions import Conditions, cpu_name, device_slug
 from prunesearch.oracle.ensure import ensure_table
 from prunesearch.oracle.measure import Measurement, measure_onnx
@@ -17,7 +18,9 @@ __all__ = [
     "conditions_for",
     "cpu_name",
     "device_slug",
+    "emit_bundle",
     "ensure_table",
+    "import_results",
     "measure_onnx",
     "profile_table",
 ]
