@@ -112,14 +112,23 @@ def feeds_for(session, *, batch: int, seq_len: int, vocab: int, seed: int = 0) -
 
 
 def cpu_name() -> str:
-    """The exact CPU model: machines of one kind can hide different CPUs."""
+    """The exact CPU model: machines of one kind can hide different CPUs, and a VM may show
+    only a generic name ("AMD EPYC"), so x86 family/model/stepping are appended."""
+    fields = {}
     try:
         for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("model name", "cpu family", "model", "stepping") and key not in fields:
+                fields[key] = value.strip()
+            if not line.strip():
+                break  # the first processor describes them all
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    if "model name" not in fields:
+        return platform.processor() or platform.machine()
+    ids = [f"{k.split()[-1]} {fields[k]}" for k in ("cpu family", "model", "stepping") if k in fields]
+    return fields["model name"] + (f" ({', '.join(ids)})" if ids else "")
 
 
 def device_name() -> str:
