@@ -75,7 +75,8 @@ def build_database(spec: SearchSpec, loaded, space):
     from prunesearch.prune.database import LevelDatabase
 
     calibration = load_calibration(
-        loaded.tokenizer, files=list(spec.calibration.files) or None, seq_len=spec.calibration.seq_len, seed=spec.seed
+        loaded.tokenizer, files=list(spec.calibration.files) or None, seq_len=spec.calibration.seq_len, seed=spec.seed,
+        rows="chunks" if loaded.is_decoder else "texts",
     )
     return calibration, LevelDatabase.build(loaded, calibration, space=space, progress=True)
 

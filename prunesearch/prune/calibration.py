@@ -1,8 +1,13 @@
-"""Calibration text: packed token chunks for reconstruction and fitness, held-out text for evaluation.
+"""Calibration text for reconstruction and fitness, held-out text for evaluation.
 
 Paragraphs are shuffled with a seed and split (by paragraph, so nothing leaks)
-into a calibration part and a held-out part. Budgets are prefixes: asking for
-more tokens extends what a smaller budget saw.
+into a calibration part and a held-out part. Rows are either packed ``seq_len``
+chunks (``"chunks"``, how decoders are fed) or separate texts of one to a few
+sentences with their own special tokens, of varied length and padded
+(``"texts"``, how encoders are used: a least-squares fit on packed chunks alone
+saw [CLS]/[SEP] once per 128 tokens and generalised poorly to sentences).
+Budgets count real (unpadded) tokens and are prefixes: asking for more tokens
+extends what a smaller budget saw.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import hashlib
 import re
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -19,6 +25,7 @@ from prunesearch.errors import PruneSearchError
 
 DEFAULT_TEXT = Path(__file__).resolve().parents[1] / "data" / "python_docs.txt"
 HELDOUT_SHARE = 0.2
+Rows = Literal["chunks", "texts"]
 
 
 def read_paragraphs(files: list[Path]) -> list[str]:
@@ -56,50 +63,79 @@ def special_tokens(tokenizer) -> tuple[list[int], list[int]]:
 class CalibrationSet:
     """Deterministic calibration and held-out splits of some text for one tokenizer."""
 
-    def __init__(self, tokenizer, paragraphs: list[str], *, seq_len: int = 128, seed: int = 0) -> None:
+    def __init__(self, tokenizer, paragraphs: list[str], *, seq_len: int = 128, seed: int = 0, rows: Rows = "chunks") -> None:
+        if rows not in ("chunks", "texts"):
+            raise PruneSearchError(f"calibration rows {rows!r}: choose 'chunks' (decoders) or 'texts' (encoders)")
         self.tokenizer = tokenizer
         self.seq_len = seq_len
+        self.rows = rows
+        self.seed = seed
         order = np.random.default_rng(seed).permutation(len(paragraphs))
         n_held = max(2, int(len(paragraphs) * HELDOUT_SHARE))
         self.heldout_paragraphs = [paragraphs[i] for i in order[:n_held]]
         self.calib_paragraphs = [paragraphs[i] for i in order[n_held:]]
         digest = hashlib.sha256("\n".join(paragraphs).encode())
-        digest.update(f"{seq_len}:{seed}:{getattr(tokenizer, 'name_or_path', '')}".encode())
+        digest.update(f"{seq_len}:{seed}:{rows}:{getattr(tokenizer, 'name_or_path', '')}".encode())
         self.fingerprint = digest.hexdigest()[:16]
 
-    def _chunks(self, paragraphs: list[str]) -> torch.Tensor:
+    def _chunks(self, paragraphs: list[str]) -> list[list[int]]:
         """Token ids of the concatenated text, cut into full ``seq_len`` rows with special tokens."""
         tok = self.tokenizer
         prefix, suffix = special_tokens(tok)
         body = self.seq_len - len(prefix) - len(suffix)
         # paragraph by paragraph: a single huge text trips the tokenizer's length warning
         ids = [i for row in tok(paragraphs, add_special_tokens=False)["input_ids"] for i in row]
-        rows = [prefix + ids[i : i + body] + suffix for i in range(0, len(ids) - body + 1, body)]
-        return torch.tensor(rows, dtype=torch.long)
+        return [prefix + ids[i : i + body] + suffix for i in range(0, len(ids) - body + 1, body)]
+
+    def _texts(self, paragraphs: list[str]) -> list[list[int]]:
+        """Consecutive sentences grouped into texts of a random length between 16 tokens and
+        ``seq_len`` (seeded), each with its own special tokens."""
+        tok = self.tokenizer
+        prefix, suffix = special_tokens(tok)
+        body = self.seq_len - len(prefix) - len(suffix)
+        rng = np.random.default_rng(self.seed)
+        sentences = tok(sentences_of(paragraphs), add_special_tokens=False)["input_ids"]
+        rows, current, goal = [], [], int(rng.integers(16, body + 1))
+        for ids in sentences:
+            if current and len(current) + len(ids) > goal:
+                rows.append(prefix + current[:body] + suffix)
+                current, goal = [], int(rng.integers(16, body + 1))
+            current = current + ids
+        if current:
+            rows.append(prefix + current[:body] + suffix)
+        return rows
+
+    def _rows_of(self, paragraphs: list[str]) -> list[list[int]]:
+        return self._chunks(paragraphs) if self.rows == "chunks" else self._texts(paragraphs)
 
     @cached_property
-    def _calib(self) -> torch.Tensor:
-        return self._chunks(self.calib_paragraphs)
+    def _calib(self) -> list[list[int]]:
+        return self._rows_of(self.calib_paragraphs)
 
     @cached_property
-    def _heldout(self) -> torch.Tensor:
-        return self._chunks(self.heldout_paragraphs)
+    def _heldout(self) -> list[list[int]]:
+        return self._rows_of(self.heldout_paragraphs)
 
-    @staticmethod
-    def _take(rows: torch.Tensor, n_tokens: int, seq_len: int) -> dict[str, torch.Tensor]:
-        n = max(1, n_tokens // seq_len)
-        if n > len(rows):
+    def _take(self, rows: list[list[int]], n_tokens: int) -> dict[str, torch.Tensor]:
+        """The first rows holding at least ``n_tokens`` real tokens, right-padded to the longest."""
+        lengths = np.cumsum([len(r) for r in rows])
+        if not len(rows) or lengths[-1] < n_tokens:
             raise PruneSearchError(
-                f"calibration text holds {len(rows) * seq_len} tokens, {n_tokens} asked; give more text or a smaller budget"
+                f"calibration text holds {int(lengths[-1]) if len(rows) else 0} tokens, {n_tokens} asked; "
+                "give more text or a smaller budget"
             )
-        ids = rows[:n]
-        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+        taken = rows[: int(np.searchsorted(lengths, n_tokens)) + 1]
+        width = max(len(r) for r in taken)
+        pad = self.tokenizer.pad_token_id or 0
+        ids = torch.tensor([r + [pad] * (width - len(r)) for r in taken], dtype=torch.long)
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in taken], dtype=torch.long)
+        return {"input_ids": ids, "attention_mask": mask}
 
     def calib(self, n_tokens: int) -> dict[str, torch.Tensor]:
-        return self._take(self._calib, n_tokens, self.seq_len)
+        return self._take(self._calib, n_tokens)
 
     def heldout(self, n_tokens: int) -> dict[str, torch.Tensor]:
-        return self._take(self._heldout, n_tokens, self.seq_len)
+        return self._take(self._heldout, n_tokens)
 
     def heldout_sentences(self, n: int = 512) -> dict[str, torch.Tensor]:
         """The first ``n`` held-out sentences, padded into one batch (sentence-embedding evaluation)."""
@@ -107,8 +143,11 @@ class CalibrationSet:
         return dict(self.tokenizer(sentences, padding=True, truncation=True, max_length=self.seq_len, return_tensors="pt"))
 
 
-def load_calibration(tokenizer, *, files: list[Path] | None = None, seq_len: int = 128, seed: int = 0) -> CalibrationSet:
-    """The user's text files, or the shipped default (prose from Python's documentation)."""
+def load_calibration(
+    tokenizer, *, files: list[Path] | None = None, seq_len: int = 128, seed: int = 0, rows: Rows = "chunks"
+) -> CalibrationSet:
+    """The user's text files, or the shipped default (prose from Python's documentation).
+    ``rows``: ``"chunks"`` for decoders, ``"texts"`` for encoders (see the module docstring)."""
     if tokenizer is None:
         raise PruneSearchError("this model has no tokenizer; calibration needs one (save it beside the weights)")
-    return CalibrationSet(tokenizer, read_paragraphs(files or [DEFAULT_TEXT]), seq_len=seq_len, seed=seed)
+    return CalibrationSet(tokenizer, read_paragraphs(files or [DEFAULT_TEXT]), seq_len=seq_len, seed=seed, rows=rows)

@@ -171,6 +171,7 @@ class _Builder:
         self.scratch = copy.deepcopy(model)  # a model whose layers are swapped for pruned copies
         self.scratch_adapter = adapter_for(self.scratch)
         self.tensors: dict[str, torch.Tensor] = {}
+        self.real = batch["attention_mask"].bool()  # padded positions carry no calibration signal
         # Taylor scores need the dense model's gradients: one backward pass before slicing starts
         self.taylor = taylor_scores(model, adapter, batch) if importance == "taylor" else {}
 
@@ -224,8 +225,8 @@ class _Builder:
                 if has_bias:
                     self.tensors[f"{layer}.{kind}.0.bias"] = gram.mean_target()
                 continue
-            keep = order[:size].sort().values
-            w, b = gram.solve(self.adapter.columns(kind, keep), bias=has_bias)
+            cols = self.adapter.columns(kind, order[:size].sort().values)
+            w, b = gram.solve(cols, bias=has_bias, prior=self.adapter.output_weight(layer, kind).detach()[:, cols].double())
             self.tensors[f"{layer}.{kind}.{size}.weight"] = w.half()
             if b is not None:
                 self.tensors[f"{layer}.{kind}.{size}.bias"] = b.half()
@@ -244,7 +245,7 @@ class _Builder:
                 d, dense_next = self._probe(layer, dense_layer, dense, args, kwargs, adapter=self.adapter)
                 targets = {k: d[f"{k}.r"] + d[f"{k}.y"] for k in KINDS}
                 for kind in KINDS:
-                    self.tensors[f"{layer}.{kind}.order"] = ranking(self.adapter, kind, self._score(layer, kind, d[f"{kind}.z"]))
+                    self.tensors[f"{layer}.{kind}.order"] = ranking(self.adapter, kind, self._score(layer, kind, d[f"{kind}.z"][self.real]))
                 if self.reconstruct:
                     for kind in KINDS:
                         grid = self.space.layers[layer].heads if kind == "attn" else self.space.layers[layer].ffn
@@ -257,7 +258,7 @@ class _Builder:
                             probe_adapter = self.adapter if kind == "attn" else self.scratch_adapter
                             p, _ = self._probe(layer, module, h, args, kwargs, adapter=probe_adapter)
                             goal = targets[kind] - p[f"{kind}.r"] if self.target == "corrected" else d[f"{kind}.y"]
-                            self._fit(layer, kind, Gram(p[f"{kind}.z"], goal), sizes)
+                            self._fit(layer, kind, Gram(p[f"{kind}.z"][self.real], goal[self.real]), sizes)
                 streams = [
                     _run_layer(self._pruned_layer(layer, self._stream_sizes(layer, s)), h, args, kwargs)
                     for s, h in enumerate(streams)

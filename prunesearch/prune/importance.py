@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from prunesearch.quality import mean_pool
 from prunesearch.space.adapter import Adapter, Kind
 
 
@@ -54,12 +55,17 @@ def taylor(inputs: torch.Tensor, input_grads: torch.Tensor, adapter: Adapter, ki
 
 
 def taylor_scores(model: torch.nn.Module, adapter: Adapter, batch: dict[str, torch.Tensor],
-                  *, micro_batch: int = 8) -> dict[tuple[int, Kind], torch.Tensor]:
+                  *, micro_batch: int = 8, seed: int = 0) -> dict[tuple[int, Kind], torch.Tensor]:
     """Taylor scores of every (layer, kind) from one backward pass per micro-batch.
 
-    Loss: next-token negative log-likelihood for decoders; for encoders (no labels) half the
-    squared norm of the last hidden state, so the score measures how much a unit moves the output.
+    Loss: next-token negative log-likelihood for decoders. Encoders have no labels: the loss is
+    the sentence embedding (mean-pooled last hidden state) projected on a random Gaussian
+    direction per sequence, so the squared first-order term estimates how far removing a unit
+    moves the embedding in any direction (a Hutchinson-style estimate of the output Jacobian).
+    The squared norm of the output would be blind here: a post-LayerNorm output keeps its norm,
+    and a score of MiniLM's layer 0 that ignored it removed units the model cannot lose.
     """
+    directions = torch.Generator().manual_seed(seed)
     saved: dict[tuple[int, Kind], torch.Tensor] = {}
     scores: dict[tuple[int, Kind], torch.Tensor] = {}
     handles = []
@@ -87,7 +93,8 @@ def taylor_scores(model: torch.nn.Module, adapter: Adapter, batch: dict[str, tor
                     loss = (nll * mask[:, 1:]).sum() / mask[:, 1:].sum().clamp_min(1)
                 else:
                     hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
-                    loss = 0.5 * (hidden.pow(2) * mask.unsqueeze(-1)).sum() / mask.sum().clamp_min(1)
+                    pooled = mean_pool(hidden.float(), mask)
+                    loss = (pooled * torch.randn(pooled.shape, generator=directions)).sum()
                 loss.backward()
                 for key, x in saved.items():
                     s = taylor(x.detach(), x.grad, adapter, key[1])

@@ -18,10 +18,16 @@ class Gram:
         self.zz = zc.T @ zc
         self.zt = zc.T @ (t - self.t_mean)
 
-    def solve(self, cols: torch.Tensor, *, bias: bool, damp: float = 1e-2) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def solve(
+        self, cols: torch.Tensor, *, bias: bool, prior: torch.Tensor | None = None, damp: float = 1e-2
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Ridge solution (weight ``out × len(cols)``, bias) for the kept input columns.
 
         ``damp`` scales the ridge by the mean diagonal, so it is invariant to activation scale.
+        The ridge pulls towards ``prior`` (the dense weight's kept columns, ``out × len(cols)``)
+        rather than towards zero: directions the calibration data barely excites keep their
+        dense weights instead of growing large (a kept set of nearly collinear channels, fitted
+        towards zero-damped weights, amplified rare tokens into garbage).
         Without a bias, the fit is through the origin (the projection has no offset to absorb means).
         """
         if not bias:
@@ -30,6 +36,8 @@ class Gram:
         else:
             zz, zt = self.zz[cols][:, cols], self.zt[cols]
         ridge = damp * zz.diagonal().mean().clamp_min(1e-12)
+        if prior is not None:
+            zt = zt + ridge * prior.T.to(zt.dtype)
         w = torch.linalg.solve(zz + ridge * torch.eye(len(cols), dtype=zz.dtype), zt)  # (cols, out)
         b = self.t_mean - self.z_mean[cols] @ w if bias else None
         return w.T.float().contiguous(), None if b is None else b.float()

@@ -42,14 +42,15 @@ class DistillationFitness:
         self.batch = batch
         self.is_decoder = is_decoder
         self.micro_batch = micro_batch
-        self.seq_len = batch["input_ids"].shape[1]
         self.finetune_steps = finetune_steps
         self.finetune_lr = finetune_lr
         self.finetune_from_tokens = finetune_from_tokens
         self.teacher = self._outputs(model, len(batch["input_ids"]))
 
     def _rows(self, tokens: int) -> int:
-        return max(1, min(len(self.batch["input_ids"]), tokens // self.seq_len))
+        """The fewest leading rows holding ``tokens`` real (unpadded) tokens."""
+        real = self.batch["attention_mask"].sum(1).cumsum(0)
+        return min(len(real), int(torch.searchsorted(real, torch.tensor(tokens))) + 1)
 
     def _part(self, start: int, rows: int) -> dict[str, torch.Tensor]:
         return {k: v[start : min(rows, start + self.micro_batch)] for k, v in self.batch.items()}
@@ -89,6 +90,7 @@ class DistillationFitness:
         rows = self._rows(tokens)
         losses, weights = [], []
         for i, (s, t) in enumerate(zip(self._outputs(student, rows), self.teacher)):
+            t = t[: len(s)]  # the budget may end inside a micro-batch
             mask = self.batch["attention_mask"][i * self.micro_batch : i * self.micro_batch + len(s)]
             if self.is_decoder:
                 kl = (t.exp() * (t - s)).sum(-1)  # per token

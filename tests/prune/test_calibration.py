@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from prunesearch.errors import PruneSearchError
 from prunesearch.models import load_model
@@ -36,3 +37,20 @@ def test_user_files_and_bad_input(tokenizer, tmp_path):
     with pytest.raises(PruneSearchError, match="tokens"):
         load_calibration(tokenizer).calib(10**8)
     assert DEFAULT_TEXT.stat().st_size > 100_000
+
+
+def test_text_rows_are_separate_padded_texts_and_budgets_count_real_tokens(tokenizer):
+    texts = load_calibration(tokenizer, rows="texts")
+    assert texts.fingerprint != load_calibration(tokenizer).fingerprint
+    batch = texts.calib(4096)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    lengths = mask.sum(1)
+    assert lengths.sum() >= 4096 and lengths[:-1].sum() < 4096  # the fewest rows holding the budget
+    assert lengths.min() < 64 < lengths.max() <= 128  # varied lengths, like the sentences users embed
+    assert (ids[:, 0] == tokenizer.cls_token_id).all()
+    assert (ids[torch.arange(len(ids)), lengths - 1] == tokenizer.sep_token_id).all()
+    assert (ids[mask == 0] == tokenizer.pad_token_id).all()
+    small = texts.calib(1024)
+    assert (ids[: len(small["input_ids"]), : small["input_ids"].shape[1]] == small["input_ids"]).all()
+    with pytest.raises(PruneSearchError, match="choose 'chunks'"):
+        load_calibration(tokenizer, rows="sentences")

@@ -29,3 +29,16 @@ def test_refit_of_kept_columns_beats_slicing_the_dense_weights():
     sliced_err = (z[:, keep] @ w[:, keep].T - t).pow(2).mean()
     assert refit_err < 0.5 * sliced_err
     assert torch.allclose(Gram(z, t).mean_target(), t.mean(0), atol=1e-5)
+
+
+def test_a_column_the_data_never_excites_keeps_its_prior_weight():
+    z, w, t = _problem(False)
+    z[:, 3] = 0.0  # silent in calibration: the data says nothing about its weight
+    t = z @ w.T
+    prior = w + 0.1
+    fit, _ = Gram(z, t).solve(torch.arange(12), bias=False, prior=prior)
+    assert torch.allclose(fit[:, 3], prior[:, 3], atol=1e-4)  # pulled to the prior, not to zero
+    unpulled, _ = Gram(z, t).solve(torch.arange(12), bias=False)
+    assert unpulled[:, 3].abs().max() < 1e-4
+    keep = torch.tensor([0, 1, 2, 4, 5])
+    assert torch.allclose(fit[:, keep], w[:, keep], atol=5e-2)  # excited columns still fit the data

@@ -33,7 +33,7 @@ def test_dense_has_zero_loss_and_pruning_costs():
 def test_token_budget_uses_a_prefix():
     fitness, source = _fitness(FAMILIES["bert"].model(), is_decoder=False)
     config = source.space.from_genome(source.space.genome_upper // 2)
-    assert fitness._rows(16) == 1 and fitness._rows(10_000) == 8
+    assert fitness._rows(8) == 1 and fitness._rows(16) == 2 and fitness._rows(10_000) == 8  # real tokens count
     assert fitness(config, 16) != fitness(config, 10_000)
 
 
