@@ -16,6 +16,7 @@ Writes reports/search_quality{,_quick}.{csv,md,png}. Not yet covered: the SmolLM
 from __future__ import annotations
 
 import argparse
+import sys
 import copy
 import tempfile
 import time
@@ -64,11 +65,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="2x only, three algorithms, 40 evaluations")
     ap.add_argument("--evaluations", type=int, default=None)
+    ap.add_argument("--targets", type=float, nargs="+", default=None, help="predicted speed-ups (default 1.5 2 3)")
     ap.add_argument("--out-dir", type=Path, default=ROOT / "reports")
     args = ap.parse_args()
     torch.manual_seed(0)
     spec = load_spec(ROOT / "searches" / "minilm-ort-cpu-2x.yaml")
-    targets = [2.0] if args.quick else [1.5, 2.0, 3.0]
+    targets = args.targets or ([2.0] if args.quick else [1.5, 2.0, 3.0])
     algorithms = ["evolution", "supernet", "random"] if args.quick else list(OPTIONS)
     evaluations = args.evaluations or (40 if args.quick else 200)
 
@@ -131,7 +133,8 @@ def main() -> None:
                     score("torch_pruning_ffn", speedup, model, n_eval=len(ratios), seconds=0.0, predicted=float("nan"),
                           config=f"ratio {ratio}: all heads, FFN {widths}" + ("" if ms <= reference else " (target not reached)"))
                     break
-    write(pd.DataFrame(rows), args, setup_s=setup_s, table=table_path, evaluations=evaluations)
+            # after every target, so a long run stopped early keeps what it measured
+            write(pd.DataFrame(rows), args, setup_s=setup_s, table=table_path, evaluations=evaluations)
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
@@ -173,6 +176,8 @@ def write(df: pd.DataFrame, args, *, setup_s: float, table: Path, evaluations: i
     md = [
         f"# Search quality on MiniLM ({'quick' if args.quick else 'full'} mode)",
         "",
+        f"Command: `.venv/bin/python benchmarks/search_quality.py {' '.join(sys.argv[1:])}`; targets done: "
+        f"{', '.join(f'{t}x' for t in sorted(df.target_speedup.unique()))}.",
         f"Table {table}; level database + model setup {setup_s:.0f} s; evaluation budget {evaluations} per algorithm.",
         "Measured latencies are ONNX Runtime CPU, 1 thread, batch 1, seq 128 (median of the quietest of 5 rounds).",
         "Measured speed-ups differ between methods, so compare cosine together with measured speed-up (plot).",
