@@ -1,4 +1,14 @@
-"""ONNX export of a (pruned) model with dynamic batch and sequence, checked against torch."""
+"""ONNX export of a (pruned) model with dynamic batch and sequence, checked against torch.
+
+With ``cache_len`` a decoder is exported as one decode step: ``seq_len`` new tokens (1 when
+generating; fixed in the graph, since attention takes a single-token path) after a KV cache of
+any length (``cache_len`` is the example's) and any batch. Its inputs are ``input_ids``,
+``attention_mask`` (over cached and new tokens), ``position_ids`` and ``past.{i}.key`` /
+``past.{i}.value`` of shape (batch, KV heads, cache_len, head_dim) for each layer the cache
+holds: the attention blocks left in the pruned model (a removed block has no KV), each with
+its own kept KV heads. Inside, they become a transformers ``DynamicCache``; the output is the
+new tokens' logits (appending to the cache is part of the step's work).
+"""
 
 from __future__ import annotations
 
@@ -7,63 +17,109 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from transformers import DynamicCache
 
 
 class _TensorOutput(nn.Module):
-    """Returns one tensor: last_hidden_state for encoders, logits for decoders (no cache)."""
+    """Returns one tensor: last_hidden_state for encoders, logits for decoders; with ``decode``,
+    the inputs after the mask are position_ids and each cached layer's past key and value."""
 
-    def __init__(self, model: nn.Module, *, is_decoder: bool) -> None:
+    def __init__(self, model: nn.Module, *, is_decoder: bool, decode: bool = False) -> None:
         super().__init__()
         self.model = model
         self.is_decoder = is_decoder
+        self.decode = decode
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        if self.is_decoder:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, *past: torch.Tensor) -> torch.Tensor:
+        if not self.is_decoder:
+            return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if not self.decode:
             return self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        position_ids, *kv = past
+        cache = DynamicCache(list(zip(kv[::2], kv[1::2]))) if kv else None
+        return self.model(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, cache=cache,
+            use_cache=cache is not None,
+        ).logits
 
 
-def example_inputs(model: nn.Module, *, batch: int, seq_len: int, seed: int = 0) -> dict[str, torch.Tensor]:
+def _wrap(model: nn.Module, *, decode: bool) -> _TensorOutput:
+    from prunesearch.space import adapter_for
+
+    is_decoder = adapter_for(model).is_decoder
+    if decode and not is_decoder:
+        raise ValueError("a KV-cache decode step needs a decoder; this model is an encoder")
+    # eval on the wrapper too: the exporter restores the wrapper's mode, and with it the model's
+    return _TensorOutput(model.eval(), is_decoder=is_decoder, decode=decode).eval()
+
+
+def cache_shapes(model: nn.Module) -> list[tuple[int, int]]:
+    """(KV heads, head_dim) of each layer a decoder's KV cache holds, in cache order."""
+    with torch.no_grad():
+        cache = model.eval()(input_ids=torch.ones(1, 1, dtype=torch.long), use_cache=True).cache
+    return [(l.keys.shape[1], l.keys.shape[3]) for l in cache.layers if l.keys is not None]
+
+
+def example_inputs(
+    model: nn.Module, *, batch: int, seq_len: int, cache_len: int | None = None, seed: int = 0,
+) -> dict[str, torch.Tensor]:
+    """Random token ids and a full mask; with ``cache_len``, also positions and random past keys/values."""
     g = torch.Generator().manual_seed(seed)
     vocab = model.config.vocab_size
     ids = torch.randint(3, vocab, (batch, seq_len), generator=g)
-    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    if cache_len is None:
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    inputs = {
+        "input_ids": ids,
+        "attention_mask": torch.ones(batch, cache_len + seq_len, dtype=torch.long),
+        "position_ids": torch.arange(cache_len, cache_len + seq_len).expand(batch, seq_len),
+    }
+    for i, (heads, head_dim) in enumerate(cache_shapes(model)):
+        for kv in ("key", "value"):
+            inputs[f"past.{i}.{kv}"] = torch.randn(batch, heads, cache_len, head_dim, generator=g)
+    return inputs
 
 
-def _is_decoder(model: nn.Module) -> bool:
-    from prunesearch.space import adapter_for
-
-    return adapter_for(model).is_decoder
-
-
-def export_onnx(model: nn.Module, path: str | Path, *, batch: int = 1, seq_len: int = 128, opset: int = 17) -> Path:
-    """Write ``model`` as ONNX (legacy TorchScript exporter: fast, and matches torch to ~1e-6)."""
+def export_onnx(
+    model: nn.Module, path: str | Path, *, batch: int = 1, seq_len: int = 128, cache_len: int | None = None,
+    opset: int = 17,
+) -> Path:
+    """Write ``model`` as ONNX (legacy TorchScript exporter: fast, and matches torch to ~1e-6);
+    with ``cache_len``, one decode step of a decoder (see the module docstring)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    wrapped = _TensorOutput(model.eval(), is_decoder=_is_decoder(model))
-    inputs = example_inputs(model, batch=batch, seq_len=seq_len)
+    wrapped = _wrap(model, decode=cache_len is not None)
+    inputs = example_inputs(model, batch=batch, seq_len=seq_len, cache_len=cache_len)
+    if cache_len is None:
+        tokens = {0: "batch", 1: "sequence"}
+        axes = {"input_ids": tokens, "attention_mask": tokens, "output": tokens}
+    else:
+        axes = {"input_ids": {0: "batch"}, "attention_mask": {0: "batch", 1: "total"}, "position_ids": {0: "batch"},
+                "output": {0: "batch"}}
+        axes |= {name: {0: "batch", 2: "past"} for name in inputs if name.startswith("past.")}
     with torch.no_grad():
         torch.onnx.export(
             wrapped,
-            (inputs["input_ids"], inputs["attention_mask"]),
+            tuple(inputs.values()),
             str(path),
-            input_names=["input_ids", "attention_mask"],
+            input_names=list(inputs),
             output_names=["output"],
-            dynamic_axes={"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
-                          "output": {0: "batch", 1: "sequence"}},
+            dynamic_axes=axes,
             opset_version=opset,
             dynamo=False,
         )
     return path
 
 
-def check_onnx(model: nn.Module, path: str | Path, *, batch: int = 2, seq_len: int = 16) -> float:
+def check_onnx(
+    model: nn.Module, path: str | Path, *, batch: int = 2, seq_len: int = 16, cache_len: int | None = None,
+) -> float:
     """Max |ONNX Runtime − torch| on random inputs of another shape than the export's."""
     import onnxruntime as ort
 
-    inputs = example_inputs(model, batch=batch, seq_len=seq_len, seed=1)
+    inputs = example_inputs(model, batch=batch, seq_len=seq_len, cache_len=cache_len, seed=1)
     with torch.no_grad():
-        expected = _TensorOutput(model.eval(), is_decoder=_is_decoder(model))(**inputs).numpy()
+        expected = _wrap(model, decode=cache_len is not None)(*inputs.values()).numpy()
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = {i.name for i in session.get_inputs()}  # a model with no attention left drops the mask
     got = session.run(None, {k: v.numpy() for k, v in inputs.items() if k in names})[0]
