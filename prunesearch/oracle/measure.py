@@ -36,7 +36,11 @@ def time_session(session, feeds: dict, **options) -> Measurement:
     return Measurement(**timing.time_session(session, feeds, **options))
 
 
-def measure_onnx(path: str | Path, *, batch: int, seq_len: int, threads: int, vocab: int, budget_s: float = 1.0) -> Measurement:
-    """Whole-graph latency (used to build tables, calibrate them, and verify exports)."""
+def measure_onnx(
+    path: str | Path, *, batch: int, seq_len: int, threads: int, vocab: int, cache_len: int = 0, budget_s: float = 1.0,
+) -> Measurement:
+    """Whole-graph latency (used to build tables, calibrate them, and verify exports); a decode-step
+    graph runs with ``cache_len`` tokens of random past keys/values."""
     session = ort_session(path, threads=threads)
-    return time_session(session, feeds_for(session, batch=batch, seq_len=seq_len, vocab=vocab), budget_s=budget_s)
+    feeds = feeds_for(session, batch=batch, seq_len=seq_len, vocab=vocab, cache_len=cache_len)
+    return time_session(session, feeds, budget_s=budget_s)

@@ -99,15 +99,23 @@ def ort_session(path: str | Path, *, threads: int, provider: str = "CPUExecution
     return ort.InferenceSession(str(path), options, providers=[provider])
 
 
-def feeds_for(session, *, batch: int, seq_len: int, vocab: int, seed: int = 0) -> dict[str, np.ndarray]:
+def feeds_for(session, *, batch: int, seq_len: int, vocab: int, cache_len: int = 0, seed: int = 0) -> dict[str, np.ndarray]:
+    """Inputs for ``seq_len`` tokens; a decode-step graph also gets ``cache_len`` tokens of random past
+    keys/values (shape (batch, heads, past, head_dim) as the graph declares it) and their positions."""
     rng = np.random.default_rng(seed)
     feeds = {}
     for inp in session.get_inputs():
         if inp.name == "input_ids":
             feeds[inp.name] = rng.integers(3, vocab, size=(batch, seq_len), dtype=np.int64)
-        else:  # attention_mask, token_type_ids
-            value = 1 if inp.name == "attention_mask" else 0
-            feeds[inp.name] = np.full((batch, seq_len), value, dtype=np.int64)
+        elif inp.name == "attention_mask":
+            feeds[inp.name] = np.ones((batch, cache_len + seq_len), dtype=np.int64)
+        elif inp.name == "position_ids":
+            feeds[inp.name] = np.broadcast_to(np.arange(cache_len, cache_len + seq_len), (batch, seq_len)).copy()
+        elif inp.name.startswith("past."):
+            _, heads, _, head_dim = inp.shape
+            feeds[inp.name] = rng.standard_normal((batch, heads, cache_len, head_dim), dtype=np.float32)
+        else:  # token_type_ids
+            feeds[inp.name] = np.zeros((batch, seq_len), dtype=np.int64)
     return feeds
 
 
@@ -242,7 +250,8 @@ def main(argv: list[str] | None = None) -> None:
     started, jobs = time.monotonic(), {}
     for i, job in enumerate(manifest["jobs"], start=1):
         session = ort_session(here / f"{job['name']}.onnx", threads=manifest["threads"], provider=provider)
-        feeds = feeds_for(session, batch=manifest["batch"], seq_len=manifest["seq_len"], vocab=manifest["vocab"])
+        feeds = feeds_for(session, batch=manifest["batch"], seq_len=manifest["seq_len"], vocab=manifest["vocab"],
+                          cache_len=manifest.get("cache_len", 0))
         result = time_session(session, feeds, budget_s=budget_s)
         if power is not None:
             result.update(measure_energy(session, feeds, seconds=args.power_s, sampler=PowerSampler(power)))
