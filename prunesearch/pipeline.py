@@ -58,7 +58,10 @@ def prepare(spec: SearchSpec):
     space = adapter.space(ffn_step=spec.space.ffn_step)
     table_path = _table(spec, loaded)
     d = spec.device
-    wanted = conditions_for(loaded, batch=d.batch, seq_len=d.seq_len, threads=d.threads, ffn_step=spec.space.ffn_step)
+    wanted = conditions_for(
+        loaded, batch=d.batch, seq_len=d.seq_len, threads=d.threads, ffn_step=spec.space.ffn_step, phase=d.phase,
+        cache_len=d.cache_len,
+    )
     table = LatencyTable.load(table_path)
     if d.backend != "ort-cpu":  # a table of a device not at hand: only the model and shapes must match
         wanted = wanted.model_copy(update={"backend": d.backend, "device": table.conditions.device})

@@ -46,6 +46,7 @@ class Manifest(BaseModel):
     phase: Phase
     batch: PositiveInt
     seq_len: PositiveInt
+    cache_len: NonNegativeInt = 0  # decode phase: tokens already in the KV cache
     threads: PositiveInt
     vocab: PositiveInt
     ffn_step: PositiveInt
@@ -90,15 +91,20 @@ def emit_bundle(
     out: Path,
     *,
     batch: int = 1,
-    seq_len: int = 128,
+    seq_len: int | None = None,
     threads: int = 1,
     ffn_step: int = 128,
+    phase: Phase | None = None,
+    cache_len: int = 0,
     calibration_models: int = 12,
     budget_s: float = 1.0,
     seed: int = 0,
     console=None,
 ) -> Path:
     """Write the bundle folder ``out``: every job's ONNX graph, manifest.json, run_bundle.py."""
+    c = conditions_for(
+        loaded, batch=batch, seq_len=seq_len, threads=threads, ffn_step=ffn_step, phase=phase, cache_len=cache_len,
+    )
     space = adapter_for(loaded.model).space(ffn_step=ffn_step)
     jobs = profile_jobs(space, calibration_models=calibration_models, seed=seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -106,12 +112,11 @@ def emit_bundle(
         task = bar.add_task(f"{loaded.name} bundle", total=len(jobs))
         for job in jobs:
             bar.update(task, description=f"{loaded.name} export {job.name}")
-            export_job(loaded, job, out / f"{job.name}.onnx", batch=batch, seq_len=seq_len, ffn_step=ffn_step)
+            export_job(loaded, job, out / f"{job.name}.onnx", conditions=c)
             bar.advance(task)
-    c = conditions_for(loaded, batch=batch, seq_len=seq_len, threads=threads, ffn_step=ffn_step)
     manifest = Manifest(
-        model=c.model, model_hash=c.model_hash, phase=c.phase, batch=batch, seq_len=seq_len, threads=threads,
-        vocab=loaded.model.config.vocab_size, ffn_step=ffn_step, n_layers=space.n_layers,
+        model=c.model, model_hash=c.model_hash, phase=c.phase, batch=batch, seq_len=c.seq_len, cache_len=c.cache_len,
+        threads=threads, vocab=loaded.model.config.vocab_size, ffn_step=ffn_step, n_layers=space.n_layers,
         levels=Levels(heads=space.layers[0].heads, ffn=space.layers[0].ffn), budget_s=budget_s,
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), jobs=jobs,
     )
@@ -146,7 +151,8 @@ def import_results(path: str | Path) -> LatencyTable:
             "re-run run_bundle.py on the device to the end")
     conditions = Conditions(
         device=results.device, backend=results.backend, backend_version=results.backend_version, threads=m.threads,
-        batch=m.batch, seq_len=m.seq_len, phase=m.phase, model=m.model, model_hash=m.model_hash, ffn_step=m.ffn_step,
+        batch=m.batch, seq_len=m.seq_len, phase=m.phase, cache_len=m.cache_len, model=m.model, model_hash=m.model_hash,
+        ffn_step=m.ffn_step,
     )
     power = f", power from {results.power}" if results.power else ""
     return build_table(

@@ -6,6 +6,11 @@ removed; ``attn[h]`` = every layer keeps h heads and no FFN, minus base, divided
 by the number of layers (a per-layer cost seen at full depth, with its noise
 averaged over the layers); likewise ``ffn[w]``. A dozen random whole models,
 never used for the rows, then fit the calibration.
+
+A decode-phase table times one KV-cache decode step instead (export/onnx.py): its
+``seq_len`` is the new tokens per step (1 when generating token by token) and its
+``cache_len`` the tokens already cached; rows are built the same way, so the same
+predictor answers "milliseconds per generated token".
 """
 
 from __future__ import annotations
@@ -27,18 +32,29 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from prunesearch.config import Config, LayerConfig
 from prunesearch.export.onnx import export_onnx
 from prunesearch.models import LoadedModel
-from prunesearch.oracle.conditions import Conditions, cpu_name
+from prunesearch.errors import PruneSearchError
+from prunesearch.oracle.conditions import Conditions, Phase, cpu_name
 from prunesearch.oracle.measure import measure_onnx
 from prunesearch.oracle.table import ENERGY, TIMES, Calibration, LatencyTable, TableMeta
 from prunesearch.prune.apply import prune
 from prunesearch.space import Space, adapter_for
 
 
-def conditions_for(loaded: LoadedModel, *, batch: int, seq_len: int, threads: int, ffn_step: int) -> Conditions:
+def conditions_for(
+    loaded: LoadedModel, *, batch: int, seq_len: int | None, threads: int, ffn_step: int, phase: Phase | None = None,
+    cache_len: int = 0,
+) -> Conditions:
+    """The conditions of a table of ``loaded`` measured here. ``phase="decode"``: one step of ``seq_len``
+    new tokens (default 1) after ``cache_len`` cached ones; any other phase is the full-sequence pass of
+    ``seq_len`` tokens (default 128), recorded as "prefill" for a decoder and "encode" for an encoder."""
+    if phase == "decode" and not (loaded.is_decoder and cache_len > 0):
+        raise PruneSearchError(f"a decode-phase table needs a decoder and cache_len > 0 ({loaded.name}, cache_len {cache_len})")
+    if phase != "decode" and cache_len:
+        raise PruneSearchError(f"cache_len {cache_len} is for the decode phase only; add phase decode")
     return Conditions(
         device=cpu_name(), backend="ort-cpu", backend_version=ort.__version__, threads=threads,
-        batch=batch, seq_len=seq_len, phase="prefill" if loaded.is_decoder else "encode",
-        model=loaded.name, model_hash=loaded.weights_hash, ffn_step=ffn_step,
+        batch=batch, seq_len=seq_len or (1 if phase == "decode" else 128), phase=phase if phase == "decode" else "prefill" if loaded.is_decoder else "encode",
+        cache_len=cache_len, model=loaded.name, model_hash=loaded.weights_hash, ffn_step=ffn_step,
     )
 
 
@@ -72,8 +88,13 @@ def profile_jobs(space: Space, *, calibration_models: int = 12, seed: int = 0) -
     return jobs
 
 
-def export_job(loaded: LoadedModel, job: Job, path: Path, *, batch: int, seq_len: int, ffn_step: int) -> Path:
-    return export_onnx(prune(loaded.model, job.config, ffn_step=ffn_step), path, batch=batch, seq_len=seq_len)
+def export_job(loaded: LoadedModel, job: Job, path: Path, *, conditions: Conditions) -> Path:
+    """The job's pruned model as the graph ``conditions`` time: a full sequence, or one decode step."""
+    c = conditions
+    return export_onnx(
+        prune(loaded.model, job.config, ffn_step=c.ffn_step), path, batch=c.batch, seq_len=c.seq_len,
+        cache_len=c.cache_len if c.phase == "decode" else None,
+    )
 
 
 def progress(console) -> Progress:
@@ -125,30 +146,40 @@ def profile_table(
     loaded: LoadedModel,
     *,
     batch: int = 1,
-    seq_len: int = 128,
+    seq_len: int | None = None,
     threads: int = 1,
     ffn_step: int = 128,
+    phase: Phase | None = None,
+    cache_len: int = 0,
     calibration_models: int = 12,
     budget_s: float = 1.0,
     seed: int = 0,
     console=None,
 ) -> LatencyTable:
+    """Measure a table here under ``conditions_for`` these arguments."""
     started = time.monotonic()
+    c = conditions_for(
+        loaded, batch=batch, seq_len=seq_len, threads=threads, ffn_step=ffn_step, phase=phase, cache_len=cache_len,
+    )
     space = adapter_for(loaded.model).space(ffn_step=ffn_step)
     jobs = profile_jobs(space, calibration_models=calibration_models, seed=seed)
     vocab = loaded.model.config.vocab_size
     measured = {}
     with tempfile.TemporaryDirectory() as tmp, progress(console) as bar:
-        task = bar.add_task(f"{loaded.name} b{batch} s{seq_len} t{threads}", total=len(jobs))
+        cached = f" c{c.cache_len}" if c.phase == "decode" else ""
+        task = bar.add_task(f"{loaded.name} b{c.batch} s{c.seq_len}{cached} t{c.threads}", total=len(jobs))
         for job in jobs:
             bar.update(task, description=f"{loaded.name} {job.name}")
-            path = export_job(loaded, job, Path(tmp) / "m.onnx", batch=batch, seq_len=seq_len, ffn_step=ffn_step)
-            m = measure_onnx(path, batch=batch, seq_len=seq_len, threads=threads, vocab=vocab, budget_s=budget_s)
+            path = export_job(loaded, job, Path(tmp) / "m.onnx", conditions=c)
+            m = measure_onnx(
+                path, batch=c.batch, seq_len=c.seq_len, threads=c.threads, vocab=vocab, cache_len=c.cache_len,
+                budget_s=budget_s,
+            )
             measured[job.name] = asdict(m)
             bar.advance(task)
     return build_table(
         jobs, measured,
-        conditions=conditions_for(loaded, batch=batch, seq_len=seq_len, threads=threads, ffn_step=ffn_step),
+        conditions=c,
         profiled_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         profiling_seconds=round(time.monotonic() - started, 1),
         notes="measured with ONNX Runtime",
