@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from prunesearch.cli.app import app, console
+from prunesearch.oracle.conditions import Phase
 
 
 @app.command()
@@ -15,7 +16,11 @@ def profile(
     model: str = typer.Option("minilm", "--model", help="model alias or local HF folder"),
     backend: str = typer.Option("ort-cpu", "--backend", help="measurement backend (ort-cpu here)"),
     batch: int = typer.Option(1, "--batch", min=1),
-    seq: int = typer.Option(128, "--seq", min=1, help="sequence length"),
+    seq: int = typer.Option(None, "--seq", min=1, help="tokens per run (default 128; decode: 1 new token per step)"),
+    phase: Phase = typer.Option(None, "--phase",
+                              help="decode: one KV-cache decode step (decoders; needs --cache-len); default the model's "
+                              "full-sequence pass (prefill or encode)"),
+    cache_len: int = typer.Option(0, "--cache-len", min=0, help="decode: tokens already in the KV cache"),
     threads: int = typer.Option(1, "--threads", min=1, help="intra-op threads"),
     ffn_step: int = typer.Option(128, "--ffn-step", min=1, help="FFN width grid step"),
     out: Path = typer.Option(None, "--out", help="table CSV path (default: latency_tables/<cpu>/<model>-...csv)"),
@@ -35,13 +40,15 @@ def profile(
     if results is not None:
         table = import_results(results)
         c = table.conditions
-        name = table_name(c.model, backend=c.backend, batch=c.batch, seq_len=c.seq_len, threads=c.threads)
+        name = table_name(c.model, backend=c.backend, batch=c.batch, seq_len=c.seq_len, threads=c.threads, phase=c.phase,
+                          cache_len=c.cache_len)
         path = out or SHIPPED / device_slug(c.device) / name
         table.save(path)
         console.print(f"wrote {path} (measured on {c.device}, {c.backend} {c.backend_version})")
         return
     if bundle is not None:
-        emit_bundle(load_model(model), bundle, batch=batch, seq_len=seq, threads=threads, ffn_step=ffn_step, console=console)
+        emit_bundle(load_model(model), bundle, batch=batch, seq_len=seq, threads=threads, ffn_step=ffn_step, phase=phase,
+                    cache_len=cache_len, console=console)
         console.print(f"wrote {bundle}: copy it to the device, run `python3 run_bundle.py` there, then "
                       f"`prunesearch profile --import {bundle}/results.json`")
         return
@@ -49,8 +56,11 @@ def profile(
     if backend != "ort-cpu":
         raise BackendUnavailableError(f"backend {backend!r} is not available on this machine; ort-cpu is")
     loaded = load_model(model)
-    table = profile_table(loaded, batch=batch, seq_len=seq, threads=threads, ffn_step=ffn_step, console=console)
-    path = out or SHIPPED / device_slug(table.conditions.device) / table_name(model, backend=backend, batch=batch, seq_len=seq, threads=threads)
+    table = profile_table(loaded, batch=batch, seq_len=seq, threads=threads, ffn_step=ffn_step, phase=phase,
+                          cache_len=cache_len, console=console)
+    c = table.conditions
+    path = out or SHIPPED / device_slug(c.device) / table_name(
+        model, backend=backend, batch=batch, seq_len=c.seq_len, threads=threads, phase=c.phase, cache_len=c.cache_len)
     table.save(path)
     cal = table.meta.calibration
     console.print(f"wrote {path} ({table.meta.profiling_seconds:.0f} s; calibration x{cal.scale:.3f} {cal.offset_ms:+.3f} ms)")
@@ -60,23 +70,42 @@ def profile(
 def predict(
     table: Path = typer.Option(..., "--table", help="latency table CSV (its JSON beside it)"),
     config: Path = typer.Option(..., "--config", help="pruning config JSON"),
+    prefill_table: Path = typer.Option(None, "--prefill-table", help="with a decode --table: the same model's prefill "
+                                       "table, for the time to first token"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
-    """Predicted latency of CONFIG from TABLE, in microseconds of work: no model is built."""
+    """Predicted latency of CONFIG from TABLE, in microseconds of work: no model is built. A decode
+    table also gives tokens per second; with --prefill-table, the time to first token too."""
     from prunesearch.config import Config
-    from prunesearch.oracle import LatencyTable, Predictor
+    from prunesearch.oracle import LatencyTable, Predictor, decoder_speed
     from prunesearch.space import Space
-
-    t = LatencyTable.load(table)
-    cfg = Config.load(config)
-    heads = sorted(set(int(s) for s in t.rows[t.rows.kind == "attn"]["size"]) | {0})
-    ffn = sorted(set(int(s) for s in t.rows[t.rows.kind == "ffn"]["size"]) | {0})
     from prunesearch.space.space import LayerSpace
 
-    space = Space(layers=(LayerSpace(heads=tuple(heads), ffn=tuple(ffn)),) * len(cfg.layers), head_dim=0, hidden_size=0)
-    ms = Predictor(t, space).config_latency_ms(cfg)
+    t = LatencyTable.load(table)
+    prefill = None if prefill_table is None else LatencyTable.load(prefill_table)
+    cfg = Config.load(config)
+
+    def predictor(of: LatencyTable) -> Predictor:
+        heads = sorted(set(int(s) for s in of.rows[of.rows.kind == "attn"]["size"]) | {0})
+        ffn = sorted(set(int(s) for s in of.rows[of.rows.kind == "ffn"]["size"]) | {0})
+        space = Space(layers=(LayerSpace(heads=tuple(heads), ffn=tuple(ffn)),) * len(cfg.layers), head_dim=0, hidden_size=0)
+        return Predictor(of, space)
+
+    p = predictor(t)
+    c = p.table.conditions
+    ms = p.config_latency_ms(cfg)
+    facts = {"latency_ms": ms, "table": str(table), "device": c.device, "backend": c.backend, "batch": c.batch,
+             "seq_len": c.seq_len, "phase": c.phase}
+    if c.phase == "decode":
+        facts |= {"cache_len": c.cache_len, "tokens_per_s": 1000.0 / ms if c.seq_len == 1 else None}
+    if prefill is not None:
+        speed = decoder_speed(predictor(prefill), p, cfg)
+        facts |= {"ttft_ms": speed.ttft_ms, "tokens_per_s": speed.tokens_per_s}
     if as_json:
-        print(json.dumps({"latency_ms": ms, "table": str(table), "device": t.conditions.device,
-                          "backend": t.conditions.backend, "batch": t.conditions.batch, "seq_len": t.conditions.seq_len}))
-    else:
-        console.print(f"{ms:.3f} ms predicted ({t.conditions.backend}, batch {t.conditions.batch}, seq {t.conditions.seq_len}, {t.conditions.device})")
+        print(json.dumps(facts))
+        return
+    cached = f", {c.cache_len} cached" if c.phase == "decode" else ""
+    console.print(f"{ms:.3f} ms predicted ({c.backend}, {c.phase}, batch {c.batch}, seq {c.seq_len}{cached}, {c.device})")
+    if facts.get("tokens_per_s"):
+        ttft = f"; time to first token {facts['ttft_ms']:.3f} ms" if "ttft_ms" in facts else ""
+        console.print(f"{facts['tokens_per_s']:.1f} tokens/s per sequence{ttft}")
