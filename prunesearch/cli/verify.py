@@ -28,7 +28,10 @@ def verify_export(folder: Path, *, tolerance: float = 0.05) -> tuple[bool, dict]
         )
     c = manifest.conditions
     vocab = AutoConfig.from_pretrained(folder).vocab_size
-    measured = measure_onnx(onnx, batch=c["batch"], seq_len=c["seq_len"], threads=c["threads"], vocab=vocab, budget_s=3.0).latency_ms
+    measured = measure_onnx(
+        onnx, batch=c["batch"], seq_len=c["seq_len"], threads=c["threads"], vocab=vocab, cache_len=c.get("cache_len", 0),
+        budget_s=3.0,
+    ).latency_ms
     promise = manifest.target_ms if manifest.target_ms is not None else manifest.predicted_ms
     error = measured / promise - 1
     facts = {"measured_ms": measured, "target_ms": manifest.target_ms, "predicted_ms": manifest.predicted_ms,

@@ -103,14 +103,17 @@ def write_export(
         # without a table: a 128-token example, or shorter when the model's positions end earlier
         longest = getattr(loaded.model.config, "max_position_embeddings", None) or 128
         c = conditions or {"batch": 1, "seq_len": min(128, longest)}
-        onnx_path = export_onnx(pruned, out / "model.onnx", batch=c["batch"], seq_len=c["seq_len"])
-        diff = check_onnx(pruned, onnx_path)
+        # a decode table's export is its KV-cache decode step, of the table's new tokens per step
+        decode = c.get("phase") == "decode"
+        cache_len = c["cache_len"] if decode else None
+        onnx_path = export_onnx(pruned, out / "model.onnx", batch=c["batch"], seq_len=c["seq_len"], cache_len=cache_len)
+        diff = check_onnx(pruned, onnx_path, seq_len=c["seq_len"] if decode else 16, cache_len=cache_len)
         if conditions is not None and backend == "ort-cpu":
             from prunesearch.oracle import measure_onnx
 
             measured = measure_onnx(
                 onnx_path, batch=c["batch"], seq_len=c["seq_len"], threads=c["threads"],
-                vocab=loaded.model.config.vocab_size, budget_s=3.0,
+                vocab=loaded.model.config.vocab_size, cache_len=c["cache_len"], budget_s=3.0,
             ).latency_ms
     if "tensorrt" in formats:
         from prunesearch.export.tensorrt import build_engine

@@ -120,3 +120,20 @@ def test_decoder_speed_and_predict(decode_table, tmp_path, capsys, monkeypatch):
     facts = json.loads(capsys.readouterr().out)
     assert facts["phase"] == "decode" and facts["cache_len"] == CACHE_LEN
     assert facts["tokens_per_s"] == pytest.approx(speed.tokens_per_s) and facts["ttft_ms"] == pytest.approx(speed.ttft_ms)
+
+
+def test_export_for_a_decode_table_is_its_decode_step(decode_table, tmp_path, monkeypatch):
+    import prunesearch.oracle as oracle
+    from prunesearch.export.manifest import write_export
+    from prunesearch.prune.apply import MagnitudeSource
+
+    loaded, table = decode_table
+    measure = oracle.measure_onnx
+    monkeypatch.setattr(oracle, "measure_onnx", lambda *a, **k: measure(*a, **{**k, "budget_s": 0.02}))
+    out = tmp_path / "out"
+    source = MagnitudeSource(adapter_for(loaded.model), ffn_step=FFN_STEP)
+    manifest = write_export(loaded, configs(loaded.model)["mixed"], out, source=source, formats=["onnx"],
+                            table_path=table.save(tmp_path / "d.csv"))
+    inputs = [i.name for i in ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"]).get_inputs()]
+    assert inputs[3:] == ["past.0.key", "past.0.value"]
+    assert manifest.onnx_max_abs_diff < 1e-4 and manifest.measured_ms > 0
