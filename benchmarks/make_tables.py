@@ -16,7 +16,7 @@ from prunesearch.models import load_model
 from prunesearch.oracle import device_slug, profile_table
 from prunesearch.oracle.ensure import SHIPPED, table_name
 
-#: (model, batch, threads): MiniLM b1/b8 x 1/2 threads; SmolLM2 prefill b1 (decode tables need a KV-cache profiler)
+#: (model, batch, threads): MiniLM b1/b8 x 1/2 threads; SmolLM2 prefill b1 (decode tables: `prunesearch profile --phase decode`)
 GRID = [("minilm", 1, 1), ("minilm", 1, 2), ("minilm", 8, 1), ("minilm", 8, 2), ("smollm2", 1, 2)]
 
 
