@@ -18,11 +18,10 @@ from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveFloat, Posit
 from prunesearch.errors import TableError
 from prunesearch.models import LoadedModel
 from prunesearch.oracle.conditions import Conditions, Phase
-from prunesearch.oracle.profile import Job, build_table, conditions_for, export_job, profile_jobs, progress
+from prunesearch.oracle.profile import Job, build_table, export_job, plan_profile, progress
 from prunesearch.oracle.run_bundle import RESULTS_FORMAT
 from prunesearch.oracle.table import LatencyTable
 from prunesearch.paths import atomic_write_text
-from prunesearch.space import adapter_for
 
 BUNDLE_FORMAT = 1
 RUNNER = Path(__file__).with_name("run_bundle.py")
@@ -102,11 +101,10 @@ def emit_bundle(
     console=None,
 ) -> Path:
     """Write the bundle folder ``out``: every job's ONNX graph, manifest.json, run_bundle.py."""
-    c = conditions_for(
-        loaded, batch=batch, seq_len=seq_len, threads=threads, ffn_step=ffn_step, phase=phase, cache_len=cache_len,
+    c, space, jobs = plan_profile(
+        loaded, batch=batch, seq_len=seq_len, threads=threads, ffn_step=ffn_step, phase=phase,
+        cache_len=cache_len, calibration_models=calibration_models, seed=seed,
     )
-    space = adapter_for(loaded.model).space(ffn_step=ffn_step)
-    jobs = profile_jobs(space, calibration_models=calibration_models, seed=seed)
     out.mkdir(parents=True, exist_ok=True)
     with progress(console) as bar:
         task = bar.add_task(f"{loaded.name} bundle", total=len(jobs))

@@ -142,6 +142,18 @@ def build_table(
     return table
 
 
+def plan_profile(
+    loaded: LoadedModel, *, batch: int, seq_len: int | None, threads: int, ffn_step: int, phase: Phase | None,
+    cache_len: int, calibration_models: int, seed: int,
+) -> tuple[Conditions, Space, list[Job]]:
+    """The conditions, space and jobs of a table, shared by a local profile and a remote bundle."""
+    c = conditions_for(
+        loaded, batch=batch, seq_len=seq_len, threads=threads, ffn_step=ffn_step, phase=phase, cache_len=cache_len,
+    )
+    space = adapter_for(loaded.model).space(ffn_step=ffn_step)
+    return c, space, profile_jobs(space, calibration_models=calibration_models, seed=seed)
+
+
 def profile_table(
     loaded: LoadedModel,
     *,
@@ -158,11 +170,10 @@ def profile_table(
 ) -> LatencyTable:
     """Measure a table here under ``conditions_for`` these arguments."""
     started = time.monotonic()
-    c = conditions_for(
-        loaded, batch=batch, seq_len=seq_len, threads=threads, ffn_step=ffn_step, phase=phase, cache_len=cache_len,
+    c, space, jobs = plan_profile(
+        loaded, batch=batch, seq_len=seq_len, threads=threads, ffn_step=ffn_step, phase=phase,
+        cache_len=cache_len, calibration_models=calibration_models, seed=seed,
     )
-    space = adapter_for(loaded.model).space(ffn_step=ffn_step)
-    jobs = profile_jobs(space, calibration_models=calibration_models, seed=seed)
     vocab = loaded.model.config.vocab_size
     measured = {}
     with tempfile.TemporaryDirectory() as tmp, progress(console) as bar:
