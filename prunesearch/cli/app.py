@@ -23,6 +23,9 @@ console = Console(stderr=True)
 def _group() -> None:
     """Hardware-aware search for structured pruning of transformer models."""
 
+#: click's usage-error base as typer raises it (typer >= 0.29 vendors its own click)
+_CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
 #: exit codes scripts can rely on
 EXIT_OK = 0
 EXIT_USER_ERROR = 2  # bad input: spec, config, model, table, missing file
@@ -59,13 +62,9 @@ def main() -> None:
         where = f": {exc.filename}" if exc.filename else ""
         fail(f"{exc.strerror or exc}{where}")
         sys.exit(EXIT_USER_ERROR)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            fail(exc.format_message())
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
-        raise
+    except _CLICK_ERROR as exc:  # usage errors: unknown option, bad value
+        fail(exc.format_message())
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
     sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -106,6 +106,9 @@ CASES = {
     "verify corrupt manifest": (lambda tmp, table: ["verify", export_folder(tmp, "{oops")], "corrupt export manifest"),
     "verify export without onnx": (lambda tmp, table: ["verify", export_folder(tmp, HF_ONLY_MANIFEST)], "has no model.onnx"),
     "profile unavailable backend": (lambda tmp, table: ["profile", "--backend", "tensorrt"], "backend 'tensorrt' is not available"),
+    "profile bad phase": (lambda tmp, table: ["profile", "--phase", "foo"], "Invalid value for '--phase'"),
+    "profile batch 0": (lambda tmp, table: ["profile", "--batch", "0"], "Invalid value for '--batch'"),
+    "unknown option": (lambda tmp, table: ["search", "--bogus"], "No such option: --bogus"),
     "predict missing table": (lambda tmp, table: ["predict", "--table", tmp / "none.csv", "--config", tmp / "c.json"], "latency table file not found"),
     "predict corrupt table": (lambda tmp, table: (table.write_text("kind,size\nbase"), ["predict", "--table", table, "--config", tmp / "c.json"])[1], "truncated or malformed"),
 }
