@@ -9,6 +9,8 @@ import typer
 from prunesearch.cli.app import EXIT_VERIFY_FAILED, app, console
 
 DEMO_SPEC = Path("searches/minilm-ort-cpu-2x.yaml")
+#: the demo's promise: the exported model measures at most 2% over its target
+VERIFY_TOLERANCE = 0.02
 
 
 @app.command()
@@ -31,9 +33,9 @@ def demo(
         shutil.rmtree(run_dir)
     outcome = run_spec(parsed, run_dir=run_dir, resume=True, report_dir=out)
     console.print(f"report: {outcome.report}")
-    manifest = export_from_run(run_dir, "best", out / "export", ["hf", "onnx"])
-    console.print(f"exported the best config within the target to {out / 'export'} (HF safetensors + ONNX + export.json)")
-    passed, f = verify_export(out / "export")
+    export_from_run(run_dir, "best", out / "export", ["hf", "onnx"], tries=3)
+    console.print(f"exported the best config measured within the target to {out / 'export'} (HF safetensors + ONNX + export.json)")
+    passed, f = verify_export(out / "export", tolerance=VERIFY_TOLERANCE)
     console.print(
         f"dense {outcome.dense_ms:.3f} ms -> target {f['target_ms']:.3f} ms; export predicted {f['predicted_ms']:.3f} ms, "
         f"measured {f['measured_ms']:.3f} ms ({f['error_vs_promise']:+.1%} vs target)"

@@ -42,25 +42,34 @@ def parse_formats(text: str) -> list[str]:
     return formats
 
 
-def pick_trial(trials: pd.DataFrame, pick: str, *, target_ms: float | None) -> pd.Series:
-    """``fastest``, ``best`` (lowest loss within the run's target) or ``latency<=X`` (ms)."""
+def pick_candidates(trials: pd.DataFrame, pick: str, *, target_ms: float | None) -> tuple[pd.DataFrame, float | None]:
+    """The configs that answer ``pick``, best first, and the latency limit (ms) they answer to.
+
+    ``fastest``: the fastest config (no limit); ``best``: lowest loss within the run's target;
+    ``latency<=X``: lowest loss within X ms. Losses compare only on the final token budget.
+    """
     if trials.empty:
         raise PruneSearchError("the run has no evaluated configs to export")
-    final = trials[trials.tokens == trials.tokens.max()]  # losses compare only on one token budget
     if pick == "fastest":
-        return trials.loc[trials.latency_ms.idxmin()]
+        return trials.loc[[trials.latency_ms.idxmin()]], None
     if pick == "best":
         limit = target_ms
     elif (m := re.fullmatch(r"latency<=([0-9.]+)", pick.replace(" ", ""))) is not None:
         limit = float(m.group(1))
     else:
         raise PruneSearchError(f"--pick {pick!r}: use fastest, best or latency<=MS (e.g. latency<=8.5)")
+    final = trials[trials.tokens == trials.tokens.max()]
     within = final if limit is None else final[final.latency_ms <= limit]
     if within.empty:
         raise PruneSearchError(
             f"no evaluated config is predicted at or under {limit:.3f} ms; the fastest is {trials.latency_ms.min():.3f} ms"
         )
-    return within.loc[within.loss.idxmin()]
+    return within.sort_values(["loss", "latency_ms"], kind="stable"), limit
+
+
+def pick_trial(trials: pd.DataFrame, pick: str, *, target_ms: float | None) -> pd.Series:
+    """The one config ``pick`` names (see ``pick_candidates``)."""
+    return pick_candidates(trials, pick, target_ms=target_ms)[0].iloc[0]
 
 
 def write_export(
@@ -126,6 +135,44 @@ def write_export(
         exported_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
     atomic_write_text(out / MANIFEST, manifest.model_dump_json(indent=2))
+    return manifest
+
+
+def export_within(
+    loaded,
+    candidates: pd.DataFrame,
+    out: Path,
+    *,
+    limit_ms: float | None,
+    tries: int = 3,
+    tolerance: float = 0.0,
+    on_miss=None,
+    **export_options,
+) -> ExportManifest:
+    """Export the best candidate (``pick_candidates`` order) whose MEASURED latency is within
+    ``limit_ms`` (+ ``tolerance``), trying at most ``tries``.
+
+    A miss shows how far the table is off here for configs like the one tried, so the next
+    candidate is the best one predicted to fit after that correction. Without a limit, or
+    without a measurement (no table, or a table of another backend), the first is exported.
+    When every try misses, the last one tried stays in ``out`` and is returned.
+    """
+    allowed = None if limit_ms is None else limit_ms * (1 + tolerance)
+    correction, tried, manifest = 1.0, [], None
+    for _ in range(max(tries, 1)):
+        fits = candidates.drop(index=tried)
+        if allowed is not None:
+            fits = fits[fits.latency_ms * correction <= allowed]
+        if fits.empty:
+            break
+        row = fits.iloc[0]
+        manifest = write_export(loaded, Config.from_dict(row.config), out, **export_options)
+        if allowed is None or manifest.measured_ms is None or manifest.measured_ms <= allowed:
+            return manifest
+        tried.append(row.name)
+        correction = max(correction, manifest.measured_ms / manifest.predicted_ms)
+        if on_miss is not None:
+            on_miss(manifest, allowed)
     return manifest
 
 

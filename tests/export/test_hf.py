@@ -13,7 +13,9 @@ import torch
 from prunesearch import io
 from prunesearch.config import Config
 from prunesearch.errors import BackendUnavailableError, PruneSearchError
-from prunesearch.export.manifest import MANIFEST, parse_formats, pick_trial, read_manifest, write_export
+from prunesearch.export.manifest import (
+    MANIFEST, export_within, parse_formats, pick_candidates, pick_trial, read_manifest, write_export,
+)
 from prunesearch.export.tensorrt import build_engine, trtexec_command
 from prunesearch.prune.apply import MagnitudeSource, prune
 from prunesearch.space import adapter_for
@@ -143,3 +145,39 @@ def test_tensorrt_python_api_per_major_version(version, tmp_path, monkeypatch):
     else:  # 11 removed the precision flags: fp16 must come from the graph
         with pytest.raises(BackendUnavailableError, match="ModelOpt AutoCast"):
             build_engine(tmp_path / "m.onnx", tmp_path / "m.plan", conditions=fp16)
+
+
+def test_pick_candidates_orders_by_loss_within_the_limit():
+    trials = pd.DataFrame({"tokens": [2048] * 4, "latency_ms": [1.0, 2.0, 3.0, 4.0], "loss": [0.4, 0.2, 0.1, 0.0]})
+    candidates, limit = pick_candidates(trials, "best", target_ms=3.0)
+    assert limit == 3.0 and list(candidates.latency_ms) == [3.0, 2.0, 1.0]
+    assert pick_candidates(trials, "fastest", target_ms=3.0)[1] is None
+
+
+def test_export_within_moves_to_the_best_config_that_fits_after_a_measured_miss(monkeypatch, tmp_path):
+    """Every config measures 5% over its prediction: the best one (9.8 ms) misses a 10 ms limit;
+    9.6 ms would miss too after that correction, so 9.4 ms is exported next and fits."""
+    import prunesearch.export.manifest as manifest_module
+
+    exported = []
+
+    def fake_write_export(loaded, config, out, **options):
+        predicted = config.layers[0].ffn / 10
+        exported.append(predicted)
+        return SimpleNamespace(predicted_ms=predicted, measured_ms=predicted * 1.05)
+
+    monkeypatch.setattr(manifest_module, "write_export", fake_write_export)
+    trials = pd.DataFrame({
+        "tokens": [2048] * 4, "latency_ms": [9.8, 9.6, 9.4, 8.0], "loss": [0.1, 0.2, 0.3, 0.4],
+        "config": [{"layers": [{"heads": 1, "ffn": int(ms * 10)}]} for ms in (9.8, 9.6, 9.4, 8.0)],
+    })
+    candidates, limit = pick_candidates(trials, "best", target_ms=10.0)
+    misses = []
+    got = export_within(None, candidates, tmp_path, limit_ms=limit, tries=3, on_miss=lambda m, allowed: misses.append(m))
+    assert exported == [9.8, 9.4] and got.predicted_ms == 9.4 and len(misses) == 1
+    exported.clear()
+    last = export_within(None, candidates, tmp_path, limit_ms=8.2, tries=3)  # nothing fits: the last try stays
+    assert exported == [8.0] and last.predicted_ms == 8.0
+    exported.clear()
+    export_within(None, candidates, tmp_path, limit_ms=None, tries=3)  # no limit: the first candidate, once
+    assert exported == [9.8]
