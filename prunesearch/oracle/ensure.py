@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from prunesearch.models import LoadedModel
-from prunesearch.oracle.conditions import Phase, device_slug
-from prunesearch.oracle.profile import conditions_for, profile_table
-from prunesearch.oracle.table import read_meta
+from prunesearch.oracle.conditions import Conditions, Phase, device_slug
+from prunesearch.oracle.measure import measure_onnx
+from prunesearch.oracle.predictor import Predictor
+from prunesearch.oracle.profile import Job, conditions_for, export_job, profile_table
+from prunesearch.oracle.table import LatencyTable, read_meta
 from prunesearch.paths import cache_dir
+from prunesearch.space import adapter_for
 
 #: tables shipped with the project (present in a source checkout)
 SHIPPED = Path(__file__).resolve().parents[2] / "latency_tables"
+#: a shipped table is used only while the dense model measured here agrees with it this closely:
+#: one CPU model in another VM (memory, neighbours, firmware) can run a few percent apart
+DRIFT_TOLERANCE = 0.03
+
+
+def dense_drift(loaded: LoadedModel, path: Path, conditions: Conditions) -> tuple[float, float]:
+    """(predicted, measured here now) milliseconds of the dense model under the table's conditions."""
+    space = adapter_for(loaded.model).space(ffn_step=conditions.ffn_step)
+    predicted = Predictor(LatencyTable.load(path), space).dense_ms
+    with tempfile.TemporaryDirectory() as tmp:
+        dense = Job(name="dense", kind="calibration", size=0, config=space.dense())
+        graph = export_job(loaded, dense, Path(tmp) / "dense.onnx", conditions=conditions)
+        c = conditions
+        measured = measure_onnx(
+            graph, batch=c.batch, seq_len=c.seq_len, threads=c.threads, vocab=loaded.model.config.vocab_size,
+            cache_len=c.cache_len, budget_s=2.0,
+        ).latency_ms
+    return predicted, measured
 
 
 def table_name(
@@ -52,10 +74,23 @@ def ensure_table(
     slug = device_slug(wanted.device)
     for folder in (SHIPPED / slug, cache_dir("latency_tables", slug)):
         meta = read_meta(folder / name)
-        if meta is not None and not meta.conditions.mismatch(wanted):
+        if meta is None or meta.conditions.mismatch(wanted):
+            continue
+        if folder != SHIPPED / slug:  # profiled on this machine
+            return folder / name
+        predicted, measured = dense_drift(loaded, folder / name, wanted)
+        drift = measured / predicted - 1
+        fits = abs(drift) <= DRIFT_TOLERANCE
+        if console is not None:
+            verdict = "using it" if fits else "this machine runs differently from the one it was measured on"
+            console.print(
+                f"shipped table {folder / name}: the dense model measures {measured:.3f} ms here now, the table predicts "
+                f"{predicted:.3f} ms ({drift:+.1%}; tolerance ±{DRIFT_TOLERANCE:.0%}): {verdict}"
+            )
+        if fits:
             return folder / name
     if console is not None:
-        console.print(f"no latency table for this CPU ({wanted.device}) yet: profiling one now")
+        console.print(f"profiling a latency table on this machine ({wanted.device}) now; it is cached for later runs")
     table = profile_table(
         loaded, batch=batch, seq_len=seq_len, threads=threads, ffn_step=ffn_step, phase=phase, cache_len=cache_len,
         console=console,
