@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from prunesearch.errors import BackendUnavailableError
@@ -17,21 +18,29 @@ def trtexec_command(onnx: Path, engine: Path, *, batch: int, seq_len: int, fp16:
 
 
 def build_engine(onnx: Path, engine: Path, *, conditions: dict | None) -> Path:
-    """Serialise an engine for the table's batch and sequence length.
+    """Serialise an engine for the table's batch and sequence length."""
+    c = conditions or {"batch": 1, "seq_len": 128}
+    fp16 = c.get("precision", "fp32") == "fp16"
+    command = trtexec_command(onnx, engine, batch=c["batch"], seq_len=c["seq_len"], fp16=fp16)
+    Path(engine).write_bytes(serialize_network(
+        onnx, shape=lambda _: (c["batch"], c["seq_len"]), fp16=fp16, missing=f"; equivalent command: {command}"))
+    return Path(engine)
+
+
+def serialize_network(
+    onnx: Path, *, shape: Callable[[str], tuple[int, ...]], fp16: bool = False, missing: str = "",
+) -> bytes:
+    """An engine (``build_serialized_network``) for one fixed shape of each graph input, ``shape(name)``;
+    ``missing`` ends the message raised where TensorRT is not installed.
 
     TensorRT 10 takes precision builder flags; TensorRT 11 removed them (precision comes
     from the graph: strongly typed networks or Q/DQ nodes), so fp32 graphs build as is.
     """
-    c = conditions or {"batch": 1, "seq_len": 128}
-    fp16 = c.get("precision", "fp32") == "fp16"
     try:
         import tensorrt as trt
     except ImportError:
-        command = trtexec_command(onnx, engine, batch=c["batch"], seq_len=c["seq_len"], fp16=fp16)
         raise BackendUnavailableError(
-            "TensorRT is not installed (pip install tensorrt, on a machine with an NVIDIA GPU); "
-            f"equivalent command: {command}"
-        ) from None
+            f"TensorRT is not installed (pip install tensorrt, on a machine with an NVIDIA GPU){missing}") from None
     major = int(trt.__version__.split(".")[0])
     if fp16 and major >= 11:
         raise BackendUnavailableError(
@@ -50,12 +59,11 @@ def build_engine(onnx: Path, engine: Path, *, conditions: dict | None) -> Path:
     if fp16:  # TensorRT 10: weak typing, the builder may pick fp16 kernels
         config.set_flag(trt.BuilderFlag.FP16)
     profile = builder.create_optimization_profile()
-    shape = (c["batch"], c["seq_len"])
     for i in range(network.num_inputs):
-        profile.set_shape(network.get_input(i).name, shape, shape, shape)
+        name = network.get_input(i).name
+        profile.set_shape(name, shape(name), shape(name), shape(name))
     config.add_optimization_profile(profile)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise BackendUnavailableError(f"TensorRT failed to build an engine from {onnx}")
-    Path(engine).write_bytes(bytes(serialized))
-    return Path(engine)
+    return bytes(serialized)

@@ -1,0 +1,141 @@
+"""The profiler interface every backend implements, and the pieces backends share.
+
+A profiler times one whole model under fixed conditions and returns a ``Measurement``
+summarised exactly like ONNX Runtime CPU timings (``run_bundle.time_session``: warm-up,
+repeated runs, the median of the quietest round), so tables of any backend mean the same.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+from types import SimpleNamespace
+from typing import ClassVar, Literal
+
+import numpy as np
+from torch import nn
+
+from prunesearch.errors import BackendUnavailableError
+from prunesearch.oracle.measure import Measurement, time_session
+from prunesearch.oracle.run_bundle import feeds_for
+
+
+class Profiler(ABC):
+    """One measurement backend. ``check`` before use: the other methods assume it passed."""
+
+    #: the backend as table Conditions record it ("ort-cpu", "tensorrt", "torch-cuda", ...)
+    name: ClassVar[str]
+    #: what ``measure`` times: an exported ONNX graph (its path) or the pruned torch module itself
+    takes: ClassVar[Literal["onnx", "torch"]]
+
+    @abstractmethod
+    def check(self) -> None:
+        """Raise BackendUnavailableError, naming what to install, where this backend cannot run here."""
+
+    @abstractmethod
+    def version(self) -> str:
+        """The backend's version, recorded with every table it measures."""
+
+    @abstractmethod
+    def device(self) -> str:
+        """The device timed: the exact CPU model, or the GPU model and its driver."""
+
+    @abstractmethod
+    def measure(
+        self, model: Path | nn.Module, *, batch: int, seq_len: int, threads: int, vocab: int, cache_len: int = 0,
+        budget_s: float = 1.0,
+    ) -> Measurement:
+        """Whole-model latency of ``model`` (a graph path or a module, per ``takes``) on ``batch`` x ``seq_len``
+        tokens with ``threads`` host threads; ``cache_len`` > 0: one decode step after that many cached tokens."""
+
+    def unavailable(self, reason: str) -> BackendUnavailableError:
+        return BackendUnavailableError(f"backend {self.name!r} is not available here: {reason}")
+
+
+class _Call:
+    """A callable dressed as the ONNX Runtime session ``time_session`` drives, so every backend runs one timing loop."""
+
+    def __init__(self, step: Callable[[], object]) -> None:
+        self.step = step
+
+    def run(self, outputs, feeds) -> None:
+        self.step()
+
+
+def time_call(step: Callable[[], object], *, budget_s: float) -> Measurement:
+    """``time_session``'s warm-up, runs and quietest-round statistics over calls of ``step`` (one whole inference)."""
+    return time_session(_Call(step), {}, budget_s=budget_s)
+
+
+def cuda_step(launch: Callable[[], object]) -> Callable[[], None]:
+    """One synchronised inference: ``launch`` enqueues it on torch's current CUDA stream. Replayed from a CUDA
+    graph where the work can be captured, as a deployed server runs it (the timing is then the GPU's work, not
+    Python's kernel launches); launched as is where capture fails (host syncs, data-dependent shapes)."""
+    import torch
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # capture needs warm-up on a side stream (lazy init, TensorRT's deferred updates)
+        for _ in range(3):
+            launch()
+    torch.cuda.synchronize()
+    graph: torch.cuda.CUDAGraph | None = torch.cuda.CUDAGraph()
+    try:
+        with torch.cuda.graph(graph):
+            launch()
+    except RuntimeError:  # not capturable: time plain launches rather than fail the table
+        graph = None
+        torch.cuda.synchronize()
+
+    def step() -> None:
+        if graph is not None:
+            graph.replay()
+        else:
+            launch()
+        torch.cuda.synchronize()
+
+    return step
+
+
+def graph_feeds(path: str | Path, *, batch: int, seq_len: int, vocab: int, cache_len: int = 0) -> dict[str, np.ndarray]:
+    """``run_bundle.feeds_for`` of an ONNX graph read with onnx, for backends without an ONNX Runtime session."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    weights = {w.name for w in graph.initializer}
+    inputs = [
+        SimpleNamespace(name=i.name, shape=[d.dim_value or d.dim_param for d in i.type.tensor_type.shape.dim])
+        for i in graph.input if i.name not in weights
+    ]
+    return feeds_for(SimpleNamespace(get_inputs=lambda: inputs), batch=batch, seq_len=seq_len, vocab=vocab,
+                     cache_len=cache_len)
+
+
+@lru_cache(maxsize=1)
+def gpu_name() -> str:
+    """The first GPU's model and driver ("NVIDIA H100 80GB HBM3 (driver 550.54.15)"): one GPU times differently
+    under another driver. Read through NVML (nvidia-ml-py) where installed, else its command line, nvidia-smi."""
+    try:
+        import pynvml
+    except ImportError:
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+                                 capture_output=True, text=True, check=True, timeout=60).stdout
+        except (OSError, subprocess.SubprocessError):
+            raise BackendUnavailableError(
+                "no NVIDIA GPU here: nvidia-smi (part of the NVIDIA driver) did not answer") from None
+        if "," not in out:
+            raise BackendUnavailableError(f"no NVIDIA GPU here: nvidia-smi lists none ({out.strip()!r})")
+        name, driver = out.splitlines()[0].rsplit(",", 1)
+        return f"{name.strip()} (driver {driver.strip()})"
+    try:
+        pynvml.nvmlInit()
+        name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(0))
+        driver = pynvml.nvmlSystemGetDriverVersion()
+    except pynvml.NVMLError as err:
+        raise BackendUnavailableError(f"no NVIDIA GPU here: NVML did not answer ({err})") from None
+    name, driver = (v.decode() if isinstance(v, bytes) else v for v in (name, driver))  # older NVML bindings: bytes
+    return f"{name} (driver {driver})"

@@ -1,0 +1,71 @@
+"""TensorRT through its Python API (10 and 11): each graph built into an engine for the table's shapes,
+timed with ``execute_async_v3`` on a CUDA stream, replayed from a CUDA graph where it can be captured.
+Buffers are torch CUDA tensors, so no pycuda is needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from prunesearch.export.tensorrt import serialize_network
+from prunesearch.oracle.measure import Measurement
+from prunesearch.oracle.profilers.base import Profiler, cuda_step, gpu_name, graph_feeds, time_call
+
+
+class TensorrtProfiler(Profiler):
+    name = "tensorrt"
+    takes = "onnx"
+
+    def check(self) -> None:
+        try:
+            import tensorrt  # noqa: F401
+        except ImportError:
+            raise self.unavailable("the TensorRT Python API is not installed "
+                                   "(pip install tensorrt, on a machine with an NVIDIA GPU)") from None
+        import torch
+
+        if not torch.cuda.is_available():
+            raise self.unavailable(
+                f"its buffers are torch CUDA tensors and this torch ({torch.__version__}) sees no CUDA GPU: "
+                "install a CUDA build of torch (https://pytorch.org/get-started/locally)")
+
+    def version(self) -> str:
+        import tensorrt
+
+        return tensorrt.__version__
+
+    def device(self) -> str:
+        return gpu_name()
+
+    def measure(
+        self, model: Path, *, batch: int, seq_len: int, threads: int, vocab: int, cache_len: int = 0,
+        budget_s: float = 1.0,
+    ) -> Measurement:
+        import tensorrt as trt
+        import torch
+
+        feeds = graph_feeds(model, batch=batch, seq_len=seq_len, vocab=vocab, cache_len=cache_len)
+        serialized = serialize_network(model, shape=lambda name: feeds[name].shape)
+        engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(serialized)
+        context = engine.create_execution_context()
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        for name in inputs:
+            context.set_input_shape(name, feeds[name].shape)
+        buffers = []  # held for as long as the engine reads their addresses
+        for name in names:
+            dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
+            if name in inputs:
+                tensor = torch.from_numpy(feeds[name].astype(dtype)).cuda()
+            else:
+                shape = tuple(context.get_tensor_shape(name))
+                tensor = torch.empty(shape, dtype=torch.from_numpy(np.empty(0, dtype)).dtype, device="cuda")
+            context.set_tensor_address(name, tensor.data_ptr())
+            buffers.append(tensor)
+
+        def launch() -> None:
+            if not context.execute_async_v3(torch.cuda.current_stream().cuda_stream):
+                raise RuntimeError(f"TensorRT {trt.__version__} could not enqueue the engine of {model}")
+
+        return time_call(cuda_step(launch), budget_s=budget_s)
