@@ -14,7 +14,9 @@ from prunesearch.oracle.conditions import Phase
 @app.command()
 def profile(
     model: str = typer.Option("minilm", "--model", help="model alias or local HF folder"),
-    backend: str = typer.Option("ort-cpu", "--backend", help="measurement backend (ort-cpu here)"),
+    backend: str = typer.Option("ort-cpu", "--backend", help="measurement backend: ort-cpu, ort-cuda, ort-trt (ONNX "
+                                "Runtime EPs), tensorrt (Python API), trtexec, torch-cpu, torch-cuda; one missing here "
+                                "exits 4 naming what to install"),
     batch: int = typer.Option(1, "--batch", min=1),
     seq: int = typer.Option(None, "--seq", min=1, help="tokens per run (default 128; decode: 1 new token per step)"),
     phase: Phase = typer.Option(None, "--phase",
@@ -29,13 +31,13 @@ def profile(
     results: Path = typer.Option(None, "--import", help="build the table from the results.json that run_bundle.py "
                                  "wrote on the device"),
 ) -> None:
-    """Measure a latency table on this machine (every block at every level), with a progress bar;
+    """Measure a latency table on this machine with --backend (every block at every level), with a progress bar;
     or write a bundle for a remote device (--emit-bundle) and build the table from its results (--import)."""
-    from prunesearch.errors import BackendUnavailableError
     from prunesearch.models import load_model
     from prunesearch.oracle import device_slug, profile_table
     from prunesearch.oracle.bundle import emit_bundle, import_results
     from prunesearch.oracle.ensure import SHIPPED, table_name
+    from prunesearch.oracle.profilers import profiler_for
 
     if results is not None:
         table = import_results(results)
@@ -53,11 +55,10 @@ def profile(
                       f"`prunesearch profile --import {bundle}/results.json`")
         return
 
-    if backend != "ort-cpu":
-        raise BackendUnavailableError(f"backend {backend!r} is not available on this machine; ort-cpu is")
+    profiler_for(backend).check()  # before the model loads: a missing backend fails at once
     loaded = load_model(model)
-    table = profile_table(loaded, batch=batch, seq_len=seq, threads=threads, ffn_step=ffn_step, phase=phase,
-                          cache_len=cache_len, console=console)
+    table = profile_table(loaded, backend=backend, batch=batch, seq_len=seq, threads=threads, ffn_step=ffn_step,
+                          phase=phase, cache_len=cache_len, console=console)
     c = table.conditions
     path = out or SHIPPED / device_slug(c.device) / table_name(
         model, backend=backend, batch=batch, seq_len=c.seq_len, threads=threads, phase=c.phase, cache_len=c.cache_len)
@@ -75,7 +76,8 @@ def predict(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Predicted latency of CONFIG from TABLE, in microseconds of work: no model is built. A decode
-    table also gives tokens per second; with --prefill-table, the time to first token too."""
+    table also gives tokens per second; with --prefill-table, the time to first token too; a table
+    with an energy_mj column, the energy per inference."""
     from prunesearch.config import Config
     from prunesearch.oracle import LatencyTable, Predictor, decoder_speed
     from prunesearch.space import Space
@@ -96,6 +98,9 @@ def predict(
     ms = p.config_latency_ms(cfg)
     facts = {"latency_ms": ms, "table": str(table), "device": c.device, "backend": c.backend, "batch": c.batch,
              "seq_len": c.seq_len, "phase": c.phase}
+    energy = p.energy_mj(p.space.to_genome(cfg))
+    if energy is not None:
+        facts["energy_mj"] = float(energy[0])
     if c.phase == "decode":
         facts |= {"cache_len": c.cache_len, "tokens_per_s": 1000.0 / ms if c.seq_len == 1 else None}
     if prefill is not None:
@@ -106,6 +111,8 @@ def predict(
         return
     cached = f", {c.cache_len} cached" if c.phase == "decode" else ""
     console.print(f"{ms:.3f} ms predicted ({c.backend}, {c.phase}, batch {c.batch}, seq {c.seq_len}{cached}, {c.device})")
+    if "energy_mj" in facts:
+        console.print(f"{facts['energy_mj']:.3f} mJ per inference predicted")
     if facts.get("tokens_per_s"):
         ttft = f"; time to first token {facts['ttft_ms']:.3f} ms" if "ttft_ms" in facts else ""
         console.print(f"{facts['tokens_per_s']:.1f} tokens/s per sequence{ttft}")

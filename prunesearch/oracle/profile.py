@@ -1,11 +1,11 @@
-"""Profile a latency table with ONNX Runtime on this CPU (bundle.py: on a remote device).
+"""Profile a latency table here with any backend of ``profilers`` (bundle.py: on a remote device).
 
-Every row comes from a whole pruned model exported to ONNX and timed as is, so
-what the table holds is what a deployed model runs: ``base`` = every block
-removed; ``attn[h]`` = every layer keeps h heads and no FFN, minus base, divided
-by the number of layers (a per-layer cost seen at full depth, with its noise
-averaged over the layers); likewise ``ffn[w]``. A dozen random whole models,
-never used for the rows, then fit the calibration.
+Every row comes from a whole pruned model timed as is (exported to ONNX for the ONNX
+backends, the torch module itself for torch's), so what the table holds is what a
+deployed model runs: ``base`` = every block removed; ``attn[h]`` = every layer keeps
+h heads and no FFN, minus base, divided by the number of layers (a per-layer cost
+seen at full depth, with its noise averaged over the layers); likewise ``ffn[w]``.
+A dozen random whole models, never used for the rows, then fit the calibration.
 
 A decode-phase table times one KV-cache decode step instead (export/onnx.py): its
 ``seq_len`` is the new tokens per step (1 when generating token by token) and its
@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import onnxruntime as ort
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, NonNegativeInt
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -33,8 +32,8 @@ from prunesearch.config import Config, LayerConfig
 from prunesearch.export.onnx import export_onnx
 from prunesearch.models import LoadedModel
 from prunesearch.errors import PruneSearchError
-from prunesearch.oracle.conditions import Conditions, Phase, cpu_name
-from prunesearch.oracle.measure import measure_onnx
+from prunesearch.oracle.conditions import Conditions, Phase
+from prunesearch.oracle.profilers import profiler_for
 from prunesearch.oracle.table import ENERGY, TIMES, Calibration, LatencyTable, TableMeta
 from prunesearch.prune.apply import prune
 from prunesearch.space import Space, adapter_for
@@ -42,17 +41,20 @@ from prunesearch.space import Space, adapter_for
 
 def conditions_for(
     loaded: LoadedModel, *, batch: int, seq_len: int | None, threads: int, ffn_step: int, phase: Phase | None = None,
-    cache_len: int = 0,
+    cache_len: int = 0, backend: str = "ort-cpu",
 ) -> Conditions:
-    """The conditions of a table of ``loaded`` measured here. ``phase="decode"``: one step of ``seq_len``
+    """The conditions of a table of ``loaded`` measured here with ``backend`` (its name, version and device;
+    BackendUnavailableError where it cannot run here). ``phase="decode"``: one step of ``seq_len``
     new tokens (default 1) after ``cache_len`` cached ones; any other phase is the full-sequence pass of
     ``seq_len`` tokens (default 128), recorded as "prefill" for a decoder and "encode" for an encoder."""
     if phase == "decode" and not (loaded.is_decoder and cache_len > 0):
         raise PruneSearchError(f"a decode-phase table needs a decoder and cache_len > 0 ({loaded.name}, cache_len {cache_len})")
     if phase != "decode" and cache_len:
         raise PruneSearchError(f"cache_len {cache_len} is for the decode phase only; add phase decode")
+    profiler = profiler_for(backend)
+    profiler.check()
     return Conditions(
-        device=cpu_name(), backend="ort-cpu", backend_version=ort.__version__, threads=threads,
+        device=profiler.device(), backend=profiler.name, backend_version=profiler.version(), threads=threads,
         batch=batch, seq_len=seq_len or (1 if phase == "decode" else 128), phase=phase if phase == "decode" else "prefill" if loaded.is_decoder else "encode",
         cache_len=cache_len, model=loaded.name, model_hash=loaded.weights_hash, ffn_step=ffn_step,
     )
@@ -144,11 +146,12 @@ def build_table(
 
 def plan_profile(
     loaded: LoadedModel, *, batch: int, seq_len: int | None, threads: int, ffn_step: int, phase: Phase | None,
-    cache_len: int, calibration_models: int, seed: int,
+    cache_len: int, calibration_models: int, seed: int, backend: str = "ort-cpu",
 ) -> tuple[Conditions, Space, list[Job]]:
     """The conditions, space and jobs of a table, shared by a local profile and a remote bundle."""
     c = conditions_for(
         loaded, batch=batch, seq_len=seq_len, threads=threads, ffn_step=ffn_step, phase=phase, cache_len=cache_len,
+        backend=backend,
     )
     space = adapter_for(loaded.model).space(ffn_step=ffn_step)
     return c, space, profile_jobs(space, calibration_models=calibration_models, seed=seed)
@@ -157,6 +160,7 @@ def plan_profile(
 def profile_table(
     loaded: LoadedModel,
     *,
+    backend: str = "ort-cpu",
     batch: int = 1,
     seq_len: int | None = None,
     threads: int = 1,
@@ -168,22 +172,26 @@ def profile_table(
     seed: int = 0,
     console=None,
 ) -> LatencyTable:
-    """Measure a table here under ``conditions_for`` these arguments."""
+    """Measure a table here with ``backend`` under ``conditions_for`` these arguments."""
     started = time.monotonic()
     c, space, jobs = plan_profile(
         loaded, batch=batch, seq_len=seq_len, threads=threads, ffn_step=ffn_step, phase=phase,
-        cache_len=cache_len, calibration_models=calibration_models, seed=seed,
+        cache_len=cache_len, calibration_models=calibration_models, seed=seed, backend=backend,
     )
+    profiler = profiler_for(backend)
     vocab = loaded.model.config.vocab_size
     measured = {}
     with tempfile.TemporaryDirectory() as tmp, progress(console) as bar:
         cached = f" c{c.cache_len}" if c.phase == "decode" else ""
-        task = bar.add_task(f"{loaded.name} b{c.batch} s{c.seq_len}{cached} t{c.threads}", total=len(jobs))
+        task = bar.add_task(f"{loaded.name} {c.backend} b{c.batch} s{c.seq_len}{cached} t{c.threads}", total=len(jobs))
         for job in jobs:
             bar.update(task, description=f"{loaded.name} {job.name}")
-            path = export_job(loaded, job, Path(tmp) / "m.onnx", conditions=c)
-            m = measure_onnx(
-                path, batch=c.batch, seq_len=c.seq_len, threads=c.threads, vocab=vocab, cache_len=c.cache_len,
+            if profiler.takes == "torch":
+                model = prune(loaded.model, job.config, ffn_step=c.ffn_step)
+            else:
+                model = export_job(loaded, job, Path(tmp) / "m.onnx", conditions=c)
+            m = profiler.measure(
+                model, batch=c.batch, seq_len=c.seq_len, threads=c.threads, vocab=vocab, cache_len=c.cache_len,
                 budget_s=budget_s,
             )
             measured[job.name] = asdict(m)
@@ -193,5 +201,5 @@ def profile_table(
         conditions=c,
         profiled_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         profiling_seconds=round(time.monotonic() - started, 1),
-        notes="measured with ONNX Runtime",
+        notes=f"measured with {c.backend} {c.backend_version}",
     )

@@ -1,0 +1,173 @@
+"""The profiler interface: registry, torch-cpu timing and tables (which must work here), GPU backends (skipped
+with their own reason where absent), and energy prediction from a table's energy_mj column."""
+
+import json
+import sys
+from typing import get_args
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from prunesearch.cli import main
+from prunesearch.errors import BackendUnavailableError, PruneSearchError
+from prunesearch.export.onnx import export_onnx
+from prunesearch.models import LoadedModel
+from prunesearch.oracle import Conditions, LatencyTable, Predictor, TableMeta, cpu_name, profile_table
+from prunesearch.oracle.profilers import PROFILERS, profiler_for
+from prunesearch.oracle.profilers.base import gpu_name, graph_feeds
+from prunesearch.oracle.profilers.trtexec import parse_version
+from prunesearch.oracle.run_bundle import feeds_for, ort_session
+from prunesearch.prune import prune
+from prunesearch.space import adapter_for
+from prunesearch.spec import DeviceSpec
+from tests.space.tiny import FAMILIES, FFN_STEP, configs
+
+GPU_BACKENDS = ["ort-cuda", "ort-trt", "tensorrt", "trtexec", "torch-cuda"]
+
+
+def tiny(family: str = "bert") -> LoadedModel:
+    model = FAMILIES[family].model()
+    model.config.architectures = [type(model).__name__]  # as a saved checkpoint names it (LoadedModel.is_decoder)
+    return LoadedModel(name=f"tiny-{family}", model=model, tokenizer=None, source=None, weights_hash="abc")
+
+
+def test_registry_knows_every_spec_backend_and_refuses_others():
+    assert set(PROFILERS) == set(get_args(DeviceSpec.model_fields["backend"].annotation))
+    assert all(profiler_for(name).name == name for name in PROFILERS)
+    with pytest.raises(PruneSearchError, match="unknown backend 'tpu': choose from ort-cpu, .*torch-cuda"):
+        profiler_for("tpu")
+
+
+@pytest.mark.parametrize("family, cache_len", [("bert", 0), ("llama", 4)])  # llama: one KV-cache decode step
+def test_torch_cpu_times_the_module_itself(family, cache_len):
+    profiler = profiler_for("torch-cpu")
+    profiler.check()
+    assert (profiler.version(), profiler.device()) == (torch.__version__, cpu_name())
+    model = prune(FAMILIES[family].model(), configs(FAMILIES[family].model())["mixed"], ffn_step=FFN_STEP)
+    threads = torch.get_num_threads()
+    m = profiler.measure(model, batch=1, seq_len=1 if cache_len else 16, threads=1, vocab=97, cache_len=cache_len,
+                         budget_s=0.02)
+    assert m.runs >= 20 and 0 < m.p10_ms <= m.median_ms <= m.p90_ms and m.latency_ms > 0
+    assert torch.get_num_threads() == threads  # the process's setting is restored
+
+
+def test_torch_cpu_table_predicts_a_measured_whole_model():
+    loaded = tiny()
+    table = profile_table(loaded, backend="torch-cpu", batch=1, seq_len=16, threads=1, ffn_step=FFN_STEP,
+                          calibration_models=3, budget_s=0.02)
+    c = table.conditions
+    assert (c.backend, c.backend_version, c.device, c.phase) == ("torch-cpu", torch.__version__, cpu_name(), "encode")
+    assert table.meta.calibration.n_models == 3 and "torch-cpu" in table.meta.notes
+    space = adapter_for(loaded.model).space(ffn_step=FFN_STEP)
+    config = configs(loaded.model)["mixed_tail"]
+    measured = profiler_for("torch-cpu").measure(
+        prune(loaded.model, config, ffn_step=FFN_STEP), batch=1, seq_len=16, threads=1, vocab=97, budget_s=0.05)
+    predicted = Predictor(table, space, calibrated=False).config_latency_ms(config)
+    # loose: a shared 2-core machine and sub-millisecond eager forwards
+    assert predicted == pytest.approx(measured.latency_ms, rel=0.25)
+
+
+def test_graph_feeds_match_an_onnx_runtime_session(tmp_path):
+    model = prune(FAMILIES["llama"].model(), configs(FAMILIES["llama"].model())["mixed"], ffn_step=FFN_STEP)
+    path = export_onnx(model, tmp_path / "step.onnx", batch=1, seq_len=1, cache_len=3)
+    shape = dict(batch=2, seq_len=1, vocab=97, cache_len=5)
+    ours, theirs = graph_feeds(path, **shape), feeds_for(ort_session(path, threads=1), **shape)
+    assert list(ours) == list(theirs) and all(np.array_equal(ours[k], theirs[k]) for k in ours)
+
+
+@pytest.mark.parametrize("backend", GPU_BACKENDS)
+def test_gpu_backend_times_a_tiny_model(backend, tmp_path):
+    profiler = profiler_for(backend)
+    try:
+        profiler.check()
+    except BackendUnavailableError as err:
+        assert f"backend {backend!r} is not available here" in str(err) and "install" in str(err)
+        pytest.skip(str(err))
+    assert "driver" in profiler.device() and profiler.version()
+    model = prune(FAMILIES["bert"].model(), configs(FAMILIES["bert"].model())["mixed"], ffn_step=FFN_STEP)
+    if profiler.takes == "onnx":
+        model = export_onnx(model, tmp_path / "m.onnx", batch=1, seq_len=16)
+    m = profiler.measure(model, batch=1, seq_len=16, threads=1, vocab=97, budget_s=0.05)
+    assert m.runs >= 20 and m.latency_ms > 0
+
+
+def test_missing_backend_exits_4_with_one_line(capsys, tmp_path, monkeypatch):
+    backend = next((b for b in GPU_BACKENDS if _unavailable(b)), None)
+    if backend is None:
+        pytest.skip("every backend is available here")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["prunesearch", "profile", "--model", "no-such-model", "--backend", backend])
+    with pytest.raises(SystemExit) as done:
+        main()
+    err = capsys.readouterr().err.strip()
+    assert done.value.code == 4 and len(err.splitlines()) == 1 and "install" in err, err  # before the model loads
+
+
+def _unavailable(backend: str) -> bool:
+    try:
+        profiler_for(backend).check()
+    except BackendUnavailableError:
+        return True
+    return False
+
+
+def test_trtexec_version_and_gpu_name_from_their_tools(tmp_path, monkeypatch):
+    assert parse_version("&&&& RUNNING TensorRT.trtexec [TensorRT v100300] # trtexec --help") == "10.3.0"
+    assert parse_version("[TensorRT v110001]") == "11.0.1" and parse_version("[TensorRT v8601]") == "8.6.1"
+    assert parse_version("no banner") == "unknown"
+    smi = tmp_path / "nvidia-smi"  # a stand-in WE WROTE in nvidia-smi's documented csv,noheader format
+    smi.write_text("#!/bin/sh\necho 'NVIDIA H100 80GB HBM3, 550.54.15'\necho 'NVIDIA H100 80GB HBM3, 550.54.15'\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # nvidia-ml-py absent: the command line answers
+    assert gpu_name.__wrapped__() == "NVIDIA H100 80GB HBM3 (driver 550.54.15)"
+    smi.unlink()
+    with pytest.raises(BackendUnavailableError, match="nvidia-smi"):
+        gpu_name.__wrapped__()
+
+
+@pytest.fixture
+def energy_table():
+    """A table WE WROTE with an energy_mj column (as a bundle with power rails gives), tiny-BERT grid."""
+    space = adapter_for(FAMILIES["bert"].model()).space(ffn_step=FFN_STEP)
+    layer = space.layers[0]
+    rows = [{"kind": "base", "size": 0, "latency_ms": 1.0, "energy_mj": 5.0}]
+    rows += [{"kind": "attn", "size": h, "latency_ms": 0.1 * h, "energy_mj": 0.5 * h} for h in layer.heads[1:]]
+    rows += [{"kind": "ffn", "size": w, "latency_ms": 0.01 * w, "energy_mj": 0.02 * w} for w in layer.ffn[1:]]
+    df = pd.DataFrame(rows).assign(median_ms=lambda d: d.latency_ms, p10_ms=lambda d: d.latency_ms,
+                                   p90_ms=lambda d: d.latency_ms, runs=20)
+    conditions = Conditions(device="Jetson AGX Orin", backend="ort-cuda", backend_version="x", threads=1, batch=1,
+                            seq_len=16, model="tiny-bert", model_hash="abc", ffn_step=FFN_STEP)
+    meta = TableMeta(conditions=conditions, profiled_at="test", profiling_seconds=0.0)
+    return LatencyTable(df[["kind", "size", "latency_ms", "median_ms", "p10_ms", "p90_ms", "runs", "energy_mj"]], meta), space
+
+
+def test_energy_is_predicted_additively_from_the_energy_column(energy_table, tmp_path, capsys, monkeypatch):
+    table, space = energy_table
+    config = configs(FAMILIES["bert"].model())["mixed"]  # (0, 0), (1 head, 16), (0, 48)
+    genome = space.to_genome(config)
+    assert Predictor(table, space).energy_mj(genome)[0] == pytest.approx(5.0 + 0.5 * 1 + 0.02 * (16 + 48))
+    genomes = np.stack([space.to_genome(c) for c in configs(FAMILIES["bert"].model()).values()])
+    loop = [5.0 + sum(0.5 * l.heads + 0.02 * l.ffn for l in space.from_genome(g).layers) for g in genomes]
+    assert np.allclose(Predictor(table, space).energy_mj(genomes), loop)
+    without = LatencyTable(table.rows.drop(columns="energy_mj"), table.meta)
+    assert Predictor(without, space).energy_mj(genome) is None
+
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps(config.to_dict()))
+    path = LatencyTable.load(table.save(tmp_path / "e.csv")).save(tmp_path / "e.csv")  # the column survives a round trip
+    for extra, check in ((["--json"], lambda out, err: json.loads(out)["energy_mj"] == pytest.approx(5.5 + 0.02 * 64)),
+                         ([], lambda out, err: "6.780 mJ per inference" in err)):  # the console writes to stderr
+        monkeypatch.setattr(sys, "argv", ["prunesearch", "predict", "--table", str(path), "--config", str(cfg), *extra])
+        with pytest.raises(SystemExit) as done:
+            main()
+        printed = capsys.readouterr()
+        assert done.value.code == 0 and check(printed.out, printed.err), printed
+    without.save(tmp_path / "n.csv")
+    monkeypatch.setattr(sys, "argv", ["prunesearch", "predict", "--table", str(tmp_path / "n.csv"), "--config", str(cfg),
+                                      "--json"])
+    with pytest.raises(SystemExit):
+        main()
+    assert "energy_mj" not in json.loads(capsys.readouterr().out)
