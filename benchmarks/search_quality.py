@@ -79,6 +79,7 @@ def main() -> None:
     calibration, database = build_database(spec, loaded, space)
     setup_s = time.monotonic() - t0
     fitness = DistillationFitness(loaded.model, database, calibration.calib(spec.calibration.tokens), is_decoder=False)
+    importance = database.group_importance()
     held = calibration.heldout_sentences(256)
     dense_emb = embeddings(loaded.model, held)
     vocab = loaded.model.config.vocab_size
@@ -110,7 +111,7 @@ def main() -> None:
                 store = RunStore.open(f"sqlite:///{work}/{name}-{speedup}.db", "bench", resume=False, attrs={})
                 problem = SearchProblem(
                     space=space, fitness=fitness, predictor=predictor, target_ms=target_ms, store=store,
-                    params=adapter.param_count, max_evaluations=evaluations,
+                    params=adapter.param_count, max_evaluations=evaluations, unit_importance=importance,
                 )
                 start = time.monotonic()
                 if name == "uniform":

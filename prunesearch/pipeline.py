@@ -134,7 +134,7 @@ def run_spec(spec: SearchSpec, *, run_dir: Path, resume: bool = False, report_di
             space=space, fitness=fitness, predictor=predictor, target_ms=target_ms * (1 - spec.target.margin), store=store,
             params=adapter.param_count, max_evaluations=spec.budget.evaluations,
             max_seconds=None if spec.budget.minutes is None else spec.budget.minutes * 60,
-            on_evaluation=tick, executor=executor,
+            on_evaluation=tick, executor=executor, unit_importance=database.group_importance(),
         )
         result = run_search(problem, spec.algorithm, spec.options, seed=spec.seed)
     trials = load_trials(storage, spec.name)

@@ -30,7 +30,8 @@ from prunesearch.prune.importance import magnitude, ranking, taylor_scores, wand
 from prunesearch.prune.reconstruct import Gram
 from prunesearch.space import KINDS, Adapter, Kind, Space, adapter_for
 
-FORMAT = 1
+#: bumped when stored tensors change (2: unit scores kept beside the ranking)
+FORMAT = 2
 IMPORTANCE = ("magnitude", "wanda", "taylor")
 #: "corrected": fit the dense residual stream (corrects upstream error); "block": fit the dense block output
 TARGETS = ("corrected", "block")
@@ -123,6 +124,18 @@ class LevelDatabase:
         w = self.tensors.get(f"{layer}.{kind}.{size}.weight")
         b = self.tensors.get(f"{layer}.{kind}.{size}.bias")
         return UnitChoice(keep=keep, weight=None if w is None else w.float(), bias=None if b is None else b.float())
+
+    def group_importance(self) -> list[np.ndarray]:
+        """Per genome entry (layer-major: attn, ffn), the share of the layer's importance score held
+        by each unit group a level adds, best group first (levels add groups in ranking order)."""
+        shares = []
+        for layer, grids in enumerate(self.space.layers):
+            for kind, grid in (("attn", grids.heads), ("ffn", grids.ffn)):
+                order = self.tensors[f"{layer}.{kind}.order"]
+                scores = self.tensors[f"{layer}.{kind}.score"].double()[order].clamp(min=0)
+                groups = np.array([float(scores[lo:hi].sum()) for lo, hi in zip(grid[:-1], grid[1:])])
+                shares.append(groups / max(groups.sum(), 1e-12))
+        return shares
 
     @classmethod
     def build(
@@ -245,7 +258,9 @@ class _Builder:
                 d, dense_next = self._probe(layer, dense_layer, dense, args, kwargs, adapter=self.adapter)
                 targets = {k: d[f"{k}.r"] + d[f"{k}.y"] for k in KINDS}
                 for kind in KINDS:
-                    self.tensors[f"{layer}.{kind}.order"] = ranking(self.adapter, kind, self._score(layer, kind, d[f"{kind}.z"][self.real]))
+                    scores = self._score(layer, kind, d[f"{kind}.z"][self.real]).float()
+                    self.tensors[f"{layer}.{kind}.order"] = ranking(self.adapter, kind, scores)
+                    self.tensors[f"{layer}.{kind}.score"] = scores
                 if self.reconstruct:
                     for kind in KINDS:
                         grid = self.space.layers[layer].heads if kind == "attn" else self.space.layers[layer].ffn

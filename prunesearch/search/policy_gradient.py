@@ -24,18 +24,22 @@ class PolicyGradientOptions(BaseModel):
 
 def _initial_logits(problem: SearchProblem) -> list[np.ndarray]:
     """One logit per unit group of each genome entry (entry k has genome_upper[k] groups).
-    A problem may carry ``unit_importance`` (list of arrays, same shapes): scores are ranked
-    within each entry into keep-probabilities 0.2..0.8; otherwise every unit starts at 0.5."""
-    upper = problem.space.genome_upper
-    scores = getattr(problem, "unit_importance", None)
-    logits = []
-    for k, n in enumerate(upper):
-        p = np.full(int(n), 0.5)
-        if scores is not None and n > 1:
-            ranks = np.argsort(np.argsort(np.asarray(scores[k], dtype=float)))
-            p = 0.2 + 0.6 * ranks / (n - 1)
-        logits.append(np.log(p / (1 - p)))
-    return logits
+    With ``problem.unit_importance``, every group of one block kind (attention, FFN) across all
+    layers is ranked by its share of its layer's importance into keep-probabilities 0.2..0.8,
+    so layers whose importance sits in few groups start with fewer kept; otherwise every unit
+    starts at 0.5."""
+    upper = [int(n) for n in problem.space.genome_upper]
+    probs = [np.full(n, 0.5) for n in upper]
+    if problem.unit_importance is not None:
+        for parity in (0, 1):  # genome entries alternate attn, ffn
+            entries = [k for k in range(len(upper)) if k % 2 == parity and upper[k] > 0]
+            shares = np.concatenate([np.asarray(problem.unit_importance[k], dtype=float) for k in entries])
+            if shares.size < 2:
+                continue
+            ranks = np.argsort(np.argsort(shares, kind="stable"), kind="stable") / (shares.size - 1)
+            for k, part in zip(entries, np.split(0.2 + 0.6 * ranks, np.cumsum([upper[k] for k in entries])[:-1])):
+                probs[k] = part
+    return [np.log(p / (1 - p)) for p in probs]
 
 
 def _cost_ratio(problem: SearchProblem, genomes: np.ndarray) -> np.ndarray:

@@ -49,6 +49,9 @@ class SearchProblem:
     max_seconds: float | None = None
     on_evaluation: Callable[[int, float, float], None] | None = None
     executor: Any = None  # search.executor.Executor: batches of new configs computed in parallel
+    #: per genome entry, the importance share of each unit group (LevelDatabase.group_importance):
+    #: where an algorithm starts from importance (policy gradient's initial keep-probabilities)
+    unit_importance: list[np.ndarray] | None = None
     evaluations: int = field(default=0, init=False)
     _started: float = field(default_factory=time.monotonic, init=False)
 

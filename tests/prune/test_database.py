@@ -1,5 +1,7 @@
 import importlib
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -74,3 +76,17 @@ def test_gram_solves_an_exact_linear_map():
     t = z @ w.T + torch.tensor([1.0, -2.0, 0.5])
     weight, bias = Gram(z, t).solve(torch.tensor([0, 1, 2, 3, 4, 5]), bias=True, damp=1e-9)
     assert torch.allclose(weight, w, atol=1e-4) and torch.allclose(bias, torch.tensor([1.0, -2.0, 0.5]), atol=1e-4)
+
+
+@pytest.mark.parametrize("family", ["bert", "llama"])  # llama: GQA heads move in whole KV groups
+def test_group_importance_follows_the_ranking_one_share_per_level_step(family, tmp_path, monkeypatch):
+    monkeypatch.setenv("PRUNESEARCH_CACHE", str(tmp_path))
+    loaded = _loaded(family)
+    space = adapter_for(loaded.model).space(ffn_step=FFN_STEP)
+    database = LevelDatabase.build(loaded, TokenCalibration(loaded.model.config.vocab_size), space=space, n_tokens=512,
+                                   progress=False, reconstruct=False)
+    shares = database.group_importance()
+    assert [len(s) for s in shares] == list(space.genome_upper)
+    for s in shares:
+        assert s.sum() == pytest.approx(1.0) and (s >= 0).all()
+        assert (np.diff(s) <= 1e-9).all()  # a level adds the next-best units

@@ -27,3 +27,19 @@ def test_policy_gradient_is_seeded_and_in_budget(tmp_path):
     ]
     assert results[0].best == results[1].best and results[0].best_loss == results[1].best_loss
     assert results[0].best_latency_ms <= 7.0
+
+
+def test_importance_starts_concentrated_layers_with_fewer_kept_groups(tmp_path):
+    """Layer 0's attention importance sits in one head, layer 1's is spread: layer 0's tail heads
+    start least likely kept, layer 1's spread heads in between, and every probability in 0.2..0.8."""
+    from prunesearch.search.policy_gradient import _initial_logits
+
+    problem = toy_problem(f"sqlite:///{tmp_path / 's.db'}")
+    concentrated, spread = np.array([0.85, 0.05, 0.05, 0.05]), np.full(4, 0.25)
+    problem.unit_importance = [concentrated] + [spread] * 7  # entries alternate attn, ffn per layer
+    probs = [1 / (1 + np.exp(-t)) for t in _initial_logits(problem)]
+    assert all(((p >= 0.2 - 1e-9) & (p <= 0.8 + 1e-9)).all() for p in probs)
+    assert probs[0][0] == max(p.max() for p in probs[0::2])  # the dominant head ranks first among heads
+    assert probs[0][1:].max() < probs[2].min()  # its layer's tail ranks below every spread head
+    problem.unit_importance = None
+    assert all(np.allclose(1 / (1 + np.exp(-t)), 0.5) for t in _initial_logits(problem))
