@@ -36,7 +36,7 @@ class DeviceSpec(_Strict):
     """Which latency table the search trusts. ``table: auto`` = this machine's CPU table."""
 
     table: str = "auto"
-    backend: Literal["ort-cpu", "ort-cuda", "ort-trt", "tensorrt", "trtexec", "torch-cpu", "torch-cuda"] = "ort-cpu"
+    backend: Literal["ort-cpu", "ort-cuda", "ort-tensorrt", "tensorrt", "trtexec", "torch-cpu", "torch-cuda"] = "ort-cpu"
     batch: PositiveInt = 1
     seq_len: PositiveInt = 128
     threads: PositiveInt = 1

@@ -14,7 +14,7 @@ from prunesearch.oracle.conditions import Phase
 @app.command()
 def profile(
     model: str = typer.Option("minilm", "--model", help="model alias or local HF folder"),
-    backend: str = typer.Option("ort-cpu", "--backend", help="measurement backend: ort-cpu, ort-cuda, ort-trt (ONNX "
+    backend: str = typer.Option("ort-cpu", "--backend", help="measurement backend: ort-cpu, ort-cuda, ort-tensorrt (ONNX "
                                 "Runtime EPs), tensorrt (Python API), trtexec, torch-cpu, torch-cuda; one missing here "
                                 "exits 4 naming what to install"),
     batch: int = typer.Option(1, "--batch", min=1),

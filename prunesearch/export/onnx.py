@@ -43,7 +43,8 @@ class _TensorOutput(nn.Module):
         ).logits
 
 
-def _wrap(model: nn.Module, *, decode: bool) -> _TensorOutput:
+def tensor_module(model: nn.Module, *, decode: bool) -> _TensorOutput:
+    """The model as the exported graph sees it: tensors in, one tensor out (torch profilers time this too)."""
     from prunesearch.space import adapter_for
 
     is_decoder = adapter_for(model).is_decoder
@@ -88,7 +89,7 @@ def export_onnx(
     with ``cache_len``, one decode step of a decoder (see the module docstring)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    wrapped = _wrap(model, decode=cache_len is not None)
+    wrapped = tensor_module(model, decode=cache_len is not None)
     inputs = example_inputs(model, batch=batch, seq_len=seq_len, cache_len=cache_len)
     if cache_len is None:
         tokens = {0: "batch", 1: "sequence"}
@@ -119,7 +120,7 @@ def check_onnx(
 
     inputs = example_inputs(model, batch=batch, seq_len=seq_len, cache_len=cache_len, seed=1)
     with torch.no_grad():
-        expected = _wrap(model, decode=cache_len is not None)(*inputs.values()).numpy()
+        expected = tensor_module(model, decode=cache_len is not None)(*inputs.values()).numpy()
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = {i.name for i in session.get_inputs()}  # a model with no attention left drops the mask
     got = session.run(None, {k: v.numpy() for k, v in inputs.items() if k in names})[0]

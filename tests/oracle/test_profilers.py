@@ -24,7 +24,7 @@ from prunesearch.space import adapter_for
 from prunesearch.spec import DeviceSpec
 from tests.space.tiny import FAMILIES, FFN_STEP, configs
 
-GPU_BACKENDS = ["ort-cuda", "ort-trt", "tensorrt", "trtexec", "torch-cuda"]
+GPU_BACKENDS = ["ort-cuda", "ort-tensorrt", "tensorrt", "trtexec", "torch-cuda"]
 
 
 def tiny(family: str = "bert") -> LoadedModel:

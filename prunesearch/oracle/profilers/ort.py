@@ -74,7 +74,7 @@ class OrtCuda(_OrtGpu):
 
 
 class OrtTensorrt(_OrtGpu):
-    name = "ort-trt"
+    name = "ort-tensorrt"
     provider = "TensorrtExecutionProvider"
     install = ("install onnxruntime-gpu (pip install onnxruntime-gpu, in place of onnxruntime) and TensorRT "
                "(pip install tensorrt)")

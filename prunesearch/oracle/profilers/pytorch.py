@@ -9,7 +9,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from prunesearch.export.onnx import _wrap, example_inputs
+from prunesearch.export.onnx import example_inputs, tensor_module
 from prunesearch.oracle.conditions import cpu_name
 from prunesearch.oracle.measure import Measurement
 from prunesearch.oracle.profilers.base import Profiler, cuda_step, gpu_name, time_call
@@ -34,7 +34,7 @@ class TorchProfiler(Profiler):
         """Moves ``model`` to the device; token ids are drawn from the model's own vocabulary."""
         decode = cache_len > 0
         inputs = example_inputs(model, batch=batch, seq_len=seq_len, cache_len=cache_len if decode else None)
-        wrapped = _wrap(model, decode=decode).to(self.target)
+        wrapped = tensor_module(model, decode=decode).to(self.target)
         args = [t.to(self.target) for t in inputs.values()]
         before = torch.get_num_threads()
         torch.set_num_threads(threads)
