@@ -1,17 +1,22 @@
 """Oracle accuracy: predicted vs measured latency of whole pruned models on this machine.
 
 Profiles a table, then measures random configs (never used to build or calibrate the table)
-exported as whole ONNX models, in the same run, and compares.
+exported as whole ONNX models, in the same run, and compares. Decoders: the prefill pass, or
+with --phase decode one KV-cache decode step after --cache-len cached tokens.
 
     .venv/bin/python benchmarks/oracle_accuracy.py --batch 1 --batch 8 --configs 100
+    .venv/bin/python benchmarks/oracle_accuracy.py --model smollm2 --configs 100 --ship
+    .venv/bin/python benchmarks/oracle_accuracy.py --model smollm2 --phase decode --cache-len 256 --configs 100 --ship
 
-Writes reports/oracle_accuracy.md and .csv.
+Writes reports/oracle_accuracy.{md,csv} (MiniLM) or reports/oracle_accuracy_<model>_<phase>.{md,csv};
+--ship also saves each profiled table to latency_tables/<this cpu>/.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,16 +26,26 @@ import pandas as pd
 
 import prunesearch as ps
 from prunesearch.export.onnx import export_onnx
-from prunesearch.oracle import Predictor, cpu_name, measure_onnx, profile_table
+from prunesearch.oracle import Predictor, cpu_name, device_slug, measure_onnx, profile_table
+from prunesearch.oracle.ensure import SHIPPED, table_name
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
 
 
-def run(model: str, *, batch: int, seq_len: int, threads: int, configs: int, seed: int) -> tuple[pd.DataFrame, dict]:
+def run(
+    model: str, *, batch: int, seq_len: int | None, threads: int, phase: str | None, cache_len: int, configs: int, seed: int,
+    ship: bool,
+) -> tuple[pd.DataFrame, dict]:
     loaded = ps.load_model(model)
     started = time.monotonic()
-    table = profile_table(loaded, batch=batch, seq_len=seq_len, threads=threads)
+    table = profile_table(loaded, batch=batch, seq_len=seq_len, threads=threads, phase=phase, cache_len=cache_len)
     profile_s = time.monotonic() - started
+    c = table.conditions
+    seq_len = c.seq_len
+    if ship:
+        name = table_name(model, backend=c.backend, batch=batch, seq_len=c.seq_len, threads=threads, phase=phase,
+                          cache_len=cache_len)
+        print(f"shipped {table.save(SHIPPED / device_slug(c.device) / name)}")
     space = ps.adapter_for(loaded.model).space()
     calibrated, plain = Predictor(table, space), Predictor(table, space, calibrated=False)
     rng = np.random.default_rng(seed + 1000)  # the table's calibration models used seed 0
@@ -39,13 +54,16 @@ def run(model: str, *, batch: int, seq_len: int, threads: int, configs: int, see
         for i in range(configs):
             genome = rng.integers(0, space.genome_upper + 1)
             config = space.from_genome(genome)
-            path = export_onnx(ps.prune(loaded.model, config), Path(tmp) / "m.onnx", batch=batch, seq_len=seq_len)
-            measured = measure_onnx(path, batch=batch, seq_len=seq_len, threads=threads, vocab=loaded.model.config.vocab_size).latency_ms
-            rows.append({"model": model, "batch": batch, "threads": threads, "config": str(config), "measured_ms": measured,
+            path = export_onnx(ps.prune(loaded.model, config), Path(tmp) / "m.onnx", batch=batch, seq_len=seq_len,
+                               cache_len=c.cache_len if c.phase == "decode" else None)
+            measured = measure_onnx(path, batch=batch, seq_len=seq_len, threads=threads, vocab=loaded.model.config.vocab_size,
+                                    cache_len=c.cache_len).latency_ms
+            rows.append({"model": model, "phase": c.phase, "batch": batch, "threads": threads, "config": str(config), "measured_ms": measured,
                          "predicted_ms": calibrated.latency_ms(genome)[0], "additive_ms": plain.latency_ms(genome)[0]})
             print(f"{i + 1}/{configs} {rows[-1]['measured_ms']:.3f} ms measured, {rows[-1]['predicted_ms']:.3f} predicted", flush=True)
     df = pd.DataFrame(rows)
-    summary = {"model": model, "batch": batch, "seq_len": seq_len, "threads": threads, "configs": configs,
+    summary = {"model": model, "phase": c.phase, "batch": batch, "seq_len": seq_len, "cache_len": c.cache_len,
+               "threads": threads, "configs": configs,
                "profiling_s": round(profile_s, 1), "dense_predicted_ms": round(calibrated.dense_ms, 3)}
     for name, col in (("calibrated", "predicted_ms"), ("additive", "additive_ms")):
         err = (df[col] / df.measured_ms - 1).abs()
@@ -58,23 +76,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="minilm")
     parser.add_argument("--batch", type=int, action="append")
-    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--seq-len", type=int, default=None, help="default 128 (decode: 1 new token per step)")
+    parser.add_argument("--phase", choices=["decode"], default=None, help="decoders: time one KV-cache decode step")
+    parser.add_argument("--cache-len", type=int, default=0, help="with --phase decode: tokens already cached")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--ship", action="store_true", help="save each profiled table to latency_tables/<this cpu>/")
     parser.add_argument("--configs", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     frames, summaries = [], []
     for batch in args.batch or [1]:
-        df, summary = run(args.model, batch=batch, seq_len=args.seq_len, threads=args.threads, configs=args.configs, seed=args.seed)
+        df, summary = run(args.model, batch=batch, seq_len=args.seq_len, threads=args.threads, phase=args.phase,
+                          cache_len=args.cache_len, configs=args.configs, seed=args.seed, ship=args.ship)
         frames.append(df)
         summaries.append(summary)
     REPORTS.mkdir(exist_ok=True)
-    pd.concat(frames).to_csv(REPORTS / "oracle_accuracy.csv", index=False)
+    stem = REPORTS / ("oracle_accuracy" if args.model == "minilm" else f"oracle_accuracy_{args.model}_{summaries[0]['phase']}")
+    pd.concat(frames).to_csv(stem.with_suffix(".csv"), index=False)
     text = "\n".join([
-        "# Oracle accuracy",
+        f"# Oracle accuracy: {args.model}, {summaries[0]['phase']}",
         "",
-        f"Command: `.venv/bin/python benchmarks/oracle_accuracy.py {' '.join(f'--batch {b}' for b in args.batch or [1])} "
-        f"--configs {args.configs} --threads {args.threads}`; {dt.date.today()}; CPU: {cpu_name()}; ONNX Runtime CPU, fp32.",
+        f"Command: `.venv/bin/python benchmarks/oracle_accuracy.py {' '.join(sys.argv[1:])}`; {dt.date.today()}; "
+        f"CPU: {cpu_name()}; ONNX Runtime CPU, fp32.",
         "Each config is a random whole pruned model, exported and measured in the same run as the table;",
         "'additive' is the plain per-level sum, 'calibrated' adds the table's linear fit on its own calibration models (never among these).",
         "Measured and table times are `Measurement.latency_ms`: the median of the quietest of 5 consecutive rounds of runs.",
@@ -82,7 +105,7 @@ def main() -> None:
         pd.DataFrame(summaries).set_index("model").T.to_markdown(),
         "",
     ])
-    (REPORTS / "oracle_accuracy.md").write_text(text)
+    stem.with_suffix(".md").write_text(text)
     print(text)
 
 
