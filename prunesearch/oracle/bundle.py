@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveFloat, Posit
 from prunesearch.errors import TableError
 from prunesearch.models import LoadedModel
 from prunesearch.oracle.conditions import Conditions, Phase
-from prunesearch.oracle.profile import Job, build_table, export_job, plan_profile, progress
+from prunesearch.oracle.profile import Job, build_table, export_config, plan_profile, progress
 from prunesearch.oracle.run_bundle import RESULTS_FORMAT
 from prunesearch.oracle.table import LatencyTable
 from prunesearch.paths import atomic_write_text
@@ -110,7 +110,7 @@ def emit_bundle(
         task = bar.add_task(f"{loaded.name} bundle", total=len(jobs))
         for job in jobs:
             bar.update(task, description=f"{loaded.name} export {job.name}")
-            export_job(loaded, job, out / f"{job.name}.onnx", conditions=c)
+            export_config(loaded, job.config, out / f"{job.name}.onnx", conditions=c)
             bar.advance(task)
     manifest = Manifest(
         model=c.model, model_hash=c.model_hash, phase=c.phase, batch=batch, seq_len=c.seq_len, cache_len=c.cache_len,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from prunesearch.errors import BackendUnavailableError
 from prunesearch.models import LoadedModel
 from prunesearch.oracle.conditions import Conditions, Phase, device_slug
-from prunesearch.oracle.measure import measure_onnx
 from prunesearch.oracle.predictor import Predictor
-from prunesearch.oracle.profile import Job, conditions_for, export_job, profile_table
+from prunesearch.oracle.profile import conditions_for, measure_config, profile_table
 from prunesearch.oracle.table import LatencyTable, read_meta
 from prunesearch.paths import cache_dir
 from prunesearch.space import adapter_for
@@ -26,14 +26,8 @@ def dense_drift(loaded: LoadedModel, path: Path, conditions: Conditions) -> tupl
     space = adapter_for(loaded.model).space(ffn_step=conditions.ffn_step)
     predicted = Predictor(LatencyTable.load(path), space).dense_ms
     with tempfile.TemporaryDirectory() as tmp:
-        dense = Job(name="dense", kind="calibration", size=0, config=space.dense())
-        graph = export_job(loaded, dense, Path(tmp) / "dense.onnx", conditions=conditions)
-        c = conditions
-        measured = measure_onnx(
-            graph, batch=c.batch, seq_len=c.seq_len, threads=c.threads, vocab=loaded.model.config.vocab_size,
-            cache_len=c.cache_len, budget_s=2.0,
-        ).latency_ms
-    return predicted, measured
+        measured = measure_config(loaded, space.dense(), conditions=conditions, workdir=Path(tmp), budget_s=2.0)
+    return predicted, measured.latency_ms
 
 
 def table_name(
@@ -56,17 +50,17 @@ def ensure_table(
     ffn_step: int = 128,
     console=None,
 ) -> Path:
-    """A table measured on this CPU under these conditions (``conditions_for``: encode, prefill or a
-    KV-cache decode step): shipped, cached, or profiled now."""
-    if backend != "ort-cpu":
-        from prunesearch.errors import BackendUnavailableError
-
-        raise BackendUnavailableError(
-            f"automatic profiling covers ort-cpu tables; for {backend} give device.table a table measured on that device"
+    """A table measured on this machine with ``backend`` under these conditions (``conditions_for``:
+    encode, prefill or a KV-cache decode step): shipped, cached, or profiled now."""
+    try:
+        wanted = conditions_for(
+            loaded, batch=batch, seq_len=seq_len, threads=threads, ffn_step=ffn_step, phase=phase, cache_len=cache_len,
+            backend=backend,
         )
-    wanted = conditions_for(
-        loaded, batch=batch, seq_len=seq_len, threads=threads, ffn_step=ffn_step, phase=phase, cache_len=cache_len,
-    )
+    except BackendUnavailableError as exc:
+        raise BackendUnavailableError(
+            f"{exc}; to search for a device not at hand, set device.table to a table measured on it"
+        ) from None
     name = table_name(
         loaded.name, backend=backend, batch=batch, seq_len=wanted.seq_len, threads=threads, phase=phase,
         cache_len=cache_len,
@@ -92,7 +86,7 @@ def ensure_table(
     if console is not None:
         console.print(f"profiling a latency table on this machine ({wanted.device}) now; it is cached for later runs")
     table = profile_table(
-        loaded, batch=batch, seq_len=seq_len, threads=threads, ffn_step=ffn_step, phase=phase, cache_len=cache_len,
-        console=console,
+        loaded, backend=backend, batch=batch, seq_len=seq_len, threads=threads, ffn_step=ffn_step, phase=phase,
+        cache_len=cache_len, console=console,
     )
     return table.save(cache_dir("latency_tables", slug) / name)

@@ -33,6 +33,7 @@ from prunesearch.export.onnx import export_onnx
 from prunesearch.models import LoadedModel
 from prunesearch.errors import PruneSearchError
 from prunesearch.oracle.conditions import Conditions, Phase
+from prunesearch.oracle.measure import Measurement
 from prunesearch.oracle.profilers import profiler_for
 from prunesearch.oracle.table import ENERGY, TIMES, Calibration, LatencyTable, TableMeta
 from prunesearch.prune.apply import prune
@@ -90,12 +91,29 @@ def profile_jobs(space: Space, *, calibration_models: int = 12, seed: int = 0) -
     return jobs
 
 
-def export_job(loaded: LoadedModel, job: Job, path: Path, *, conditions: Conditions) -> Path:
-    """The job's pruned model as the graph ``conditions`` time: a full sequence, or one decode step."""
+def export_config(loaded: LoadedModel, config: Config, path: Path, *, conditions: Conditions) -> Path:
+    """``config``'s pruned model as the graph ``conditions`` time: a full sequence, or one decode step."""
     c = conditions
     return export_onnx(
-        prune(loaded.model, job.config, ffn_step=c.ffn_step), path, batch=c.batch, seq_len=c.seq_len,
+        prune(loaded.model, config, ffn_step=c.ffn_step), path, batch=c.batch, seq_len=c.seq_len,
         cache_len=c.cache_len if c.phase == "decode" else None,
+    )
+
+
+def measure_config(
+    loaded: LoadedModel, config: Config, *, conditions: Conditions, workdir: Path, budget_s: float = 1.0,
+) -> Measurement:
+    """One whole pruned model timed here under ``conditions`` with its backend: the module itself
+    (torch backends) or its exported graph, written into ``workdir``."""
+    c = conditions
+    profiler = profiler_for(c.backend)
+    if profiler.takes == "torch":
+        model = prune(loaded.model, config, ffn_step=c.ffn_step)
+    else:
+        model = export_config(loaded, config, Path(workdir) / "m.onnx", conditions=c)
+    return profiler.measure(
+        model, batch=c.batch, seq_len=c.seq_len, threads=c.threads, vocab=loaded.model.config.vocab_size,
+        cache_len=c.cache_len, budget_s=budget_s,
     )
 
 
@@ -178,22 +196,13 @@ def profile_table(
         loaded, batch=batch, seq_len=seq_len, threads=threads, ffn_step=ffn_step, phase=phase,
         cache_len=cache_len, calibration_models=calibration_models, seed=seed, backend=backend,
     )
-    profiler = profiler_for(backend)
-    vocab = loaded.model.config.vocab_size
     measured = {}
     with tempfile.TemporaryDirectory() as tmp, progress(console) as bar:
         cached = f" c{c.cache_len}" if c.phase == "decode" else ""
         task = bar.add_task(f"{loaded.name} {c.backend} b{c.batch} s{c.seq_len}{cached} t{c.threads}", total=len(jobs))
         for job in jobs:
             bar.update(task, description=f"{loaded.name} {job.name}")
-            if profiler.takes == "torch":
-                model = prune(loaded.model, job.config, ffn_step=c.ffn_step)
-            else:
-                model = export_job(loaded, job, Path(tmp) / "m.onnx", conditions=c)
-            m = profiler.measure(
-                model, batch=c.batch, seq_len=c.seq_len, threads=c.threads, vocab=vocab, cache_len=c.cache_len,
-                budget_s=budget_s,
-            )
+            m = measure_config(loaded, job.config, conditions=c, workdir=Path(tmp), budget_s=budget_s)
             measured[job.name] = asdict(m)
             bar.advance(task)
     return build_table(
