@@ -12,6 +12,7 @@ new tokens' logits (appending to the cache is part of the step's work).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -98,7 +99,11 @@ def export_onnx(
         axes = {"input_ids": {0: "batch"}, "attention_mask": {0: "batch", 1: "total"}, "position_ids": {0: "batch"},
                 "output": {0: "batch"}}
         axes |= {name: {0: "batch", 2: "past"} for name in inputs if name.startswith("past.")}
-    with torch.no_grad():
+    # The tracer warns about shape checks it freezes and about index ops with negative indices;
+    # neither applies here, and check_onnx compares the graph with torch at another length.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message="Exporting aten::index operator")
         torch.onnx.export(
             wrapped,
             tuple(inputs.values()),

@@ -71,6 +71,9 @@ def build_report(
         plots.layer_heatmap(chosen, out / "layers_heatmap.png"),
         plots.progress(runs, out / "progress.png"),
     ]
+    no_energy = "" if figures[1] is not None else (
+        "<p>No energy against latency plot: the latency table has no energy column (tables measured "
+        "with power readings, such as a Jetson bundle's, have one).</p>")
     shown = ["run", "number", "algorithm", "loss", "latency_ms", "energy_mj", "params", "feasible", "layers"]
     table = front[[c for c in shown if c in front]].to_html(index=False, float_format=lambda v: f"{v:.4g}")
     fact_rows = "".join(
@@ -82,6 +85,6 @@ table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;pad
 <body><h1>{html.escape(title)}</h1><table>{fact_rows}</table>
 <h2>Pareto front ({len(front)} of {len(results)} evaluated configs)</h2>
 <p>Layers are shown as kept heads/FFN width per layer. Latency is the oracle's prediction.</p>{table}
-<h2>Figures</h2>{''.join(_embed(f) for f in figures)}</body></html>"""
+<h2>Figures</h2>{''.join(_embed(f) for f in figures)}{no_energy}</body></html>"""
     atomic_write_text(out / "index.html", page)
     return out / "index.html"
