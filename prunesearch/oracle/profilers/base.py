@@ -19,6 +19,7 @@ import numpy as np
 from torch import nn
 
 from prunesearch.errors import BackendUnavailableError
+from prunesearch.oracle.conditions import cpu_name
 from prunesearch.oracle.measure import Measurement, time_session
 from prunesearch.oracle.run_bundle import feeds_for
 
@@ -30,6 +31,8 @@ class Profiler(ABC):
     name: ClassVar[str]
     #: what ``measure`` times: an exported ONNX graph (its path) or the pruned torch module itself
     takes: ClassVar[Literal["onnx", "torch"]]
+    #: whether it times a GPU (the device recorded is then the GPU, not the host CPU)
+    on_gpu: ClassVar[bool] = False
 
     @abstractmethod
     def check(self) -> None:
@@ -39,9 +42,9 @@ class Profiler(ABC):
     def version(self) -> str:
         """The backend's version, recorded with every table it measures."""
 
-    @abstractmethod
     def device(self) -> str:
         """The device timed: the exact CPU model, or the GPU model and its driver."""
+        return gpu_name() if self.on_gpu else cpu_name()
 
     @abstractmethod
     def measure(

@@ -7,9 +7,8 @@ from typing import ClassVar
 
 import onnxruntime as ort
 
-from prunesearch.oracle.conditions import cpu_name
 from prunesearch.oracle.measure import Measurement, measure_onnx
-from prunesearch.oracle.profilers.base import Profiler, gpu_name, time_call
+from prunesearch.oracle.profilers.base import Profiler, time_call
 from prunesearch.oracle.run_bundle import feeds_for, ort_session
 
 
@@ -34,9 +33,6 @@ class OrtCpu(OrtProfiler):
     provider = "CPUExecutionProvider"
     install = "install onnxruntime"
 
-    def device(self) -> str:
-        return cpu_name()
-
     def measure(
         self, model: Path, *, batch: int, seq_len: int, threads: int, vocab: int, cache_len: int = 0,
         budget_s: float = 1.0,
@@ -46,8 +42,7 @@ class OrtCpu(OrtProfiler):
 
 
 class _OrtGpu(OrtProfiler):
-    def device(self) -> str:
-        return gpu_name()
+    on_gpu = True
 
     def measure(
         self, model: Path, *, batch: int, seq_len: int, threads: int, vocab: int, cache_len: int = 0,

@@ -10,9 +10,8 @@ import torch
 from torch import nn
 
 from prunesearch.export.onnx import example_inputs, tensor_module
-from prunesearch.oracle.conditions import cpu_name
 from prunesearch.oracle.measure import Measurement
-from prunesearch.oracle.profilers.base import Profiler, cuda_step, gpu_name, time_call
+from prunesearch.oracle.profilers.base import Profiler, cuda_step, time_call
 
 
 class TorchProfiler(Profiler):
@@ -52,12 +51,10 @@ class TorchCpu(TorchProfiler):
     def check(self) -> None:
         """torch is a dependency: always available."""
 
-    def device(self) -> str:
-        return cpu_name()
-
 
 class TorchCuda(TorchProfiler):
     name = "torch-cuda"
+    on_gpu = True
     target = "cuda"
 
     def check(self) -> None:
@@ -65,9 +62,6 @@ class TorchCuda(TorchProfiler):
             raise self.unavailable(
                 f"this torch ({torch.__version__}) sees no CUDA GPU: install a CUDA build of torch "
                 "(https://pytorch.org/get-started/locally) on a machine with an NVIDIA GPU")
-
-    def device(self) -> str:
-        return gpu_name()
 
     def step(self, forward: Callable[[], object]) -> Callable[[], object]:
         return cuda_step(forward)

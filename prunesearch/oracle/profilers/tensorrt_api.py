@@ -10,11 +10,12 @@ import numpy as np
 
 from prunesearch.export.tensorrt import serialize_network
 from prunesearch.oracle.measure import Measurement
-from prunesearch.oracle.profilers.base import Profiler, cuda_step, gpu_name, graph_feeds, time_call
+from prunesearch.oracle.profilers.base import Profiler, cuda_step, graph_feeds, time_call
 
 
 class TensorrtProfiler(Profiler):
     name = "tensorrt"
+    on_gpu = True
     takes = "onnx"
 
     def check(self) -> None:
@@ -34,9 +35,6 @@ class TensorrtProfiler(Profiler):
         import tensorrt
 
         return tensorrt.__version__
-
-    def device(self) -> str:
-        return gpu_name()
 
     def measure(
         self, model: Path, *, batch: int, seq_len: int, threads: int, vocab: int, cache_len: int = 0,

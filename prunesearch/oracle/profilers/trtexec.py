@@ -19,7 +19,7 @@ import numpy as np
 
 from prunesearch.errors import BackendUnavailableError, TableError
 from prunesearch.oracle.measure import Measurement, summarise
-from prunesearch.oracle.profilers.base import Profiler, gpu_name, graph_feeds
+from prunesearch.oracle.profilers.base import Profiler, graph_feeds
 
 
 def trtexec_command(onnx: Path, *, times: Path, profile: Path | None = None, precision: str = "fp16",
@@ -82,8 +82,8 @@ def run_trtexec(onnx: Path, workdir: Path, **flags) -> Measurement:
 
 class Trtexec(Profiler):
     """Each graph built and timed by trtexec with the fixed flags of ``trtexec_command`` (fp32, as tables record)."""
-
     name = "trtexec"
+    on_gpu = True
     takes = "onnx"
 
     def check(self) -> None:
@@ -94,9 +94,6 @@ class Trtexec(Profiler):
     def version(self) -> str:
         done = subprocess.run(["trtexec", "--help"], capture_output=True, text=True, timeout=60)
         return parse_version(done.stdout + done.stderr)
-
-    def device(self) -> str:
-        return gpu_name()
 
     def measure(
         self, model: Path, *, batch: int, seq_len: int, threads: int, vocab: int, cache_len: int = 0,
