@@ -1,16 +1,19 @@
-"""Search quality on MiniLM: each algorithm vs uniform pruning and random search at equal evaluations.
+"""Search quality: each algorithm vs uniform pruning and random search at equal evaluations.
 
 For every predicted speed-up target, every algorithm runs with the same evaluation budget on the same
-level database; the best in-budget config is then pruned, exported to ONNX, MEASURED with ONNX Runtime,
-and scored on held-out sentences (mean cosine of mean-pooled embeddings to the dense model).
+level database; the best in-budget config is then pruned, exported to ONNX, MEASURED with ONNX Runtime
+under the table's conditions, and scored on held-out text: MiniLM by the mean cosine of mean-pooled
+sentence embeddings to the dense model; a decoder (SmolLM2, decode-phase table) by held-out
+perplexity and the KL divergence of its next-token distributions to the dense model's.
 
-    .venv/bin/python benchmarks/search_quality.py --quick      # 2x only, evolution/supernet/random, 40 evals
-    .venv/bin/python benchmarks/search_quality.py              # 1.5x/2x/3x, all algorithms, 200 evals
+    .venv/bin/python benchmarks/search_quality.py --quick      # MiniLM 2x only, evolution/supernet/random, 40 evals
+    .venv/bin/python benchmarks/search_quality.py              # MiniLM 1.5x/2x/3x, all algorithms, 200 evals
+    .venv/bin/python benchmarks/search_quality.py --spec searches/smollm2-decode.yaml   # SmolLM2 decode 1.5x/2x
 
-Baseline Torch-Pruning: global L2-magnitude pruning of FFN channels only (intermediate.dense outputs and
-the matching output.dense inputs; its attention-head path fails with transformers 5), ratio swept and the
-smallest ratio whose MEASURED latency is at or below the slowest searched config's measured latency kept.
-Writes reports/search_quality{,_quick}.{csv,md,png}. Not yet covered: the SmolLM2 decode variant.
+Baseline Torch-Pruning (MiniLM only): global L2-magnitude pruning of FFN channels (intermediate.dense
+outputs and the matching output.dense inputs; its attention-head path fails with transformers 5), ratio
+swept and the smallest ratio whose MEASURED latency is at or below the slowest searched config's kept.
+Writes reports/search_quality{,_quick}.{csv,md,png} (MiniLM) or reports/search_quality_<spec name>.*.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ import torch
 from prunesearch.oracle.measure import measure_onnx
 from prunesearch.pipeline import build_database, prepare
 from prunesearch.prune.apply import prune
-from prunesearch.quality import embedding_cosine, embeddings
+from prunesearch.export.onnx import export_onnx
+from prunesearch.quality import embedding_cosine, embeddings, kl_to_dense, perplexity
 from prunesearch.search import RunStore, SearchProblem, run_search
 from prunesearch.search.fitness import DistillationFitness
 from prunesearch.search.operators import uniform_genome
@@ -37,13 +41,46 @@ from prunesearch.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 
-OPTIONS = {  # per algorithm; the evaluation budget is shared and enforced by SearchProblem
-    "evolution": {"generations": 30, "offspring": 12, "selection": [[2048, 3], [8192, 1]]},
-    "supernet": {"rounds": 3, "tokens": 8192},
-    "policy_gradient": {"iterations": 30, "samples": 8, "tokens": 8192},
-    "nsga2": {},
-    "random": {"samples": 10_000, "tokens": 8192},
-}
+ALGORITHMS = ["evolution", "supernet", "policy_gradient", "nsga2", "random"]
+DEMO_SPEC = ROOT / "searches" / "minilm-ort-cpu-2x.yaml"
+
+
+def options(algorithm: str, tokens: int) -> dict:
+    """Per algorithm, on the spec's final token budget; the evaluation budget is shared (SearchProblem)."""
+    return {
+        "evolution": {"generations": 30, "offspring": 12, "selection": [[tokens // 4, 3], [tokens, 1]]},
+        "supernet": {"rounds": 3, "tokens": tokens},
+        "policy_gradient": {"iterations": 30, "samples": 8, "tokens": tokens},
+        "nsga2": {},
+        "random": {"samples": 10_000, "tokens": tokens},
+    }[algorithm]
+
+
+class Quality:
+    """Held-out scores of a pruned model against the dense one: the first is the headline metric."""
+
+    def __init__(self, loaded, calibration) -> None:
+        self.decoder = loaded.is_decoder
+        if self.decoder:
+            self.held = calibration.heldout(4096)
+            with torch.no_grad():
+                self.dense = loaded.model(**self.held, use_cache=False).logits.half()
+        else:
+            self.held = calibration.heldout_sentences(256)
+            self.dense = embeddings(loaded.model, self.held)
+
+    @property
+    def metric(self) -> str:
+        return "heldout_perplexity" if self.decoder else "heldout_cosine"
+
+    @property
+    def higher_is_better(self) -> bool:
+        return not self.decoder
+
+    def __call__(self, model) -> dict[str, float]:
+        if self.decoder:
+            return {"heldout_perplexity": perplexity(model, self.held), "kl_to_dense": kl_to_dense(model, self.dense, self.held)}
+        return {"heldout_cosine": embedding_cosine(model, self.dense, self.held)}
 
 
 def torch_pruning_ffn(model, ratio: float):
@@ -63,39 +100,41 @@ def torch_pruning_ffn(model, ratio: float):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--spec", type=Path, default=DEMO_SPEC, help="model, calibration and table (default: the MiniLM demo)")
     ap.add_argument("--quick", action="store_true", help="2x only, three algorithms, 40 evaluations")
     ap.add_argument("--evaluations", type=int, default=None)
-    ap.add_argument("--targets", type=float, nargs="+", default=None, help="predicted speed-ups (default 1.5 2 3)")
+    ap.add_argument("--targets", type=float, nargs="+", default=None,
+                    help="predicted speed-ups (default 1.5 2 3; decoders 1.5 2)")
+    ap.add_argument("--algorithms", nargs="+", choices=ALGORITHMS, default=None)
     ap.add_argument("--out-dir", type=Path, default=ROOT / "reports")
     args = ap.parse_args()
     torch.manual_seed(0)
-    spec = load_spec(ROOT / "searches" / "minilm-ort-cpu-2x.yaml")
-    targets = args.targets or ([2.0] if args.quick else [1.5, 2.0, 3.0])
-    algorithms = ["evolution", "supernet", "random"] if args.quick else list(OPTIONS)
+    spec = load_spec(args.spec)
+    algorithms = args.algorithms or (["evolution", "supernet", "random"] if args.quick else ALGORITHMS)
     evaluations = args.evaluations or (40 if args.quick else 200)
 
     t0 = time.monotonic()
     loaded, adapter, space, table_path, predictor, _ = prepare(spec)
     calibration, database = build_database(spec, loaded, space)
     setup_s = time.monotonic() - t0
-    fitness = DistillationFitness(loaded.model, database, calibration.calib(spec.calibration.tokens), is_decoder=False)
+    targets = args.targets or ([2.0] if args.quick else [1.5, 2.0] if loaded.is_decoder else [1.5, 2.0, 3.0])
+    tokens = spec.calibration.tokens
+    fitness = DistillationFitness(loaded.model, database, calibration.calib(tokens), is_decoder=adapter.is_decoder)
     importance = database.group_importance()
-    held = calibration.heldout_sentences(256)
-    dense_emb = embeddings(loaded.model, held)
-    vocab = loaded.model.config.vocab_size
-    d = spec.device
+    quality = Quality(loaded, calibration)
+    c = predictor.table.conditions
+    decode = c.phase == "decode"
 
     def measured_ms(model, work: Path) -> float:
-        from prunesearch.export.onnx import export_onnx
-
-        path = export_onnx(model, work / "m.onnx", batch=d.batch, seq_len=d.seq_len)
-        return measure_onnx(path, batch=d.batch, seq_len=d.seq_len, threads=d.threads, vocab=vocab).latency_ms
+        path = export_onnx(model, work / "m.onnx", batch=c.batch, seq_len=c.seq_len, cache_len=c.cache_len if decode else None)
+        return measure_onnx(path, batch=c.batch, seq_len=c.seq_len, threads=c.threads, vocab=loaded.model.config.vocab_size,
+                            cache_len=c.cache_len).latency_ms
 
     def score(method: str, speedup: float, model, *, n_eval: int, seconds: float, predicted, config: str) -> None:
         rows.append({
             "target_speedup": speedup, "method": method, "evaluations": n_eval, "search_s": round(seconds, 1),
             "predicted_ms": predicted, "measured_ms": measured_ms(model, work), "dense_measured_ms": dense_ms,
-            "heldout_cosine": embedding_cosine(model, dense_emb, held), "config": config,
+            **quality(model), "config": config,
         })
         print(rows[-1], flush=True)
 
@@ -118,85 +157,100 @@ def main() -> None:
                     genome = uniform_genome(problem)
                     config, n_eval = space.from_genome(genome), 1
                 else:
-                    result = run_search(problem, name, OPTIONS[name], seed=spec.seed)
+                    result = run_search(problem, name, options(name, tokens), seed=spec.seed)
                     config, n_eval = result.best, result.evaluations
                 runs[name] = (config, n_eval, time.monotonic() - start)
             for name, (config, n_eval, seconds) in runs.items():
                 score(name, speedup, prune(loaded.model, config, database), n_eval=n_eval, seconds=seconds,
                       predicted=float(predictor.config_latency_ms(config)),
                       config=",".join(f"{l.heads}/{l.ffn}" for l in config.layers))
-            reference = max(r["measured_ms"] for r in rows if r["target_speedup"] == speedup)
-            for ratio in ratios:  # smallest ratio reaching the searched configs' measured latency
-                model = torch_pruning_ffn(loaded.model, ratio)
-                ms = measured_ms(model, work)
-                if ms <= reference or ratio == ratios[-1]:
-                    widths = "/".join(str(l.intermediate.dense.out_features) for l in model.encoder.layer)
-                    score("torch_pruning_ffn", speedup, model, n_eval=len(ratios), seconds=0.0, predicted=float("nan"),
-                          config=f"ratio {ratio}: all heads, FFN {widths}" + ("" if ms <= reference else " (target not reached)"))
-                    break
+            if not loaded.is_decoder:
+                reference = max(r["measured_ms"] for r in rows if r["target_speedup"] == speedup)
+                for ratio in ratios:  # smallest ratio reaching the searched configs' measured latency
+                    model = torch_pruning_ffn(loaded.model, ratio)
+                    ms = measured_ms(model, work)
+                    if ms <= reference or ratio == ratios[-1]:
+                        widths = "/".join(str(l.intermediate.dense.out_features) for l in model.encoder.layer)
+                        score("torch_pruning_ffn", speedup, model, n_eval=len(ratios), seconds=0.0, predicted=float("nan"),
+                              config=f"ratio {ratio}: all heads, FFN {widths}" + ("" if ms <= reference else " (target not reached)"))
+                        break
             # after every target, so a long run stopped early keeps what it measured
-            write(pd.DataFrame(rows), args, setup_s=setup_s, table=table_path, evaluations=evaluations)
+            write(pd.DataFrame(rows), args, spec=spec, quality=quality, setup_s=setup_s, table=table_path,
+                  evaluations=evaluations)
 
 
-def summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Per target: the best searched method's cosine and measured speed-up beside uniform's and Torch-Pruning's."""
+def summary(df: pd.DataFrame, quality: Quality) -> pd.DataFrame:
+    """Per target: the best searched method's score and measured speed-up beside the baselines'."""
+    metric = quality.metric
     out = []
     for speedup, g in df.groupby("target_speedup"):
         searched = g[~g.method.isin(["uniform", "torch_pruning_ffn", "random"])]
-        best = searched.loc[searched.heldout_cosine.idxmax()]
-        row = {"target_speedup": speedup, "best algorithm": best.method, "cosine": best.heldout_cosine,
+        best = searched.loc[searched[metric].idxmax() if quality.higher_is_better else searched[metric].idxmin()]
+        row = {"target_speedup": speedup, "best algorithm": best.method, metric: best[metric],
                "measured_speedup": best.measured_speedup}
         for name in ("random", "uniform", "torch_pruning_ffn"):
             base = g[g.method == name]
             if len(base):
-                row[f"{name} cosine"] = base.heldout_cosine.iloc[0]
+                row[f"{name} {metric.removeprefix('heldout_')}"] = base[metric].iloc[0]
                 row[f"{name} speedup"] = base.measured_speedup.iloc[0]
         out.append(row)
     return pd.DataFrame(out)
 
 
-def write(df: pd.DataFrame, args, *, setup_s: float, table: Path, evaluations: int) -> None:
+def write(df: pd.DataFrame, args, *, spec, quality: Quality, setup_s: float, table: Path, evaluations: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    stem = args.out_dir / ("search_quality_quick" if args.quick else "search_quality")
+    from prunesearch.oracle import LatencyTable
+
+    c = LatencyTable.load(table).conditions
+    demo = args.spec.resolve() == DEMO_SPEC.resolve()
+    stem = args.out_dir / (("search_quality_quick" if args.quick else "search_quality") if demo else f"search_quality_{spec.name}")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     df["measured_speedup"] = df["dense_measured_ms"] / df["measured_ms"]
     df.to_csv(stem.with_suffix(".csv"), index=False)
+    metric = quality.metric
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, g in df.groupby("method"):
-        ax.scatter(g["measured_speedup"], g["heldout_cosine"], label=name)
-    ax.set_xlabel("measured speed-up over dense (ORT CPU)")
-    ax.set_ylabel("held-out mean cosine to dense")
+        ax.scatter(g["measured_speedup"], g[metric], label=name)
+    ax.set_xlabel(f"measured speed-up over dense (ORT CPU, {c.phase})")
+    ax.set_ylabel("held-out perplexity (lower is better)" if quality.decoder else "held-out mean cosine to dense")
+    if quality.decoder:
+        ax.set_yscale("log")
     ax.legend()
     fig.tight_layout()
     fig.savefig(stem.with_suffix(".png"), dpi=120)
-    cols = ["target_speedup", "method", "evaluations", "search_s", "predicted_ms", "measured_ms", "measured_speedup", "heldout_cosine"]
+    cols = ["target_speedup", "method", "evaluations", "search_s", "predicted_ms", "measured_ms", "measured_speedup",
+            *[k for k in ("heldout_cosine", "heldout_perplexity", "kl_to_dense") if k in df]]
+    cached = f", {c.cache_len} cached tokens" if c.phase == "decode" else ""
     md = [
-        f"# Search quality on MiniLM ({'quick' if args.quick else 'full'} mode)",
+        f"# Search quality on {spec.model} ({'quick' if args.quick else 'full'} mode)",
         "",
         f"Command: `.venv/bin/python benchmarks/search_quality.py {' '.join(sys.argv[1:])}`; targets done: "
         f"{', '.join(f'{t}x' for t in sorted(df.target_speedup.unique()))}.",
         f"Table {table}; level database + model setup {setup_s:.0f} s; evaluation budget {evaluations} per algorithm.",
-        "Measured latencies are ONNX Runtime CPU, 1 thread, batch 1, seq 128 (median of the quietest of 5 rounds).",
-        "Measured speed-ups differ between methods, so compare cosine together with measured speed-up (plot).",
+        f"Measured latencies are ONNX Runtime CPU on {c.device}, {c.threads} thread(s), batch {c.batch}, {c.phase} of "
+        f"{c.seq_len} token(s){cached} (median of the quietest of 5 rounds).",
+        "Measured speed-ups differ between methods, so compare quality together with measured speed-up (plot).",
         "",
-        "Best searched config per target against the baselines (held-out mean cosine):",
+        f"Best searched config per target against the baselines ({metric}):",
         "",
-        summary(df).to_markdown(index=False, floatfmt=".4f"),
+        summary(df, quality).to_markdown(index=False, floatfmt=".4f"),
         "",
         "All rows:",
         "",
         df[cols].to_markdown(index=False, floatfmt=".4f"),
         "",
-        "torch_pruning_ffn: Torch-Pruning global magnitude pruning of FFN channels only (heads kept: its head path",
-        "fails with transformers 5); the smallest swept ratio whose measured latency is at or below the slowest",
-        "searched config's; 'target not reached' in its config column means FFN pruning alone could not get there.",
-        "",
-        "Not covered yet: the SmolLM2 decode-table variant.",
     ]
+    if not quality.decoder:
+        md += [
+            "torch_pruning_ffn: Torch-Pruning global magnitude pruning of FFN channels only (heads kept: its head path",
+            "fails with transformers 5); the smallest swept ratio whose measured latency is at or below the slowest",
+            "searched config's; 'target not reached' in its config column means FFN pruning alone could not get there.",
+            "",
+        ]
     stem.with_suffix(".md").write_text("\n".join(md) + "\n")
     print(f"wrote {stem}.csv/.md/.png")
 
