@@ -16,6 +16,8 @@ def search(
     resume: bool = typer.Option(False, "--resume", help="continue a stopped run; stored evaluations are not redone"),
     executor: str = typer.Option(None, "--executor", help="override the spec's executor.kind: serial, local or ray"),
     workers: int = typer.Option(None, "--workers", min=1, help="override the spec's executor.workers"),
+    force: bool = typer.Option(False, "--force", help="use the spec's table even where it was measured under other "
+                               "conditions (another CPU, threads, shapes) than the search asks for"),
 ) -> None:
     """Search SPEC's space for the configs that keep the most quality within its budget."""
     from prunesearch.pipeline import run_spec
@@ -24,6 +26,8 @@ def search(
     parsed = load_spec(spec)
     if executor is not None or workers is not None:
         parsed = parsed.with_executor(kind=executor, workers=workers)
+    if force:
+        parsed = parsed.model_copy(update={"device": parsed.device.model_copy(update={"force": True})})
     outcome = run_spec(parsed, run_dir=runs / parsed.name, resume=resume)
     if outcome.best is None:
         console.print("no evaluated config met the target; see the report for the front")

@@ -42,7 +42,7 @@ class Conditions(BaseModel):
             detail = "; ".join(f"{f}: table {getattr(self, f)!r}, wanted {getattr(other, f)!r}" for f in diff)
             raise TableError(
                 f"{source} was measured under other conditions ({detail}); profile this device with "
-                "`prunesearch profile` or pass --force to use it anyway"
+                "`prunesearch profile`, or use it anyway with `search --force` (device.force: true in a spec)"
             )
 
 

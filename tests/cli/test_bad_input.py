@@ -142,3 +142,12 @@ def test_a_failed_verification_exits_3(tmp_path, capsys, monkeypatch):
         False, {"measured_ms": 12.0, "target_ms": 10.0, "predicted_ms": 9.8, "error_vs_promise": 0.2, "tolerance": tolerance}))
     code, err = cli(["verify", tmp_path], capsys, tmp_path, monkeypatch)
     assert code == 3 and "FAILED" in err
+
+
+def test_search_force_accepts_a_table_from_other_conditions(capsys, tmp_path, monkeypatch, table):
+    """With --force the conditions check passes, so the next check (the infeasible target) is the one that speaks."""
+    text = SPEC.format(table=table, extra="").replace("threads: 1", "threads: 2").replace("{speedup: 2}", "{latency_ms: 0.5}")
+    code, err = cli(["search", spec_file(tmp_path, text)], capsys, tmp_path, monkeypatch)
+    assert code == 2 and "threads: table 1, wanted 2" in err and "search --force" in err
+    code, err = cli(["search", spec_file(tmp_path, text), "--force"], capsys, tmp_path, monkeypatch)
+    assert code == 2 and "raise the target" in err and "threads" not in err
