@@ -161,11 +161,16 @@ def main() -> None:
                     config, n_eval = result.best, result.evaluations
                 runs[name] = (config, n_eval, time.monotonic() - start)
             for name, (config, n_eval, seconds) in runs.items():
+                if config is None:  # reported, not dropped: the algorithm found nothing within the budget
+                    rows.append({"target_speedup": speedup, "method": name, "evaluations": n_eval,
+                                 "search_s": round(seconds, 1), "dense_measured_ms": dense_ms,
+                                 "config": "no config within the budget"})
+                    continue
                 score(name, speedup, prune(loaded.model, config, database), n_eval=n_eval, seconds=seconds,
                       predicted=float(predictor.config_latency_ms(config)),
                       config=",".join(f"{l.heads}/{l.ffn}" for l in config.layers))
             if not loaded.is_decoder:
-                reference = max(r["measured_ms"] for r in rows if r["target_speedup"] == speedup)
+                reference = max(r.get("measured_ms", 0.0) for r in rows if r["target_speedup"] == speedup)
                 for ratio in ratios:  # smallest ratio reaching the searched configs' measured latency
                     model = torch_pruning_ffn(loaded.model, ratio)
                     ms = measured_ms(model, work)

@@ -42,6 +42,23 @@ def _initial_logits(problem: SearchProblem) -> list[np.ndarray]:
     return [np.log(p / (1 - p)) for p in probs]
 
 
+def _fit_to_budget(problem: SearchProblem, logits: list[np.ndarray]) -> list[np.ndarray]:
+    """Shift every logit by one constant, the largest for which the expected mask (rounded kept
+    counts) is within the budget: samples then straddle the budget instead of all missing it
+    at a hard target (a 3x target with every unit at 0.5 would sample almost nothing feasible)."""
+
+    def expected(shift: float) -> np.ndarray:
+        return np.array([np.rint((1 / (1 + np.exp(-(t + shift)))).sum()) for t in logits], dtype=np.int64)
+
+    low, high = -12.0, 12.0
+    if problem.feasible(expected(high))[0]:
+        return logits
+    for _ in range(40):
+        mid = (low + high) / 2
+        low, high = (mid, high) if problem.feasible(expected(mid))[0] else (low, mid)
+    return [t + low for t in logits]
+
+
 def _cost_ratio(problem: SearchProblem, genomes: np.ndarray) -> np.ndarray:
     energy = problem.predictor.energy_mj(genomes)
     target_energy = getattr(problem, "target_mj", None)
@@ -63,10 +80,12 @@ def deterministic_genome(problem: SearchProblem, probs: list[np.ndarray]) -> np.
 
 
 def policy_gradient(problem: SearchProblem, options: PolicyGradientOptions, rng: np.random.Generator) -> np.ndarray:
-    logits = _initial_logits(problem)
+    logits = _fit_to_budget(problem, _initial_logits(problem))
     problem.policy_probabilities = None  # exposed for inspection (tests, reports)
     baseline = None
     for it in range(options.iterations):
+        if problem.evaluations_left() <= options.samples:
+            break  # keep one evaluation for the deterministic config the search ends with
         probs = [1 / (1 + np.exp(-t)) for t in logits]
         masks = [[rng.random(len(p)) < p for p in probs] for _ in range(options.samples)]
         # Level = number of kept groups: the database keeps the top units at each level, so a

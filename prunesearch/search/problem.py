@@ -61,6 +61,9 @@ class SearchProblem:
     def latency(self, genomes: np.ndarray) -> np.ndarray:
         return self.predictor.latency_ms(np.atleast_2d(genomes))
 
+    def evaluations_left(self) -> int:
+        return max(0, self.max_evaluations - self.evaluations)
+
     def feasible(self, genomes: np.ndarray) -> np.ndarray:
         return self.latency(genomes) <= self.target_ms
 

@@ -43,3 +43,17 @@ def test_importance_starts_concentrated_layers_with_fewer_kept_groups(tmp_path):
     assert probs[0][1:].max() < probs[2].min()  # its layer's tail ranks below every spread head
     problem.unit_importance = None
     assert all(np.allclose(1 / (1 + np.exp(-t)), 0.5) for t in _initial_logits(problem))
+
+
+def test_a_hard_target_and_a_small_budget_still_end_with_a_config_in_budget(tmp_path):
+    """At 4x (3 ms of the dense 13 ms) units starting near 0.5 would sample nothing feasible, and 30
+    iterations of 8 samples overrun 20 evaluations: the start is shifted onto the budget and the last
+    evaluation is kept for the deterministic config."""
+    from prunesearch.search.policy_gradient import _fit_to_budget, _initial_logits
+
+    problem = toy_problem(f"sqlite:///{tmp_path / 's.db'}", target_ms=3.0, max_evaluations=20)
+    start = [1 / (1 + np.exp(-t)) for t in _fit_to_budget(problem, _initial_logits(problem))]
+    assert problem.feasible(np.array([np.rint(p.sum()) for p in start], dtype=np.int64))[0]
+    result = run_search(problem, "policy_gradient", {"iterations": 30, "samples": 8}, seed=0)
+    assert result.best is not None and result.best_latency_ms <= 3.0
+    assert problem.evaluations <= 20
