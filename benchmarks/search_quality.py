@@ -122,6 +122,7 @@ def main() -> None:
     fitness = DistillationFitness(loaded.model, database, calibration.calib(tokens), is_decoder=adapter.is_decoder)
     importance = database.group_importance()
     quality = Quality(loaded, calibration)
+    dense_scores = quality(loaded.model)
     c = predictor.table.conditions
     decode = c.phase == "decode"
 
@@ -180,8 +181,8 @@ def main() -> None:
                               config=f"ratio {ratio}: all heads, FFN {widths}" + ("" if ms <= reference else " (target not reached)"))
                         break
             # after every target, so a long run stopped early keeps what it measured
-            write(pd.DataFrame(rows), args, spec=spec, quality=quality, setup_s=setup_s, table=table_path,
-                  evaluations=evaluations)
+            write(pd.DataFrame(rows), args, spec=spec, quality=quality, dense_scores=dense_scores, setup_s=setup_s,
+                  table=table_path, evaluations=evaluations)
 
 
 def summary(df: pd.DataFrame, quality: Quality) -> pd.DataFrame:
@@ -202,7 +203,10 @@ def summary(df: pd.DataFrame, quality: Quality) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def write(df: pd.DataFrame, args, *, spec, quality: Quality, setup_s: float, table: Path, evaluations: int) -> None:
+def write(
+    df: pd.DataFrame, args, *, spec, quality: Quality, dense_scores: dict[str, float], setup_s: float, table: Path,
+    evaluations: int,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -239,6 +243,7 @@ def write(df: pd.DataFrame, args, *, spec, quality: Quality, setup_s: float, tab
         f"Measured latencies are ONNX Runtime CPU on {c.device}, {c.threads} thread(s), batch {c.batch}, {c.phase} of "
         f"{c.seq_len} token(s){cached} (median of the quietest of 5 rounds).",
         "Measured speed-ups differ between methods, so compare quality together with measured speed-up (plot).",
+        f"Dense model on the same held-out text: {', '.join(f'{k} {v:.4f}' for k, v in dense_scores.items())}.",
         "",
         f"Best searched config per target against the baselines ({metric}):",
         "",
