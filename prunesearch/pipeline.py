@@ -45,8 +45,10 @@ def _table(spec: SearchSpec, loaded) -> Path:
     )
 
 
-def prepare(spec: SearchSpec):
-    """Model, space, predictor and target: everything but the (slow) level database."""
+def prepare(spec: SearchSpec, *, table: Path | None = None):
+    """Model, space, predictor and target: everything but the (slow) level database. ``table``:
+    the one a stored run searched with (its export must predict and target as the search did),
+    instead of finding one for the spec again."""
     from prunesearch.models import load_model
     from prunesearch.oracle import LatencyTable, Predictor, conditions_for
     from prunesearch.search.problem import check_feasible
@@ -56,7 +58,7 @@ def prepare(spec: SearchSpec):
     loaded = load_model(spec.model)
     adapter = adapter_for(loaded.model)
     space = adapter.space(ffn_step=spec.space.ffn_step)
-    table_path = _table(spec, loaded)
+    table_path = table or _table(spec, loaded)
     d = spec.device
     wanted = conditions_for(
         loaded, batch=d.batch, seq_len=d.seq_len, threads=d.threads, ffn_step=spec.space.ffn_step, phase=d.phase,

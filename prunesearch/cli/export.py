@@ -22,7 +22,8 @@ def export_from_run(run: Path, pick: str, out: Path, formats: list[str], *, trie
     storage, name, attrs = open_run(run)
     spec = load_spec(run / "spec.yaml")
     candidates, limit = pick_candidates(load_trials(storage, name), pick, target_ms=attrs.get("target_ms"))
-    loaded, _, space, table_path, _, target_ms = prepare(spec)
+    searched = attrs.get("table")  # the run's own table, not one found again (ensure may re-profile)
+    loaded, _, space, table_path, _, target_ms = prepare(spec, table=Path(searched) if searched else None)
     _, database = build_database(spec, loaded, space)
 
     def on_miss(manifest, allowed: float) -> None:
