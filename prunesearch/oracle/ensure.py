@@ -22,12 +22,14 @@ DRIFT_TOLERANCE = 0.03
 
 
 def dense_drift(loaded: LoadedModel, path: Path, conditions: Conditions) -> tuple[float, float]:
-    """(predicted, measured here now) milliseconds of the dense model under the table's conditions."""
+    """(then, now): the dense model as measured with the table (or, for a table without that
+    measurement, as the table predicts it) and as measured here now, in milliseconds."""
     space = adapter_for(loaded.model).space(ffn_step=conditions.ffn_step)
-    predicted = Predictor(LatencyTable.load(path), space).dense_ms
+    table = LatencyTable.load(path)
+    then = table.meta.dense_ms or Predictor(table, space).dense_ms
     with tempfile.TemporaryDirectory() as tmp:
-        measured = measure_config(loaded, space.dense(), conditions=conditions, workdir=Path(tmp), budget_s=2.0)
-    return predicted, measured.latency_ms
+        now = measure_config(loaded, space.dense(), conditions=conditions, workdir=Path(tmp), budget_s=2.0)
+    return then, now.latency_ms
 
 
 def table_name(
@@ -72,14 +74,14 @@ def ensure_table(
             continue
         if folder != SHIPPED / slug:  # profiled on this machine
             return folder / name
-        predicted, measured = dense_drift(loaded, folder / name, wanted)
-        drift = measured / predicted - 1
+        then, now = dense_drift(loaded, folder / name, wanted)
+        drift = now / then - 1
         fits = abs(drift) <= DRIFT_TOLERANCE
         if console is not None:
             verdict = "using it" if fits else "this machine runs differently from the one it was measured on"
             console.print(
-                f"shipped table {folder / name}: the dense model measures {measured:.3f} ms here now, the table predicts "
-                f"{predicted:.3f} ms ({drift:+.1%}; tolerance ±{DRIFT_TOLERANCE:.0%}): {verdict}"
+                f"shipped table {folder / name}: the dense model measures {now:.3f} ms here now, {then:.3f} ms with "
+                f"the table ({drift:+.1%}; tolerance ±{DRIFT_TOLERANCE:.0%}): {verdict}"
             )
         if fits:
             return folder / name

@@ -63,12 +63,13 @@ def conditions_for(
 
 class Job(BaseModel):
     """One whole model to measure: ``base``, an ``attn``/``ffn`` level (size = kept heads or
-    width, every layer), or the ``size``-th ``calibration`` model."""
+    width, every layer), the ``size``-th ``calibration`` model, or the ``dense`` model (kept in
+    the table's metadata: what a later check of the device measures it against)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    kind: Literal["base", "attn", "ffn", "calibration"]
+    kind: Literal["base", "attn", "ffn", "calibration", "dense"]
     size: NonNegativeInt
     config: Config
 
@@ -88,7 +89,7 @@ def profile_jobs(space: Space, *, calibration_models: int = 12, seed: int = 0) -
     rng = np.random.default_rng(seed)
     calib = [space.from_genome(rng.integers(0, space.genome_upper + 1)) for _ in range(calibration_models)]
     jobs += [Job(name=f"calibration-{i:02d}", kind="calibration", size=i, config=c) for i, c in enumerate(calib)]
-    return jobs
+    return jobs + [Job(name="dense", kind="dense", size=0, config=space.dense())]
 
 
 def export_config(loaded: LoadedModel, config: Config, path: Path, *, conditions: Conditions) -> Path:
@@ -136,7 +137,7 @@ def build_table(
     """The table from each job's whole-model result (latency columns, ``runs``, optionally
     ``energy_mj``): level rows are (model - base) / layers, and a linear calibration of the
     additive sum is fitted on the calibration models."""
-    level_jobs = [j for j in jobs if j.kind != "calibration"]
+    level_jobs = [j for j in jobs if j.kind in ("base", "attn", "ffn")]
     columns = TIMES + ([ENERGY] if all(ENERGY in results[j.name] for j in level_jobs) else [])
     base = results["base"]
     rows = []
@@ -149,6 +150,7 @@ def build_table(
         rows.append({"kind": job.kind, "size": job.size, **values, "runs": int(m["runs"])})
     table = LatencyTable(pd.DataFrame(rows), TableMeta(
         conditions=conditions, profiled_at=profiled_at, profiling_seconds=profiling_seconds,
+        dense_ms=results["dense"]["latency_ms"] if "dense" in results else None,
         notes=f"rows: (whole model with every layer at that level, other block kind removed) minus base, per layer; {notes}",
     ))
     calib = [j for j in jobs if j.kind == "calibration"]

@@ -48,6 +48,8 @@ class TableMeta(BaseModel):
     layers_share_rows: bool = True
     profiled_at: str
     profiling_seconds: float
+    #: the dense model as measured with the table (tables profiled before this field have none)
+    dense_ms: float | None = None
     notes: str = ""
 
 

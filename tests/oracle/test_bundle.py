@@ -87,7 +87,7 @@ def test_corrupt_or_incomplete_results_are_refused(results, tmp_path):
     data = json.loads(text)
     del data["jobs"]["ffn-32"]
     path.write_text(json.dumps(data))
-    with pytest.raises(TableError, match="no timing for 1 of 12 graphs \\(ffn-32\\); re-run"):
+    with pytest.raises(TableError, match="no timing for 1 of 13 graphs \\(ffn-32\\); re-run"):
         import_results(path)
     with pytest.raises(TableError, match="not found"):
         import_results(tmp_path / "missing.json")
