@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 
 import prunesearch as ps
-from prunesearch.export.onnx import export_onnx
-from prunesearch.oracle import Predictor, cpu_name, device_slug, measure_onnx, profile_table
+from prunesearch.oracle import Predictor, cpu_name, device_slug, profile_table
 from prunesearch.oracle.ensure import SHIPPED, table_name
+from prunesearch.oracle.profile import measure_config
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
 
@@ -54,10 +54,7 @@ def run(
         for i in range(configs):
             genome = rng.integers(0, space.genome_upper + 1)
             config = space.from_genome(genome)
-            path = export_onnx(ps.prune(loaded.model, config), Path(tmp) / "m.onnx", batch=batch, seq_len=seq_len,
-                               cache_len=c.cache_len if c.phase == "decode" else None)
-            measured = measure_onnx(path, batch=batch, seq_len=seq_len, threads=threads, vocab=loaded.model.config.vocab_size,
-                                    cache_len=c.cache_len).latency_ms
+            measured = measure_config(loaded, config, conditions=c, workdir=Path(tmp)).latency_ms
             rows.append({"model": model, "phase": c.phase, "batch": batch, "threads": threads, "config": str(config), "measured_ms": measured,
                          "predicted_ms": calibrated.latency_ms(genome)[0], "additive_ms": plain.latency_ms(genome)[0]})
             print(f"{i + 1}/{configs} {rows[-1]['measured_ms']:.3f} ms measured, {rows[-1]['predicted_ms']:.3f} predicted", flush=True)

@@ -25,14 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
-from prunesearch.oracle.measure import measure_onnx
+from prunesearch.oracle.profile import measure_model
 from prunesearch.pipeline import build_database, prepare
 from prunesearch.prune.apply import prune
-from prunesearch.export.onnx import export_onnx
 from prunesearch.quality import embedding_cosine, embeddings, kl_to_dense, perplexity
 from prunesearch.search import RunStore, SearchProblem, run_search
 from prunesearch.search.fitness import DistillationFitness
@@ -124,12 +122,9 @@ def main() -> None:
     quality = Quality(loaded, calibration)
     dense_scores = quality(loaded.model)
     c = predictor.table.conditions
-    decode = c.phase == "decode"
 
     def measured_ms(model, work: Path) -> float:
-        path = export_onnx(model, work / "m.onnx", batch=c.batch, seq_len=c.seq_len, cache_len=c.cache_len if decode else None)
-        return measure_onnx(path, batch=c.batch, seq_len=c.seq_len, threads=c.threads, vocab=loaded.model.config.vocab_size,
-                            cache_len=c.cache_len).latency_ms
+        return measure_model(model, conditions=c, workdir=work).latency_ms
 
     def score(method: str, speedup: float, model, *, n_eval: int, seconds: float, predicted, config: str) -> None:
         rows.append({

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, NonNegativeInt
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import nn
 
 from prunesearch.config import Config, LayerConfig
 from prunesearch.export.onnx import export_onnx
@@ -92,30 +93,34 @@ def profile_jobs(space: Space, *, calibration_models: int = 12, seed: int = 0) -
     return jobs + [Job(name="dense", kind="dense", size=0, config=space.dense())]
 
 
+def _export(model: nn.Module, path: Path, conditions: Conditions) -> Path:
+    c = conditions
+    return export_onnx(model, path, batch=c.batch, seq_len=c.seq_len, cache_len=c.cache_len if c.phase == "decode" else None)
+
+
 def export_config(loaded: LoadedModel, config: Config, path: Path, *, conditions: Conditions) -> Path:
     """``config``'s pruned model as the graph ``conditions`` time: a full sequence, or one decode step."""
+    return _export(prune(loaded.model, config, ffn_step=conditions.ffn_step), path, conditions)
+
+
+def measure_model(model: nn.Module, *, conditions: Conditions, workdir: Path, budget_s: float = 1.0) -> Measurement:
+    """A whole (pruned) model timed here under ``conditions`` with their backend: the module itself
+    (torch backends) or its exported graph, written into ``workdir``."""
     c = conditions
-    return export_onnx(
-        prune(loaded.model, config, ffn_step=c.ffn_step), path, batch=c.batch, seq_len=c.seq_len,
-        cache_len=c.cache_len if c.phase == "decode" else None,
+    profiler = profiler_for(c.backend)
+    timed = model if profiler.takes == "torch" else _export(model, Path(workdir) / "m.onnx", c)
+    return profiler.measure(
+        timed, batch=c.batch, seq_len=c.seq_len, threads=c.threads, vocab=model.config.vocab_size,
+        cache_len=c.cache_len, budget_s=budget_s,
     )
 
 
 def measure_config(
     loaded: LoadedModel, config: Config, *, conditions: Conditions, workdir: Path, budget_s: float = 1.0,
 ) -> Measurement:
-    """One whole pruned model timed here under ``conditions`` with its backend: the module itself
-    (torch backends) or its exported graph, written into ``workdir``."""
-    c = conditions
-    profiler = profiler_for(c.backend)
-    if profiler.takes == "torch":
-        model = prune(loaded.model, config, ffn_step=c.ffn_step)
-    else:
-        model = export_config(loaded, config, Path(workdir) / "m.onnx", conditions=c)
-    return profiler.measure(
-        model, batch=c.batch, seq_len=c.seq_len, threads=c.threads, vocab=loaded.model.config.vocab_size,
-        cache_len=c.cache_len, budget_s=budget_s,
-    )
+    """``config``'s pruned model timed by ``measure_model``."""
+    pruned = prune(loaded.model, config, ffn_step=conditions.ffn_step)
+    return measure_model(pruned, conditions=conditions, workdir=workdir, budget_s=budget_s)
 
 
 def progress(console) -> Progress:
