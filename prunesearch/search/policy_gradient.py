@@ -42,13 +42,17 @@ def _initial_logits(problem: SearchProblem) -> list[np.ndarray]:
     return [np.log(p / (1 - p)) for p in probs]
 
 
+def _probabilities(logits: list[np.ndarray]) -> list[np.ndarray]:
+    return [1 / (1 + np.exp(-t)) for t in logits]
+
+
 def _fit_to_budget(problem: SearchProblem, logits: list[np.ndarray]) -> list[np.ndarray]:
     """Shift every logit by one constant, the largest for which the expected mask (rounded kept
     counts) is within the budget: samples then straddle the budget instead of all missing it
     at a hard target (a 3x target with every unit at 0.5 would sample almost nothing feasible)."""
 
     def expected(shift: float) -> np.ndarray:
-        return np.array([np.rint((1 / (1 + np.exp(-(t + shift)))).sum()) for t in logits], dtype=np.int64)
+        return np.array([np.rint(p.sum()) for p in _probabilities([t + shift for t in logits])], dtype=np.int64)
 
     low, high = -12.0, 12.0
     if problem.feasible(expected(high))[0]:
@@ -86,7 +90,7 @@ def policy_gradient(problem: SearchProblem, options: PolicyGradientOptions, rng:
     for it in range(options.iterations):
         if problem.evaluations_left() <= options.samples:
             break  # keep one evaluation for the deterministic config the search ends with
-        probs = [1 / (1 + np.exp(-t)) for t in logits]
+        probs = _probabilities(logits)
         masks = [[rng.random(len(p)) < p for p in probs] for _ in range(options.samples)]
         # Level = number of kept groups: the database keeps the top units at each level, so a
         # mask's count, not which units, selects the level.
@@ -99,7 +103,7 @@ def policy_gradient(problem: SearchProblem, options: PolicyGradientOptions, rng:
             # d log Bernoulli(m; sigmoid(t)) / dt = m - p
             grad = np.mean([a * (mask[k] - p) for a, mask in zip(advantage, masks)], axis=0)
             logits[k] = logits[k] + options.learning_rate * grad
-    probs = [1 / (1 + np.exp(-t)) for t in logits]
+    probs = _probabilities(logits)
     problem.policy_probabilities = probs
     final = deterministic_genome(problem, probs)
     problem.evaluate(final, tokens=options.tokens, algorithm="policy_gradient", stage="final")

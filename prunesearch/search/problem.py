@@ -101,7 +101,7 @@ class SearchProblem:
         computed by the executor; the loop then stores them in the same order as without one."""
         if self.executor is None:
             return {}
-        reach = genomes[: max(0, self.max_evaluations - self.evaluations)]
+        reach = genomes[: self.evaluations_left()]
         new = list(dict.fromkeys(tuple(g) for g in reach if self.store.get(g, tokens) is None))
         if len(new) < 2:
             return {}
