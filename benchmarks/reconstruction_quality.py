@@ -48,7 +48,7 @@ def minilm_rows() -> list[dict]:
     for label, calibration_rows, options in METHODS:
         started = time.monotonic()
         source = None if options is None else LevelDatabase.build(
-            loaded, calibrations[calibration_rows], space=space, progress=False, cache=False, **options
+            loaded, calibrations[calibration_rows], space=space, cache=False, **options
         )
         seconds = time.monotonic() - started
         for heads, ffn in MINILM_POINTS:
@@ -71,7 +71,7 @@ def smollm2_rows() -> tuple[list[dict], str]:
     sample = ""
     for label, options in (("magnitude, no reconstruction", None), ("Wanda, least squares (default)", dict(importance="wanda"))):
         started = time.monotonic()
-        source = None if options is None else LevelDatabase.build(loaded, calibration, space=space, progress=False, cache=False, **options)
+        source = None if options is None else LevelDatabase.build(loaded, calibration, space=space, cache=False, **options)
         seconds = time.monotonic() - started
         for share, heads, ffn in points:
             model = ps.prune(loaded.model, space.uniform_config(heads=heads, ffn=ffn), source)

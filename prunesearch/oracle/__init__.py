@@ -1,22 +1,28 @@
-"""The latency oracle: measured per-level tables of a device and the additive predictor."""
+"""The latency oracle: tables measured side by side with the dense model, and the additive predictor."""
 
 from prunesearch.oracle.bundle import emit_bundle, import_results
 from prunesearch.oracle.conditions import Conditions, cpu_name, device_slug
 from prunesearch.oracle.decoder import DecoderSpeed, decoder_speed
-from prunesearch.oracle.ensure import ensure_table
-from prunesearch.oracle.measure import Measurement, measure_onnx
+from prunesearch.oracle.ensure import TableCheck, TableChoice, check_table, ensure_table
+from prunesearch.oracle.measure import time_configs, time_side_by_side
 from prunesearch.oracle.predictor import Predictor
 from prunesearch.oracle.profile import conditions_for, profile_table
 from prunesearch.oracle.table import Calibration, LatencyTable, TableMeta
+from prunesearch.oracle.timing import PairedMeasurement, SideBySide, TimingOptions
 
 __all__ = [
     "Calibration",
     "Conditions",
     "DecoderSpeed",
     "LatencyTable",
-    "Measurement",
+    "PairedMeasurement",
     "Predictor",
+    "SideBySide",
+    "TableCheck",
+    "TableChoice",
     "TableMeta",
+    "TimingOptions",
+    "check_table",
     "conditions_for",
     "cpu_name",
     "decoder_speed",
@@ -24,6 +30,7 @@ __all__ = [
     "emit_bundle",
     "ensure_table",
     "import_results",
-    "measure_onnx",
     "profile_table",
+    "time_configs",
+    "time_side_by_side",
 ]

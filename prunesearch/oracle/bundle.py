@@ -1,10 +1,10 @@
 """Profiling a device that cannot run prunesearch (a Jetson, any board without torch).
 
-``emit_bundle`` writes a folder to copy to the device: one ONNX graph per job of
-``profile_jobs`` (the models a local profile measures), ``manifest.json`` and
-``run_bundle.py``, which needs only python3, numpy and onnxruntime and times every graph
-with the code ``measure.py`` uses. ``import_results`` turns the results.json it writes
-(the manifest copied inside) into a LatencyTable built by the same ``build_table``.
+``emit_bundle`` writes a folder to copy to the device: one ONNX graph per job of ``profile_jobs``
+(the models a local profile measures), ``manifest.json`` and ``run_bundle.py``, which needs only
+python3, numpy and onnxruntime and times every graph side by side with the dense one, exactly as a
+local profile does (it runs the same file in a child process). ``import_results`` turns the
+results.json it writes (the manifest copied inside) into a LatencyTable built by ``build_table``.
 """
 
 from __future__ import annotations
@@ -18,12 +18,15 @@ from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveFloat, Posit
 from prunesearch.errors import TableError
 from prunesearch.models import LoadedModel
 from prunesearch.oracle.conditions import Conditions, Phase
-from prunesearch.oracle.profile import Job, build_table, export_config, plan_profile, progress
+from prunesearch.oracle.measure import write_graphs
+from prunesearch.oracle.profile import Job, build_table, plan_profile, progress_bar
 from prunesearch.oracle.run_bundle import RESULTS_FORMAT
 from prunesearch.oracle.table import LatencyTable
+from prunesearch.oracle.timing import SideBySide, TimingOptions, timing_plan
 from prunesearch.paths import atomic_write_text
+from prunesearch.reporter import QUIET, Reporter
 
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2
 RUNNER = Path(__file__).with_name("run_bundle.py")
 
 
@@ -35,38 +38,56 @@ class Levels(BaseModel):
 
 
 class Manifest(BaseModel):
-    """What the bundle holds and the conditions its graphs are run under."""
+    """What the bundle holds and how its graphs are run: the timing plan ``run_bundle.py`` reads
+    (shapes, threads, reference, graphs, timing) and the profile it belongs to."""
 
     model_config = ConfigDict(extra="forbid")
 
     format: int = BUNDLE_FORMAT
-    model: str
-    model_hash: str
-    phase: Phase
     batch: PositiveInt
     seq_len: PositiveInt
     cache_len: NonNegativeInt = 0  # decode phase: tokens already in the KV cache
     threads: PositiveInt
     vocab: PositiveInt
+    reference: str
+    graphs: list[str]
+    timing: TimingOptions
+    model: str
+    model_hash: str
+    phase: Phase
     ffn_step: PositiveInt
     n_layers: PositiveInt
     levels: Levels
-    budget_s: PositiveFloat
     created_at: str
     jobs: list[Job]
 
 
 class JobResult(BaseModel):
-    """One graph as ``run_bundle.py`` measured it (see ``run_bundle.summarise``)."""
+    """One graph as ``run_bundle.py`` measured it (see ``run_bundle.summarise_ratios``)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    latency_ms: float
-    median_ms: float
-    p10_ms: float
-    p90_ms: float
-    runs: PositiveInt
-    spread: float
+    ratio: PositiveFloat
+    se: float
+    noise_se: float
+    state_se: float
+    rounds: PositiveInt
+    reference_ms: PositiveFloat
+    ratios: list[float]
+    references_ms: list[float]
+    runs_per_block: PositiveInt
+    energy_mj: float | None = None
+    power_mw: dict[str, float] = {}
+
+
+class ReferenceResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ms: PositiveFloat
+    p10_ms: PositiveFloat
+    p90_ms: PositiveFloat
+    blocks: PositiveInt
+    runs_per_block: PositiveInt
     energy_mj: float | None = None
     power_mw: dict[str, float] = {}
 
@@ -78,11 +99,14 @@ class Results(BaseModel):
     device: str
     backend: str
     backend_version: str
+    shared_thread_pool: bool
     power: str | None
     measured_at: str
     seconds: float
     manifest: Manifest
+    reference: ReferenceResult
     jobs: dict[str, JobResult]
+    timing: dict
 
 
 def emit_bundle(
@@ -96,26 +120,26 @@ def emit_bundle(
     phase: Phase | None = None,
     cache_len: int = 0,
     calibration_models: int = 12,
-    budget_s: float = 1.0,
+    timing: TimingOptions = TimingOptions(),
     seed: int = 0,
-    console=None,
+    reporter: Reporter = QUIET,
 ) -> Path:
     """Write the bundle folder ``out``: every job's ONNX graph, manifest.json, run_bundle.py."""
+    from prunesearch.prune.apply import prune
+
     c, space, jobs = plan_profile(
         loaded, batch=batch, seq_len=seq_len, threads=threads, ffn_step=ffn_step, phase=phase,
         cache_len=cache_len, calibration_models=calibration_models, seed=seed,
     )
-    out.mkdir(parents=True, exist_ok=True)
-    with progress(console) as bar:
-        task = bar.add_task(f"{loaded.name} bundle", total=len(jobs))
-        for job in jobs:
-            bar.update(task, description=f"{loaded.name} export {job.name}")
-            export_config(loaded, job.config, out / f"{job.name}.onnx", conditions=c)
-            bar.advance(task)
+    bar, callback = progress_bar(reporter, f"{loaded.name} bundle")
+    with bar as update:
+        write_graphs(out, {j.name: (lambda j=j: prune(loaded.model, j.config, ffn_step=ffn_step)) for j in jobs},
+                     conditions=c, progress=callback(update))
+    plan = timing_plan(c, vocab=loaded.model.config.vocab_size, graphs=[j.name for j in jobs if j.kind != "dense"],
+                       options=timing)
     manifest = Manifest(
-        model=c.model, model_hash=c.model_hash, phase=c.phase, batch=batch, seq_len=c.seq_len, cache_len=c.cache_len,
-        threads=threads, vocab=loaded.model.config.vocab_size, ffn_step=ffn_step, n_layers=space.n_layers,
-        levels=Levels(heads=space.layers[0].heads, ffn=space.layers[0].ffn), budget_s=budget_s,
+        **plan, model=c.model, model_hash=c.model_hash, phase=c.phase, ffn_step=ffn_step, n_layers=space.n_layers,
+        levels=Levels(heads=space.layers[0].heads, ffn=space.layers[0].ffn),
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), jobs=jobs,
     )
     atomic_write_text(out / "manifest.json", manifest.model_dump_json(indent=2))
@@ -141,10 +165,10 @@ def import_results(path: str | Path) -> LatencyTable:
         raise TableError(
             f"{path}: bundle format {m.format}, results format {results.format}; this prunesearch reads "
             f"{BUNDLE_FORMAT} and {RESULTS_FORMAT}: emit the bundle again with `prunesearch profile --emit-bundle`")
-    missing = [j.name for j in m.jobs if j.name not in results.jobs]
+    missing = [j.name for j in m.jobs if j.kind != "dense" and j.name not in results.jobs]
     if missing:
         raise TableError(
-            f"{path}: no timing for {len(missing)} of {len(m.jobs)} graphs ({', '.join(missing[:3])}"
+            f"{path}: no timing for {len(missing)} of {len(m.graphs)} graphs ({', '.join(missing[:3])}"
             f"{', ...' if len(missing) > 3 else ''}); "
             "re-run run_bundle.py on the device to the end")
     conditions = Conditions(
@@ -153,8 +177,10 @@ def import_results(path: str | Path) -> LatencyTable:
         ffn_step=m.ffn_step,
     )
     power = f", power from {results.power}" if results.power else ""
+    measured = SideBySide.of(results.model_dump())
     return build_table(
-        m.jobs, {name: r.model_dump(exclude_none=True) for name, r in results.jobs.items()},
-        conditions=conditions, profiled_at=results.measured_at, profiling_seconds=results.seconds,
-        notes=f"measured on the device by run_bundle.py (ONNX Runtime {results.backend_version}{power})",
+        m.jobs, measured, conditions=conditions, profiled_at=results.measured_at, profiling_seconds=results.seconds,
+        timing=m.timing,
+        notes=f"measured on the device by run_bundle.py (ONNX Runtime {results.backend_version}{power}); the dense "
+              f"model drifted {measured.drift:.1%} (p90/p10 of its blocks) while profiling",
     )

@@ -1,35 +1,78 @@
-"""Find a table for this device, or profile one now and cache it."""
+"""Find a table for this device, check it still describes this machine, or profile one now and cache it."""
 
 from __future__ import annotations
 
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from prunesearch.errors import BackendUnavailableError
 from prunesearch.models import LoadedModel
 from prunesearch.oracle.conditions import Conditions, Phase, device_slug
+from prunesearch.oracle.measure import time_configs
 from prunesearch.oracle.predictor import Predictor
-from prunesearch.oracle.profile import conditions_for, measure_config, profile_table
+from prunesearch.oracle.profile import calibration_configs, conditions_for, profile_table
 from prunesearch.oracle.table import LatencyTable, read_meta
+from prunesearch.oracle.timing import TimingOptions
 from prunesearch.paths import cache_dir
+from prunesearch.reporter import QUIET, Reporter
 from prunesearch.space import adapter_for
 
 #: tables shipped with the project (present in a source checkout)
 SHIPPED = Path(__file__).resolve().parents[2] / "latency_tables"
-#: a shipped table is used only while the dense model measured here agrees with it this closely:
-#: one CPU model in another VM (memory, neighbours, firmware) can run a few percent apart
+#: a stored table is used only while whole models measured here now, side by side with the dense model,
+#: cost what it predicts this closely: one CPU model in another VM (memory, neighbours, firmware) can differ
 DRIFT_TOLERANCE = 0.03
+#: the check's models: spread from light to heavy pruning, drawn apart from the table's own calibration models
+CHECK_MODELS = 3
+CHECK_TIMING = TimingOptions(min_rounds=6, max_rounds=16)
 
 
-def dense_drift(loaded: LoadedModel, path: Path, conditions: Conditions) -> tuple[float, float]:
-    """(then, now): the dense model as measured with the table (or, for a table without that
-    measurement, as the table predicts it) and as measured here now, in milliseconds."""
+@dataclass(frozen=True)
+class TableCheck:
+    """A few whole models measured now beside the dense model, against the table's predicted ratios."""
+
+    errors: tuple[float, ...]  # measured / predicted - 1, per model
+    reference_ms: float  # the dense model, measured now
+
+    @property
+    def worst(self) -> float:
+        return max(abs(e) for e in self.errors)
+
+    @property
+    def fits(self) -> bool:
+        return self.worst <= DRIFT_TOLERANCE
+
+    def describe(self) -> str:
+        errors = ", ".join(f"{e:+.1%}" for e in self.errors)
+        return (f"{len(self.errors)} whole models measured now beside the dense model ({self.reference_ms:.3f} ms) "
+                f"cost {errors} vs the table's predictions (tolerance ±{DRIFT_TOLERANCE:.0%})")
+
+
+@dataclass(frozen=True)
+class TableChoice:
+    """The table a search uses and the dense model's milliseconds its ratios are scaled by."""
+
+    path: Path
+    reference_ms: float
+    how: str  # "profiled now", "shipped", "cached", "given" or "the run's"
+    check: TableCheck | None = None
+
+    def describe(self) -> str:
+        where = {"profiled now": "measured with the table just profiled", "the run's": "stored with the run"}
+        source = "measured now beside the check's models" if self.check else where.get(self.how, "measured with the table")
+        return f"{self.path} ({self.how}); dense model {self.reference_ms:.3f} ms, {source}"
+
+
+def check_table(loaded: LoadedModel, table: LatencyTable, conditions: Conditions) -> TableCheck:
+    """Measure ``CHECK_MODELS`` whole models side by side with the dense model and compare their ratios with
+    the table's: drift of the machine's speed cancels, a machine that runs these models differently shows."""
     space = adapter_for(loaded.model).space(ffn_step=conditions.ffn_step)
-    table = LatencyTable.load(path)
-    then = table.meta.dense_ms or Predictor(table, space).dense_ms
-    with tempfile.TemporaryDirectory() as tmp:
-        now = measure_config(loaded, space.dense(), conditions=conditions, workdir=Path(tmp), budget_s=2.0)
-    return then, now.latency_ms
+    configs = calibration_configs(space, CHECK_MODELS, seed=1)
+    measured = time_configs(loaded, {f"check-{i}": c for i, c in enumerate(configs)}, conditions=conditions,
+                            options=CHECK_TIMING)
+    predictor = Predictor(table, space)
+    errors = tuple(measured[f"check-{i}"].ratio / predictor.config_ratio(c) - 1 for i, c in enumerate(configs))
+    return TableCheck(errors=errors, reference_ms=measured.reference_ms)
 
 
 def table_name(
@@ -50,10 +93,11 @@ def ensure_table(
     phase: Phase | None = None,
     cache_len: int = 0,
     ffn_step: int = 128,
-    console=None,
-) -> Path:
+    reporter: Reporter = QUIET,
+) -> TableChoice:
     """A table measured on this machine with ``backend`` under these conditions (``conditions_for``:
-    encode, prefill or a KV-cache decode step): shipped, cached, or profiled now."""
+    encode, prefill or a KV-cache decode step): shipped or cached, when ``check_table`` passes now;
+    else profiled now and cached."""
     try:
         wanted = conditions_for(
             loaded, batch=batch, seq_len=seq_len, threads=threads, ffn_step=ffn_step, phase=phase, cache_len=cache_len,
@@ -68,27 +112,19 @@ def ensure_table(
         cache_len=cache_len,
     )
     slug = device_slug(wanted.device)
-    for folder in (SHIPPED / slug, cache_dir("latency_tables", slug)):
-        meta = read_meta(folder / name)
+    cached = cache_dir("latency_tables", slug) / name
+    for how, path in (("shipped", SHIPPED / slug / name), ("cached", cached)):
+        meta = read_meta(path)
         if meta is None or meta.conditions.mismatch(wanted):
             continue
-        if folder != SHIPPED / slug:  # profiled on this machine
-            return folder / name
-        then, now = dense_drift(loaded, folder / name, wanted)
-        drift = now / then - 1
-        fits = abs(drift) <= DRIFT_TOLERANCE
-        if console is not None:
-            verdict = "using it" if fits else "this machine runs differently from the one it was measured on"
-            console.print(
-                f"shipped table {folder / name}: the dense model measures {now:.3f} ms here now, {then:.3f} ms with "
-                f"the table ({drift:+.1%}; tolerance ±{DRIFT_TOLERANCE:.0%}): {verdict}"
-            )
-        if fits:
-            return folder / name
-    if console is not None:
-        console.print(f"profiling a latency table on this machine ({wanted.device}) now; it is cached for later runs")
+        check = check_table(loaded, LatencyTable.load(path), wanted)
+        verdict = "using it" if check.fits else "this machine runs differently now"
+        reporter.line(f"{how} table {path}: {check.describe()}: {verdict}")
+        if check.fits:
+            return TableChoice(path=path, reference_ms=check.reference_ms, how=how, check=check)
+    reporter.line(f"profiling a latency table on this machine ({wanted.device}) now; it is cached for later runs")
     table = profile_table(
         loaded, backend=backend, batch=batch, seq_len=seq_len, threads=threads, ffn_step=ffn_step, phase=phase,
-        cache_len=cache_len, console=console,
+        cache_len=cache_len, reporter=reporter,
     )
-    return table.save(cache_dir("latency_tables", slug) / name)
+    return TableChoice(path=table.save(cached), reference_ms=table.meta.dense_ms, how="profiled now")

@@ -1,46 +1,152 @@
-"""Timing an ONNX graph with ONNX Runtime on the CPU under fixed conditions."""
+"""Time whole models side by side with the dense model: the one way prunesearch measures latency.
+
+ONNX Runtime backends time in a clean child process running ``run_bundle.py``, the very file a
+remote device runs: every graph is exported first, and the child has no torch intra-op threads, no
+export work and no other session's spinning thread pool beside the timing. Other backends (torch,
+TensorRT) time in this process with the same schedule, through their profiler's runners.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from pathlib import Path
 
-# the runner copied into remote-device bundles: the board and this machine time graphs with the same code
-from prunesearch.oracle import run_bundle as timing
-from prunesearch.oracle.run_bundle import feeds_for, ort_session
+from torch import nn
+
+from prunesearch.errors import BackendUnavailableError, PruneSearchError
+from prunesearch.oracle import run_bundle
+from prunesearch.oracle.conditions import Conditions
+from prunesearch.oracle.profilers import profiler_for
+from prunesearch.oracle.timing import SideBySide, TimingOptions, timing_plan
+
+#: a model to time: a module, an already exported graph, or a function that builds the module when needed
+Source = nn.Module | Path | Callable[[], nn.Module]
+#: progress(stage, done, total): stage "export" per graph written, "time" per model settled
+Progress = Callable[[str, int, int], None]
 
 
-@dataclass(frozen=True)
-class Measurement:
-    """``latency_ms`` is the number tables, predictions and verification use: the median of
-    the least-disturbed of a few consecutive rounds of runs. Interference on a shared machine
-    only ever adds time, and it comes in bursts longer than one run, so the quietest round is
-    the device's own speed; the median, p10 and p90 over all runs are kept beside it."""
+def export_for(model: nn.Module, path: Path, conditions: Conditions) -> Path:
+    """``model`` as the graph ``conditions`` time: a full sequence, or one KV-cache decode step."""
+    from prunesearch.export.onnx import export_onnx
 
-    latency_ms: float
-    median_ms: float
-    p10_ms: float
-    p90_ms: float
-    runs: int
-    #: (slowest round median / quietest round median) - 1: how disturbed the measurement was
-    spread: float = 0.0
+    c = conditions
+    return export_onnx(model, path, batch=c.batch, seq_len=c.seq_len, cache_len=c.cache_len if c.phase == "decode" else None)
 
 
-def summarise(times_ms, *, rounds: int = 5) -> Measurement:
-    """A Measurement of per-run times, in the order they ran (see ``run_bundle.summarise``)."""
-    return Measurement(**timing.summarise(times_ms, rounds=rounds))
+def dense_graph(loaded, conditions: Conditions) -> Path:
+    """The dense model's graph under ``conditions``, exported once and cached (every measurement's reference)."""
+    from prunesearch.paths import cache_dir
+
+    c = conditions
+    cached = f"-c{c.cache_len}" if c.phase == "decode" else ""
+    path = cache_dir("reference_graphs") / f"{c.model.replace('/', '_')}-{c.model_hash}-{c.phase}-b{c.batch}-s{c.seq_len}{cached}.onnx"
+    if not path.is_file():
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        export_for(loaded.model, partial, conditions)
+        partial.replace(path)
+    return path
 
 
-def time_session(session, feeds: dict, **options) -> Measurement:
-    """Repeated runs after warm-up, the quietest of up to 3 attempts kept (see ``run_bundle.time_session``)."""
-    return Measurement(**timing.time_session(session, feeds, **options))
+def built(source: Source) -> nn.Module | Path:
+    return source() if callable(source) and not isinstance(source, nn.Module) else source
 
 
-def measure_onnx(
-    path: str | Path, *, batch: int, seq_len: int, threads: int, vocab: int, cache_len: int = 0, budget_s: float = 1.0,
-) -> Measurement:
-    """Whole-graph latency (used to build tables, calibrate them, and verify exports); a decode-step
-    graph runs with ``cache_len`` tokens of random past keys/values."""
-    session = ort_session(path, threads=threads)
-    feeds = feeds_for(session, batch=batch, seq_len=seq_len, vocab=vocab, cache_len=cache_len)
-    return time_session(session, feeds, budget_s=budget_s)
+def write_graphs(folder: Path, sources: Mapping[str, Source], *, conditions: Conditions,
+                 progress: Progress | None = None) -> None:
+    """Each source as ``folder/<name>.onnx``, one model built at a time (an exported graph is linked)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for done, (name, source) in enumerate(sources.items(), start=1):
+        target = folder / f"{name}.onnx"
+        model = built(source)
+        if isinstance(model, Path):
+            target.unlink(missing_ok=True)
+            os.symlink(model.resolve(), target)
+        else:
+            export_for(model, target, conditions)
+        if progress is not None:
+            progress("export", done, len(sources))
+
+
+def run_child(folder: Path, *, ep: str, device: str, progress: Progress | None = None) -> dict:
+    """``run_bundle.py`` on ``folder`` in a fresh interpreter: its results."""
+    out = folder / "results.json"
+    cmd = [sys.executable, "-u", run_bundle.__file__, "--bundle", str(folder), "--ep", ep, "--power-s", "0",
+           "--device", device, "--out", str(out)]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
+        for line in child.stdout:  # "[3/37] attn-4: ..." once a graph is settled
+            head = line.split("]")[0]
+            if progress is not None and line.startswith("[") and "/" in head:
+                done, total = head[1:].split("/")
+                progress("time", int(done), int(total))
+        err = child.stderr.read().strip()
+    if child.returncode != 0:
+        raise BackendUnavailableError(
+            f"timing in a child process failed (exit {child.returncode}): {err.splitlines()[-1] if err else 'no message'}")
+    return json.loads(out.read_text())
+
+
+def time_side_by_side(
+    sources: Mapping[str, Source],
+    *,
+    reference: Source,
+    conditions: Conditions,
+    vocab: int,
+    options: TimingOptions = TimingOptions(),
+    progress: Progress | None = None,
+    keep_graphs: Path | None = None,
+) -> SideBySide:
+    """Every source timed side by side with ``reference`` (the dense model) under ``conditions``, with
+    their backend. Names must be file-name safe; "dense" is the reference's. ``keep_graphs``: a folder
+    the exported graphs stay in (``<name>.onnx``: the very files measured), instead of a temporary one."""
+    if "dense" in sources:
+        raise PruneSearchError("'dense' names the reference; give the other models other names")
+    profiler = profiler_for(conditions.backend)
+    profiler.check()
+    with ExitStack() as stack:
+        if profiler.takes == "onnx":
+            folder = keep_graphs or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="prunesearch-timing-")))
+            write_graphs(folder, {"dense": reference, **sources}, conditions=conditions, progress=progress)
+            models, ref_model = {name: folder / f"{name}.onnx" for name in sources}, folder / "dense.onnx"
+        else:
+            models, ref_model = dict(sources), reference
+        if profiler.child_ep is not None:
+            plan = timing_plan(conditions, vocab=vocab, graphs=list(sources), options=options)
+            (folder / "manifest.json").write_text(json.dumps(plan, indent=2))
+            results = run_child(folder, ep=profiler.child_ep, device=profiler.device(), progress=progress)
+        else:
+            results = profiler.time_in_process(
+                {name: (lambda s=s: built(s)) for name, s in models.items()}, reference=built(ref_model),
+                conditions=conditions, vocab=vocab, options=options,
+                on_settled=None if progress is None else lambda name, result, done, total: progress("time", done, total))
+    return SideBySide.of(results)
+
+
+def time_configs(
+    loaded,
+    configs: Mapping[str, object],
+    *,
+    conditions: Conditions,
+    source=None,
+    options: TimingOptions = TimingOptions(),
+    progress: Progress | None = None,
+    keep_graphs: Path | None = None,
+) -> SideBySide:
+    """Pruned configs of ``loaded`` side by side with its dense model; units from ``source`` (a level
+    database), else by weight magnitude (timing depends on the shapes only)."""
+    from prunesearch.prune.apply import prune
+
+    def build(config) -> Callable[[], nn.Module]:
+        return lambda: prune(loaded.model, config, source, ffn_step=conditions.ffn_step)
+
+    onnx = profiler_for(conditions.backend).takes == "onnx"
+    return time_side_by_side(
+        {name: build(config) for name, config in configs.items()},
+        reference=dense_graph(loaded, conditions) if onnx else loaded.model, conditions=conditions,
+        vocab=loaded.model.config.vocab_size, options=options, progress=progress, keep_graphs=keep_graphs,
+    )

@@ -1,4 +1,9 @@
-"""The additive predictor: base + Σ_layers attn[heads] + ffn[width], vectorised over genomes."""
+"""The additive predictor: base + sum over layers of attn[heads] + ffn[width], vectorised over genomes.
+
+Costs are fractions of the dense model's time (table.py), so a prediction is first a ratio (and
+a speed-up, its inverse) that no drift of the machine moves; milliseconds are that ratio times
+``reference_ms``, the dense model measured now (default: as measured with the table).
+"""
 
 from __future__ import annotations
 
@@ -13,22 +18,24 @@ from prunesearch.space import Space
 
 
 class Predictor:
-    def __init__(self, table: LatencyTable, space: Space, *, calibrated: bool = True) -> None:
+    def __init__(
+        self, table: LatencyTable, space: Space, *, calibrated: bool = True, reference_ms: float | None = None,
+    ) -> None:
         self.table = table
         self.space = space
         cal = table.meta.calibration if calibrated else None
         self.scale = cal.scale if cal else 1.0
-        self.offset = cal.offset_ms if cal else 0.0
+        self.offset = cal.offset if cal else 0.0
+        #: the dense model's milliseconds that ratios are scaled by
+        self.reference_ms = float(reference_ms if reference_ms is not None else table.meta.dense_ms)
         self._rows = np.arange(2 * space.n_layers)
         try:
-            self._latency = self._levels(table.time)
+            self._cost = self._levels(table.cost)
         except TableError as exc:
             raise TableError(f"{exc} (the table's grid does not cover this search space)") from None
         self._energy = None
-        if ENERGY in table.rows:  # every latency row was found above, so every energy lookup is too
-            energy = table.rows.set_index(["kind", "size"])[ENERGY]
-            self._energy = self._levels(
-                lambda kind, size: 0.0 if size == 0 and kind != "base" else float(energy[kind, size]))
+        if ENERGY in table.rows:  # every cost row was found above, so every energy lookup is too
+            self._energy = self._levels(lambda kind, size: table.cost(kind, size, ENERGY))
 
     def _levels(self, cost: Callable[[str, int], float]) -> tuple[float, np.ndarray]:
         """``cost`` of the base and, per genome entry, of each level (ragged grids padded with +inf)."""
@@ -43,21 +50,32 @@ class Predictor:
         base, costs = levels
         return base + costs[self._rows, np.atleast_2d(np.asarray(genomes, dtype=np.int64))].sum(axis=1)
 
-    def raw_ms(self, genomes: np.ndarray) -> np.ndarray:
-        """The uncalibrated additive sum."""
-        return self._sum(self._latency, genomes)
+    def raw_ratio(self, genomes: np.ndarray) -> np.ndarray:
+        """The uncalibrated additive sum, as a fraction of the dense model's time."""
+        return self._sum(self._cost, genomes)
+
+    def ratio(self, genomes: np.ndarray) -> np.ndarray:
+        """Predicted time as a fraction of the dense model's."""
+        return self.scale * self.raw_ratio(genomes) + self.offset
+
+    def speedup(self, genomes: np.ndarray) -> np.ndarray:
+        return 1.0 / self.ratio(genomes)
 
     def latency_ms(self, genomes: np.ndarray) -> np.ndarray:
-        return self.scale * self.raw_ms(genomes) + self.offset
+        return self.ratio(genomes) * self.reference_ms
 
     def energy_mj(self, genomes: np.ndarray) -> np.ndarray | None:
         """Energy per inference, summed like latency from the table's ``energy_mj`` rows (uncalibrated: the
         table's calibration fits latency only); None for a table without them."""
         return None if self._energy is None else self._sum(self._energy, genomes)
 
+    def config_ratio(self, config: Config) -> float:
+        return float(self.ratio(self.space.to_genome(config))[0])
+
     def config_latency_ms(self, config: Config) -> float:
-        return float(self.latency_ms(self.space.to_genome(config))[0])
+        return self.config_ratio(config) * self.reference_ms
 
     @property
     def dense_ms(self) -> float:
-        return self.config_latency_ms(self.space.dense())
+        """The dense model's time that speed-up targets divide: the reference, measured."""
+        return self.reference_ms

@@ -1,43 +1,39 @@
 """Profile a latency table here with any backend of ``profilers`` (bundle.py: on a remote device).
 
-Every row comes from a whole pruned model timed as is (exported to ONNX for the ONNX
-backends, the torch module itself for torch's), so what the table holds is what a
-deployed model runs: ``base`` = every block removed; ``attn[h]`` = every layer keeps
-h heads and no FFN, minus base, divided by the number of layers (a per-layer cost
-seen at full depth, with its noise averaged over the layers); likewise ``ffn[w]``.
-A dozen random whole models, never used for the rows, then fit the calibration.
+Every row comes from whole pruned models timed side by side with the dense model (measure.py), so
+a row is a fraction of the dense model's time that no drift of the machine moves: ``base`` = every
+block removed; ``attn[h]`` = every layer keeps h heads and no FFN, minus base, divided by the
+number of layers (a per-layer cost seen at full depth); likewise ``ffn[w]``. The rows are then
+fitted as smooth, monotone functions of the kept size (fit.py), and a dozen whole models spread
+over the speed-ups a search reaches, never used for the rows, fit the calibration of their sum.
 
-A decode-phase table times one KV-cache decode step instead (export/onnx.py): its
-``seq_len`` is the new tokens per step (1 when generating token by token) and its
-``cache_len`` the tokens already cached; rows are built the same way, so the same
-predictor answers "milliseconds per generated token".
+A decode-phase table times one KV-cache decode step instead (export/onnx.py): its ``seq_len`` is
+the new tokens per step (1 when generating token by token) and its ``cache_len`` the tokens
+already cached; rows are built the same way, so the same predictor answers "milliseconds per
+generated token".
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, NonNegativeInt
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from torch import nn
 
 from prunesearch.config import Config, LayerConfig
-from prunesearch.export.onnx import export_onnx
-from prunesearch.models import LoadedModel
 from prunesearch.errors import PruneSearchError
+from prunesearch.models import LoadedModel
 from prunesearch.oracle.conditions import Conditions, Phase
-from prunesearch.oracle.measure import Measurement
+from prunesearch.oracle.fit import KNOT_EVERY, fit_calibration, smooth_rows
+from prunesearch.oracle.measure import time_configs
 from prunesearch.oracle.profilers import profiler_for
-from prunesearch.oracle.table import ENERGY, TIMES, Calibration, LatencyTable, TableMeta
-from prunesearch.prune.apply import prune
+from prunesearch.oracle.table import COLUMNS, ENERGY, Calibration, LatencyTable, TableMeta
+from prunesearch.oracle.timing import SideBySide, TimingOptions
+from prunesearch.reporter import QUIET, Reporter
 from prunesearch.space import Space, adapter_for
 
 
@@ -64,8 +60,8 @@ def conditions_for(
 
 class Job(BaseModel):
     """One whole model to measure: ``base``, an ``attn``/``ffn`` level (size = kept heads or
-    width, every layer), the ``size``-th ``calibration`` model, or the ``dense`` model (kept in
-    the table's metadata: what a later check of the device measures it against)."""
+    width, every layer), the ``size``-th ``calibration`` model, or the ``dense`` model (the
+    reference every other job is timed beside)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -73,6 +69,19 @@ class Job(BaseModel):
     kind: Literal["base", "attn", "ffn", "calibration", "dense"]
     size: NonNegativeInt
     config: Config
+
+
+def calibration_configs(space: Space, n: int, *, seed: int = 0) -> list[Config]:
+    """``n`` whole models spread over the speed-ups a search reaches: the i-th keeps about a fraction
+    0.15 + 0.85 (i + 1/2) / n of every block's levels, each block drawn around it."""
+    rng = np.random.default_rng(seed)
+    upper = space.genome_upper
+    configs = []
+    for i in range(n):
+        kept = 0.15 + 0.85 * (i + 0.5) / n
+        fractions = np.clip(kept + rng.normal(0.0, 0.15, size=len(upper)), 0.0, 1.0)
+        configs.append(space.from_genome(np.rint(fractions * upper).astype(np.int64)))
+    return configs
 
 
 def profile_jobs(space: Space, *, calibration_models: int = 12, seed: int = 0) -> list[Job]:
@@ -87,85 +96,77 @@ def profile_jobs(space: Space, *, calibration_models: int = 12, seed: int = 0) -
     jobs = [Job(name="base", kind="base", size=0, config=every_layer(0, 0))]
     jobs += [Job(name=f"attn-{h}", kind="attn", size=h, config=every_layer(h, 0)) for h in layer.heads[1:]]
     jobs += [Job(name=f"ffn-{w}", kind="ffn", size=w, config=every_layer(0, w)) for w in layer.ffn[1:]]
-    rng = np.random.default_rng(seed)
-    calib = [space.from_genome(rng.integers(0, space.genome_upper + 1)) for _ in range(calibration_models)]
+    calib = calibration_configs(space, calibration_models, seed=seed)
     jobs += [Job(name=f"calibration-{i:02d}", kind="calibration", size=i, config=c) for i, c in enumerate(calib)]
     return jobs + [Job(name="dense", kind="dense", size=0, config=space.dense())]
 
 
-def _export(model: nn.Module, path: Path, conditions: Conditions) -> Path:
-    c = conditions
-    return export_onnx(model, path, batch=c.batch, seq_len=c.seq_len, cache_len=c.cache_len if c.phase == "decode" else None)
+def progress_bar(reporter: Reporter, label: str):
+    """A "profile" progress bar, and the ``progress(stage, done, total)`` callback measure.py moves it with."""
+    bar = reporter.bar("profile", label)
 
+    def callback(update):
+        def progress(stage: str, done: int, total: int) -> None:
+            what = "exporting graphs" if stage == "export" else "timing side by side with the dense model"
+            update(completed=done, total=total, description=f"{label}: {what}")
+        return progress
 
-def export_config(loaded: LoadedModel, config: Config, path: Path, *, conditions: Conditions) -> Path:
-    """``config``'s pruned model as the graph ``conditions`` time: a full sequence, or one decode step."""
-    return _export(prune(loaded.model, config, ffn_step=conditions.ffn_step), path, conditions)
-
-
-def measure_model(model: nn.Module, *, conditions: Conditions, workdir: Path, budget_s: float = 1.0) -> Measurement:
-    """A whole (pruned) model timed here under ``conditions`` with their backend: the module itself
-    (torch backends) or its exported graph, written into ``workdir``."""
-    c = conditions
-    profiler = profiler_for(c.backend)
-    timed = model if profiler.takes == "torch" else _export(model, Path(workdir) / "m.onnx", c)
-    return profiler.measure(
-        timed, batch=c.batch, seq_len=c.seq_len, threads=c.threads, vocab=model.config.vocab_size,
-        cache_len=c.cache_len, budget_s=budget_s,
-    )
-
-
-def measure_config(
-    loaded: LoadedModel, config: Config, *, conditions: Conditions, workdir: Path, budget_s: float = 1.0,
-) -> Measurement:
-    """``config``'s pruned model timed by ``measure_model``."""
-    pruned = prune(loaded.model, config, ffn_step=conditions.ffn_step)
-    return measure_model(pruned, conditions=conditions, workdir=workdir, budget_s=budget_s)
-
-
-def progress(console) -> Progress:
-    return Progress(
-        TextColumn("[bold]profile[/] {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=False,
-    )
+    return bar, callback
 
 
 def build_table(
     jobs: Sequence[Job],
-    results: Mapping[str, Mapping[str, float]],
+    measured: SideBySide,
     *,
     conditions: Conditions,
     profiled_at: str,
     profiling_seconds: float,
+    timing: TimingOptions,
     notes: str,
 ) -> LatencyTable:
-    """The table from each job's whole-model result (latency columns, ``runs``, optionally
-    ``energy_mj``): level rows are (model - base) / layers, and a linear calibration of the
-    additive sum is fitted on the calibration models."""
-    level_jobs = [j for j in jobs if j.kind in ("base", "attn", "ffn")]
-    columns = TIMES + ([ENERGY] if all(ENERGY in results[j.name] for j in level_jobs) else [])
-    base = results["base"]
-    rows = []
-    for job in level_jobs:
-        m = results[job.name]
-        if job.kind == "base":
-            values = {k: m[k] for k in columns}
-        else:
-            values = {k: (m[k] - base[k]) / len(job.config.layers) for k in columns}
-        rows.append({"kind": job.kind, "size": job.size, **values, "runs": int(m["runs"])})
-    table = LatencyTable(pd.DataFrame(rows), TableMeta(
+    """The table from each job measured side by side with the dense model: level rows are (job - base)
+    / layers, fitted smooth and monotone per block kind; a linear calibration of their sum is fitted on
+    the calibration models and the dense model itself (exactly 1 of itself)."""
+    n_layers = len(jobs[0].config.layers)
+    base = measured["base"]
+    rows = [{"kind": "base", "size": 0, "cost": base.ratio, "se": base.se, "measured": base.ratio,
+             "measured_se": base.se, "rounds": base.rounds}]
+    misfit = []
+    for kind in ("attn", "ffn"):
+        level = sorted((j for j in jobs if j.kind == kind), key=lambda j: j.size)
+        values = [(measured[j.name].ratio - base.ratio) / n_layers for j in level]
+        se = [np.hypot(measured[j.name].se, base.se) / n_layers for j in level]
+        fit = smooth_rows([j.size for j in level], values, se)
+        misfit.append(f"{kind}: {fit.describe()}")
+        rows += [{"kind": kind, "size": j.size, "cost": float(c), "se": float(e), "measured": float(v),
+                  "measured_se": float(s), "rounds": min(measured[j.name].rounds, base.rounds)}
+                 for j, c, e, v, s in zip(level, fit.rows, fit.se, values, se)]
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    energy = {(j.kind, j.size): measured[j.name].energy_mj for j in jobs if j.kind in ("base", "attn", "ffn")}
+    if None not in energy.values():
+        e_base = energy["base", 0]
+        frame[ENERGY] = [e_base if kind == "base" else (energy[kind, size] - e_base) / n_layers
+                         for kind, size in zip(frame.kind, frame["size"])]
+    table = LatencyTable(frame, TableMeta(
         conditions=conditions, profiled_at=profiled_at, profiling_seconds=profiling_seconds,
-        dense_ms=results["dense"]["latency_ms"] if "dense" in results else None,
-        notes=f"rows: (whole model with every layer at that level, other block kind removed) minus base, per layer; {notes}",
+        dense_ms=measured.reference_ms, dense_p10_ms=measured.reference_p10_ms,
+        dense_p90_ms=measured.reference_p90_ms, timing=timing,
+        fit=f"linear spline in kept size, a knot every {KNOT_EVERY} levels, deviations shrunk by the noise, "
+            "non-decreasing; " + "; ".join(misfit),
+        notes=f"costs are fractions of the dense model's time, timed side by side with it; {notes}",
     ))
     calib = [j for j in jobs if j.kind == "calibration"]
-    if len(calib) >= 2:
-        sums = [
-            table.time("base", 0) + sum(table.time("attn", l.heads) + table.time("ffn", l.ffn) for l in j.config.layers)
-            for j in calib
-        ]
-        scale, offset = np.polyfit(sums, [results[j.name]["latency_ms"] for j in calib], 1)
-        table.meta.calibration = Calibration(scale=float(scale), offset_ms=float(offset), n_models=len(calib))
+    if calib:
+        def additive(config: Config) -> float:
+            return table.cost("base", 0) + sum(table.cost("attn", l.heads) + table.cost("ffn", l.ffn) for l in config.layers)
+
+        dense = next(j for j in jobs if j.kind == "dense")
+        errors = [measured[j.name].se for j in calib]
+        scale, offset, rms = fit_calibration(
+            [additive(j.config) for j in calib] + [additive(dense.config)],
+            [measured[j.name].ratio for j in calib] + [1.0], errors + [float(np.median(errors))],
+        )
+        table.meta.calibration = Calibration(scale=scale, offset=offset, n_models=len(calib), rms=rms)
     return table
 
 
@@ -193,9 +194,9 @@ def profile_table(
     phase: Phase | None = None,
     cache_len: int = 0,
     calibration_models: int = 12,
-    budget_s: float = 1.0,
+    timing: TimingOptions = TimingOptions(),
     seed: int = 0,
-    console=None,
+    reporter: Reporter = QUIET,
 ) -> LatencyTable:
     """Measure a table here with ``backend`` under ``conditions_for`` these arguments."""
     started = time.monotonic()
@@ -203,19 +204,17 @@ def profile_table(
         loaded, batch=batch, seq_len=seq_len, threads=threads, ffn_step=ffn_step, phase=phase,
         cache_len=cache_len, calibration_models=calibration_models, seed=seed, backend=backend,
     )
-    measured = {}
-    with tempfile.TemporaryDirectory() as tmp, progress(console) as bar:
-        cached = f" c{c.cache_len}" if c.phase == "decode" else ""
-        task = bar.add_task(f"{loaded.name} {c.backend} b{c.batch} s{c.seq_len}{cached} t{c.threads}", total=len(jobs))
-        for job in jobs:
-            bar.update(task, description=f"{loaded.name} {job.name}")
-            m = measure_config(loaded, job.config, conditions=c, workdir=Path(tmp), budget_s=budget_s)
-            measured[job.name] = asdict(m)
-            bar.advance(task)
+    cached = f" c{c.cache_len}" if c.phase == "decode" else ""
+    bar, callback = progress_bar(reporter, f"{loaded.name} {c.backend} b{c.batch} s{c.seq_len}{cached} t{c.threads}")
+    with bar as update:
+        measured = time_configs(loaded, {j.name: j.config for j in jobs if j.kind != "dense"}, conditions=c,
+                                options=timing, progress=callback(update))
     return build_table(
         jobs, measured,
         conditions=c,
         profiled_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         profiling_seconds=round(time.monotonic() - started, 1),
-        notes=f"measured with {c.backend} {c.backend_version}",
+        timing=timing,
+        notes=f"measured with {c.backend} {c.backend_version}; the dense model drifted {measured.drift:.1%} "
+              "(p90/p10 of its blocks) while profiling",
     )

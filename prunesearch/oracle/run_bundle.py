@@ -1,21 +1,27 @@
 #!/usr/bin/env python3
-"""Time every graph of a prunesearch profiling bundle on this device and write results.json.
+"""Time every graph of a prunesearch timing bundle side by side with its reference graph; write results.json.
 
 Needs only python3 (3.8+), numpy and onnxruntime (for ``--ep cuda|tensorrt``: onnxruntime-gpu or
 NVIDIA's Jetson wheel; TensorRT itself is reached through ONNX Runtime's TensorRT EP):
 
-    python3 run_bundle.py [--ep cpu|cuda|tensorrt] [--budget-s 1] [--power-s 2] [--out results.json]
+    python3 run_bundle.py [--ep cpu|cuda|tensorrt] [--power-s 2] [--out results.json]
 
 then bring results.json back and run ``prunesearch profile --import results.json``.
 
-Each graph is timed like ``prunesearch profile`` times it on its own machine: warm-up, fixed
-threads, repeated runs summarised by the median of the quietest round. Where INA3221 rails
-are readable in sysfs, or ``tegrastats`` is on PATH (Jetson), each graph then runs for
-``--power-s`` more seconds while the rails are sampled, and energy per inference is recorded.
+Why side by side: a shared machine's speed drifts by several percent within minutes, so a time
+measured at one moment and compared with one from another moment proves nothing. Every graph is
+timed in rounds, each block of its runs between two blocks of the reference graph (R J R J R ...),
+and what is kept per round is the ratio J / mean(R before, R after): drift that is slow against one
+block (a tenth of a second) cancels. A graph's result is the median of its rounds' ratios with the
+standard error of that median; it is timed until the error is small enough (or ``max_rounds``).
+Each round visits the graphs in a new random order, so a burst of load falls on different graphs.
 
-This file imports nothing from prunesearch: it is copied as is into every bundle. prunesearch
-times graphs (oracle/measure.py) and reads Jetson rails (oracle/power/jetson.py) with the
-functions below, so a table imported from a device is measured exactly like a local one.
+All sessions share one intra-op thread pool: with a pool per session, the idle sessions' threads
+spin after their runs and steal the cores the timed session runs on.
+
+prunesearch times graphs on its own machine by running this very file in a clean child process (no
+torch threads, no export work beside the timing), so a table imported from a device is measured
+exactly like a local one. This file imports nothing from prunesearch: it is copied into every bundle.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import platform
 import re
@@ -34,72 +41,189 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS_FORMAT = 1
+RESULTS_FORMAT = 2
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 INA3221_GLOB = "sys/bus/i2c/drivers/ina3221*/*/hwmon/hwmon*"
 # "VDD_IN 5078mW/5078mW" (JetPack 5+) or "POM_5V_IN 3116/3116" (JetPack 4): current/average, milliwatts.
 _RAIL = re.compile(r"\b([A-Z][A-Z0-9_]*(?:IN|CPU|GPU|SOC|CV|DDR|SYS)[A-Z0-9_]*) (\d+)(?:mW)?/(\d+)(?:mW)?")
 #: rails that carry the whole module's input power; without one, the rails are summed
 TOTAL_RAILS = ("VDD_IN", "POM_5V_IN")
+#: how side-by-side timing runs unless a manifest says otherwise (prunesearch's TimingOptions mirror these)
+TIMING = {"min_rounds": 8, "max_rounds": 24, "block_s": 0.08, "rel_se": 0.004, "abs_se": 0.001, "warmup": 5,
+          "memory_gb": 4.0, "seed": 0}
 
 
-def summarise(times_ms, *, rounds: int = 5) -> dict[str, float]:
-    """Per-run times (in the order they ran) summarised: ``latency_ms`` is the median of the
-    quietest of ``rounds`` consecutive rounds; median, p10 and p90 come from all runs less those
-    beyond 3 median absolute deviations above the median (single preemptions); ``spread`` is
-    slowest round / quietest round - 1."""
-    arr = np.asarray(times_ms, dtype=float)
-    med = np.median(arr)
-    mad = np.median(np.abs(arr - med)) or 1e-9
-    kept = arr[arr <= med + 3 * 1.4826 * mad]
-    round_medians = [float(np.median(c)) for c in np.array_split(arr, min(rounds, max(1, len(arr) // 4)))]
+# -- statistics of paired rounds ------------------------------------------------------------------
+
+def median_se(values) -> float:
+    """Standard error of the median of ``values``: 1.2533 sigma / sqrt(n), sigma = 1.4826 x the median
+    absolute deviation, so a few disturbed rounds neither move the median nor inflate the error."""
+    arr = np.asarray(values, dtype=float)
+    mad = float(np.median(np.abs(arr - np.median(arr))))
+    return 1.2533 * 1.4826 * mad / math.sqrt(len(arr))
+
+
+def state_se(ratios, reference_ms) -> float:
+    """How far this graph's ratio moves with the machine's state: half the gap between its median ratio in
+    the rounds whose reference blocks ran slowest and in those they ran fastest (0 below 6 rounds).
+    Drift that slows every graph alike cancels in a ratio; contention that hits graphs differently (a
+    neighbour evicting the caches a small graph lives in) does not, and this is its share of the error."""
+    r, ref = np.asarray(ratios, dtype=float), np.asarray(reference_ms, dtype=float)
+    if len(r) < 6:
+        return 0.0
+    slow = ref > np.median(ref)
+    if slow.all() or not slow.any():
+        return 0.0
+    return 0.5 * abs(float(np.median(r[slow]) - np.median(r[~slow])))
+
+
+def summarise_ratios(ratios, reference_ms) -> dict:
+    """One graph's result: the median of its per-round ratios to the reference; its standard error, from
+    the rounds' scatter (``noise_se``) and from the machine's state (``state_se``); the rounds; and the
+    reference's own median time in the blocks around them."""
+    noise, state = median_se(ratios), state_se(ratios, reference_ms)
     return {
-        "latency_ms": min(round_medians),
-        "median_ms": float(np.median(kept)),
-        "p10_ms": float(np.percentile(kept, 10)),
-        "p90_ms": float(np.percentile(kept, 90)),
-        "runs": int(len(arr)),
-        "spread": max(round_medians) / min(round_medians) - 1,
+        "ratio": float(np.median(ratios)),
+        "se": math.hypot(noise, state),
+        "noise_se": noise,
+        "state_se": state,
+        "rounds": len(ratios),
+        "reference_ms": float(np.median(reference_ms)),
+        "ratios": [round(float(r), 6) for r in ratios],
+        "references_ms": [round(float(r), 4) for r in reference_ms],
     }
 
 
-def time_session(
-    session, feeds: dict, *, min_runs: int = 20, max_runs: int = 400, budget_s: float = 1.0, warmup: int = 5,
-    attempts: int = 3, stable: float = 0.03,
-) -> dict[str, float]:
-    """Repeated runs after warm-up, summarised by ``summarise``; an attempt stops after
-    ``budget_s`` once ``min_runs`` are in. An attempt whose rounds disagree by more than
-    ``stable`` was disturbed throughout some rounds: up to ``attempts`` are made and the
-    quietest kept, so a burst of load on a shared machine costs time, not accuracy."""
-    for _ in range(warmup):
-        session.run(None, feeds)
-    best = None
-    for _ in range(attempts):
+def settled(ratios, *, min_rounds: int, max_rounds: int, rel_se: float, abs_se: float) -> bool:
+    if len(ratios) < min_rounds:
+        return False
+    return len(ratios) >= max_rounds or median_se(ratios) <= max(rel_se * float(np.median(ratios)), abs_se)
+
+
+# -- the side-by-side schedule ---------------------------------------------------------------------
+
+class CallRunner:
+    """Times blocks of calls of ``step`` (one whole inference each); ``close`` frees what it holds."""
+
+    def __init__(self, step, close=None) -> None:
+        self.step = step
+        self._close = close
+
+    def block(self, runs: int) -> list:
+        """Milliseconds of each of ``runs`` consecutive inferences."""
         times = []
-        start = time.perf_counter()
-        while len(times) < max_runs and (len(times) < min_runs or time.perf_counter() - start < budget_s):
+        for _ in range(runs):
             t0 = time.perf_counter()
-            session.run(None, feeds)
+            self.step()
             times.append((time.perf_counter() - t0) * 1e3)
-        m = summarise(times)
-        best = m if best is None or m["latency_ms"] < best["latency_ms"] else best
-        if m["spread"] <= stable:
-            break
-    return best
+        return times
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
+
+
+def _runs_per_block(runner, *, warmup: int, block_s: float) -> int:
+    """Warm the runner up; enough runs per block to last ``block_s`` (3 at least, 500 at most)."""
+    runner.block(warmup)
+    each = float(np.median(runner.block(3)))
+    return int(min(500, max(3, math.ceil(block_s * 1e3 / max(each, 1e-6)))))
+
+
+def _groups(names: list, sizes: dict, limit: float) -> list:
+    """Consecutive names whose sizes sum to at most ``limit`` (one at least): runners held at once."""
+    groups, current, total = [], [], 0.0
+    for name in names:
+        size = float(sizes.get(name, 0))
+        if current and total + size > limit:
+            groups.append(current)
+            current, total = [], 0.0
+        current.append(name)
+        total += size
+    return groups + ([current] if current else [])
+
+
+def time_paired(reference, jobs: dict, *, sizes: dict | None = None, on_settled=None, **options) -> dict:
+    """Every job timed side by side with ``reference`` (see the module docstring).
+
+    ``reference``: an open runner (``block(runs) -> [ms]``); ``jobs``: name -> a function opening one
+    runner, opened group by group so that at most ``memory_gb`` of their ``sizes`` (bytes) are held at
+    once; ``options``: those of ``TIMING``. ``on_settled(name, result, done, total)`` follows each job.
+    """
+    o = {**TIMING, **options}
+    rng = np.random.default_rng(o["seed"])
+    ref_runs = _runs_per_block(reference, warmup=o["warmup"], block_s=o["block_s"])
+    ref_blocks, results = [], {}
+    started = time.perf_counter()
+    limit = o["memory_gb"] * 2**30
+    for group in _groups(list(jobs), sizes or {}, limit):
+        runners = {name: jobs[name]() for name in group}
+        try:
+            runs = {name: _runs_per_block(r, warmup=o["warmup"], block_s=o["block_s"]) for name, r in runners.items()}
+            ratios = {name: [] for name in group}
+            around = {name: [] for name in group}
+            last = float(np.median(reference.block(ref_runs)))
+            pending = list(group)
+            while pending:
+                for name in rng.permutation(pending):
+                    job = float(np.median(runners[name].block(runs[name])))
+                    after = float(np.median(reference.block(ref_runs)))
+                    ratios[name].append(job / (0.5 * (last + after)))
+                    around[name].append(0.5 * (last + after))
+                    ref_blocks.append(after)
+                    last = after
+                for name in [n for n in pending if settled(ratios[n], **{k: o[k] for k in (
+                        "min_rounds", "max_rounds", "rel_se", "abs_se")})]:
+                    pending.remove(name)
+                    results[name] = {**summarise_ratios(ratios[name], around[name]), "runs_per_block": runs[name]}
+                    if on_settled is not None:
+                        on_settled(name, results[name], len(results), len(jobs))
+        finally:
+            for r in runners.values():
+                r.close()
+    blocks = np.asarray(ref_blocks or [float("nan")])
+    return {
+        "reference": {"ms": float(np.median(blocks)), "p10_ms": float(np.percentile(blocks, 10)),
+                      "p90_ms": float(np.percentile(blocks, 90)), "blocks": len(ref_blocks),
+                      "runs_per_block": ref_runs},
+        "jobs": {name: results[name] for name in jobs},
+        "timing": {k: o[k] for k in TIMING},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+# -- ONNX Runtime ----------------------------------------------------------------------------------
+
+_SHARED_POOL = {"threads": None}
+
+
+def share_thread_pool(threads: int) -> bool:
+    """Give every later session of this process one global intra-op pool of ``threads`` (call before the
+    first session); False where this onnxruntime cannot, and sessions then keep their own pools."""
+    try:
+        from onnxruntime.capi import _pybind_state
+        _pybind_state.set_global_thread_pool_sizes(threads, 1)
+    except (ImportError, AttributeError, RuntimeError):
+        return False
+    _SHARED_POOL["threads"] = threads
+    return True
 
 
 def ort_session(path: str | Path, *, threads: int, provider: str = "CPUExecutionProvider"):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
+    if _SHARED_POOL["threads"] == threads:
+        options.use_per_session_threads = False
+    else:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(str(path), options, providers=[provider])
 
 
-def feeds_for(session, *, batch: int, seq_len: int, vocab: int, cache_len: int = 0, seed: int = 0) -> dict[str, np.ndarray]:
+def feeds_for(session, *, batch: int, seq_len: int, vocab: int, cache_len: int = 0, seed: int = 0) -> dict:
     """Inputs for ``seq_len`` tokens; a decode-step graph also gets ``cache_len`` tokens of random past
     keys/values (shape (batch, heads, past, head_dim) as the graph declares it) and their positions."""
     rng = np.random.default_rng(seed)
@@ -118,6 +242,36 @@ def feeds_for(session, *, batch: int, seq_len: int, vocab: int, cache_len: int =
             feeds[inp.name] = np.zeros((batch, seq_len), dtype=np.int64)
     return feeds
 
+
+def ort_step(session, feeds: dict):
+    """One inference as timed. On a GPU provider the inputs are placed on the device once and the outputs
+    left there (IO binding), so the timing is the graph, not host-device copies."""
+    if session.get_providers()[0] == "CPUExecutionProvider":
+        return lambda: session.run(None, feeds)
+    import onnxruntime as ort
+
+    binding = session.io_binding()
+    for name, value in feeds.items():
+        binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(value, "cuda", 0))
+    for output in session.get_outputs():
+        binding.bind_output(output.name, "cuda")
+    return lambda: session.run_with_iobinding(binding)
+
+
+def graph_runner(path: Path, *, plan: dict, provider: str):
+    """A runner of one graph under a manifest's shapes and threads; refuses a provider that fell back."""
+    session = ort_session(path, threads=plan["threads"], provider=provider)
+    if session.get_providers()[0] != provider:  # ONNX Runtime falls back to the CPU when an EP fails to load
+        raise RuntimeError(f"onnxruntime could not start {provider} for {path.name} "
+                           f"(the session runs on {', '.join(session.get_providers())})")
+    feeds = feeds_for(session, batch=plan["batch"], seq_len=plan["seq_len"], vocab=plan["vocab"],
+                      cache_len=plan.get("cache_len", 0))
+    runner = CallRunner(ort_step(session, feeds))
+    runner.session, runner.feeds = session, feeds  # the power measurement runs the same session
+    return runner
+
+
+# -- the device's name and power rails -------------------------------------------------------------
 
 def cpu_name() -> str:
     """The exact CPU model: machines of one kind can hide different CPUs, and a VM may show
@@ -147,15 +301,15 @@ def device_name() -> str:
         return cpu_name()
 
 
-def parse_tegrastats(line: str) -> dict[str, float]:
+def parse_tegrastats(line: str) -> dict:
     """Instantaneous power per rail in mW from one tegrastats line."""
     return {name: float(now) for name, now, _avg in _RAIL.findall(line)}
 
 
-def read_ina3221(*, root: Path = Path("/"), pattern: str = INA3221_GLOB) -> dict[str, float]:
+def read_ina3221(*, root: Path = Path("/"), pattern: str = INA3221_GLOB) -> dict:
     """Power per labelled channel in mW = in{N}_input (mV) * curr{N}_input (mA) / 1000 (hwmon
     driver, JetPack 5+); empty where there are no such rails."""
-    rails: dict[str, float] = {}
+    rails = {}
     for hwmon in sorted(root.glob(pattern)):
         for label in sorted(hwmon.glob("in*_label")):
             n = label.name[2:-len("_label")]
@@ -179,7 +333,7 @@ class PowerSampler:
     def __init__(self, source: str, *, root: Path = Path("/")) -> None:
         self.source = source
         self.root = root
-        self.samples: list[dict[str, float]] = []
+        self.samples = []
 
     def __enter__(self) -> PowerSampler:
         self.samples = []
@@ -208,7 +362,7 @@ class PowerSampler:
             self._proc.wait()
         self._thread.join()
 
-    def mean_mw(self) -> dict[str, float]:
+    def mean_mw(self) -> dict:
         samples = [s for s in self.samples if s]
         return {rail: sum(s.get(rail, 0.0) for s in samples) / len(samples) for rail in samples[0]} if samples else {}
 
@@ -229,50 +383,80 @@ def measure_energy(session, feeds: dict, *, seconds: float, sampler: PowerSample
     return {"energy_mj": total * elapsed / runs, "power_mw": power}
 
 
-def main(argv: list[str] | None = None) -> None:
-    here = Path(__file__).resolve().parent
-    parser = argparse.ArgumentParser(description="Time every graph of this bundle; write results.json.")
-    parser.add_argument("--ep", choices=sorted(PROVIDERS), default="cpu", help="ONNX Runtime execution provider")
-    parser.add_argument("--budget-s", type=float, help="seconds of timed runs per attempt (default: the manifest's)")
-    parser.add_argument("--power-s", type=float, default=2.0, help="seconds per graph of sampled power (0: none)")
-    parser.add_argument("--device", default=device_name(), help="device name recorded (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=here / "results.json")
-    args = parser.parse_args(argv)
+# -- the bundle ------------------------------------------------------------------------------------
 
+def run_bundle(folder: Path, *, ep: str = "cpu", power_s: float = 0.0, device: str | None = None,
+               options: dict | None = None, log=print) -> dict:
+    """Time the graphs ``folder``'s manifest.json names side by side with its reference graph."""
     import onnxruntime as ort
 
-    provider = PROVIDERS[args.ep]
+    provider = PROVIDERS[ep]
     if provider not in ort.get_available_providers():
-        parser.error(f"{provider} is not in this onnxruntime ({', '.join(ort.get_available_providers())})")
-    manifest = json.loads((here / "manifest.json").read_text())
-    budget_s = args.budget_s if args.budget_s is not None else manifest["budget_s"]
-    power = power_source() if args.power_s > 0 else None
-    started, jobs = time.monotonic(), {}
-    for i, job in enumerate(manifest["jobs"], start=1):
-        session = ort_session(here / f"{job['name']}.onnx", threads=manifest["threads"], provider=provider)
-        feeds = feeds_for(session, batch=manifest["batch"], seq_len=manifest["seq_len"], vocab=manifest["vocab"],
-                          cache_len=manifest.get("cache_len", 0))
-        result = time_session(session, feeds, budget_s=budget_s)
-        if power is not None:
-            result.update(measure_energy(session, feeds, seconds=args.power_s, sampler=PowerSampler(power)))
-        jobs[job["name"]] = result
-        energy = f", {result['energy_mj']:.2f} mJ" if "energy_mj" in result else ""
-        print(f"[{i}/{len(manifest['jobs'])}] {job['name']}: {result['latency_ms']:.3f} ms{energy}", flush=True)
-    results = {
+        raise RuntimeError(f"{provider} is not in this onnxruntime ({', '.join(ort.get_available_providers())})")
+    plan = json.loads((folder / "manifest.json").read_text())
+    shared = share_thread_pool(plan["threads"])
+    graphs = list(plan["graphs"])
+    paths = {name: folder / f"{name}.onnx" for name in [plan["reference"], *graphs]}
+    reference = graph_runner(paths[plan["reference"]], plan=plan, provider=provider)
+    log(f"reference {plan['reference']}: timing {len(graphs)} graphs side by side with it", flush=True)
+    power = power_source() if power_s > 0 else None
+    energy = {}
+
+    def opener(name):
+        def open_runner():
+            runner = graph_runner(paths[name], plan=plan, provider=provider)
+            if power is not None:  # measured once, while the runner is held
+                energy[name] = measure_energy(runner.session, runner.feeds, seconds=power_s, sampler=PowerSampler(power))
+            return runner
+        return open_runner
+
+    def settled_line(name, result, done, total):
+        log(f"[{done}/{total}] {name}: {result['ratio']:.4f} x reference +- {result['se']:.4f} "
+            f"({result['rounds']} rounds)", flush=True)
+
+    timed = time_paired(
+        reference, {name: opener(name) for name in graphs}, sizes={n: paths[n].stat().st_size for n in graphs},
+        on_settled=settled_line, **{**plan.get("timing", {}), **(options or {})})
+    for name, values in energy.items():
+        timed["jobs"][name].update(values)
+    if power is not None:
+        timed["reference"].update(measure_energy(reference.session, reference.feeds, seconds=power_s,
+                                                 sampler=PowerSampler(power)))
+    return {
         "format": RESULTS_FORMAT,
-        "device": args.device,
-        "backend": f"ort-{args.ep}",
+        "device": device or device_name(),
+        "backend": f"ort-{ep}",
         "backend_version": ort.__version__,
+        "shared_thread_pool": shared,
         "power": power,
         "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "seconds": round(time.monotonic() - started, 1),
-        "manifest": manifest,
-        "jobs": jobs,
+        "manifest": plan,
+        **timed,
     }
-    tmp = args.out.with_name(f".{args.out.name}.tmp")
+
+
+def main(argv: list | None = None) -> None:
+    here = Path(__file__).resolve().parent
+    parser = argparse.ArgumentParser(description="Time this bundle's graphs side by side with its reference; "
+                                     "write results.json.")
+    parser.add_argument("--bundle", type=Path, default=here, help="the bundle folder (default: this file's)")
+    parser.add_argument("--ep", choices=sorted(PROVIDERS), default="cpu", help="ONNX Runtime execution provider")
+    parser.add_argument("--max-rounds", type=int, help="most side-by-side rounds per graph (default: the manifest's)")
+    parser.add_argument("--power-s", type=float, default=2.0, help="seconds per graph of sampled power (0: none)")
+    parser.add_argument("--device", default=None, help="device name recorded (default: the board or CPU model)")
+    parser.add_argument("--out", type=Path, default=None, help="default: results.json in the bundle")
+    args = parser.parse_args(argv)
+    options = {} if args.max_rounds is None else {"max_rounds": args.max_rounds,
+                                                  "min_rounds": min(args.max_rounds, TIMING["min_rounds"])}
+    try:
+        results = run_bundle(args.bundle, ep=args.ep, power_s=args.power_s, device=args.device, options=options)
+    except RuntimeError as err:
+        parser.error(str(err))
+    out = args.out or args.bundle / "results.json"
+    tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(json.dumps(results, indent=2))
-    os.replace(tmp, args.out)
-    print(f"wrote {args.out}: bring it back and run `prunesearch profile --import {args.out.name}`")
+    os.replace(tmp, out)
+    print(f"wrote {out}: bring it back and run `prunesearch profile --import {out.name}`")
 
 
 if __name__ == "__main__":

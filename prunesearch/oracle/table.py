@@ -1,11 +1,14 @@
-"""Latency tables: CSV rows (kind, size → time) plus a JSON of conditions and provenance.
+"""Latency tables: CSV rows (kind, size -> cost) plus a JSON of conditions and provenance.
 
-Rows: ``base`` (size 0) is the model with every block removed; ``attn``/``ffn`` at
-size s are what one layer's block adds at that size (layers of a model share
-shapes, so one row serves every layer). ``latency_ms`` is what predictions sum
-(see ``measure.Measurement``); median, p10 and p90 are kept for the record. Tables
-measured where power rails were sampled (a remote-device bundle) add ``energy_mj``
-per inference, rows differenced like the times.
+Costs are fractions of the dense model's time, measured side by side with it (timing.py): the
+``base`` row (size 0) is the model with every block removed; ``attn``/``ffn`` at size s are what
+one layer's block adds at that size (layers of a model share shapes, so one row serves every
+layer). ``cost`` is the smooth, monotone fit of the rows (fit.py) that predictions sum, with its
+standard error ``se``; ``measured`` and ``measured_se`` are the raw per-level values it was fitted
+through, ``rounds`` the fewest paired rounds behind them. Absolute milliseconds are costs times
+the dense model measured now (or, for a device not at hand, with the table: ``TableMeta.dense_ms``).
+Tables measured where power rails were sampled (a remote-device bundle) add ``energy_mj`` per
+inference, rows differenced like the costs.
 """
 
 from __future__ import annotations
@@ -15,28 +18,30 @@ import json
 from pathlib import Path
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, PositiveFloat, ValidationError
 
 from prunesearch.errors import TableError
 from prunesearch.oracle.conditions import Conditions
+from prunesearch.oracle.timing import TimingOptions
 from prunesearch.paths import atomic_write_text
 
-TIMES = ["latency_ms", "median_ms", "p10_ms", "p90_ms"]
-COLUMNS = ["kind", "size", *TIMES, "runs"]
+COLUMNS = ["kind", "size", "cost", "se", "measured", "measured_se", "rounds"]
 #: optional last column: energy per inference (mJ), where power was recorded
 ENERGY = "energy_mj"
 #: bumped when rows change meaning; older tables are refused (and re-profiled by ensure_table)
-TABLE_FORMAT = 2
+TABLE_FORMAT = 3
 
 
 class Calibration(BaseModel):
-    """measured ≈ scale · additive sum + offset, fitted on whole models measured with the table."""
+    """measured ratio ~ scale * additive sum + offset (fractions of the dense model), fitted on whole
+    models measured with the table; ``rms`` is the residual left on them."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     scale: float = 1.0
-    offset_ms: float = 0.0
+    offset: float = 0.0
     n_models: int = 0
+    rms: float = 0.0
 
 
 class TableMeta(BaseModel):
@@ -48,8 +53,14 @@ class TableMeta(BaseModel):
     layers_share_rows: bool = True
     profiled_at: str
     profiling_seconds: float
-    #: the dense model as measured with the table (tables profiled before this field have none)
-    dense_ms: float | None = None
+    #: the dense model (the reference every cost is a fraction of), median over the profile's reference blocks
+    dense_ms: PositiveFloat
+    #: the reference's 10th and 90th percentile blocks: how much the machine's speed moved while profiling
+    dense_p10_ms: PositiveFloat
+    dense_p90_ms: PositiveFloat
+    timing: TimingOptions = TimingOptions()
+    #: how the rows were fitted, and the worst misfit of a measured level (in its own standard errors)
+    fit: str = ""
     notes: str = ""
 
 
@@ -63,16 +74,17 @@ class LatencyTable:
     def conditions(self) -> Conditions:
         return self.meta.conditions
 
-    def time(self, kind: str, size: int) -> float:
+    def cost(self, kind: str, size: int, column: str = "cost") -> float:
+        """A row's ``column`` (a fraction of the dense model's time); a removed block costs nothing."""
         if size == 0 and kind != "base":
             return 0.0
         hit = self.rows[(self.rows.kind == kind) & (self.rows["size"] == size)]
         if hit.empty:
             raise TableError(f"{self.path}: no row for {kind} at size {size}; profile the table with this grid")
-        return float(hit.latency_ms.iloc[0])
+        return float(hit[column].iloc[0])
 
     def save(self, csv_path: str | Path) -> Path:
-        csv_path = Path(csv_path)
+        csv_path = table_csv(csv_path)
         csv_path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(csv_path, self.rows[[c for c in (*COLUMNS, ENERGY) if c in self.rows]].to_csv(index=False))
         atomic_write_text(csv_path.with_suffix(".json"), self.meta.model_dump_json(indent=2))
@@ -81,23 +93,28 @@ class LatencyTable:
 
     @classmethod
     def load(cls, path: str | Path, *, expect: Conditions | None = None, force: bool = False) -> LatencyTable:
-        csv_path = Path(path).with_suffix(".csv")
+        csv_path = table_csv(path)
         json_path = csv_path.with_suffix(".json")
         for p in (csv_path, json_path):
             if not p.is_file():
                 raise TableError(f"latency table file not found: {p} (a table is a .csv with a .json beside it)")
         try:
-            meta = TableMeta.model_validate_json(json_path.read_text())
+            raw = json.loads(json_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise TableError(f"{json_path}: corrupt table metadata ({exc}); re-profile it") from None
+        if isinstance(raw, dict) and raw.get("format") != TABLE_FORMAT:
+            raise TableError(
+                f"{json_path}: table format {raw.get('format')} was written by another prunesearch version; "
+                f"this one reads format {TABLE_FORMAT} (costs measured side by side with the dense model): "
+                "re-profile it with `prunesearch profile`"
+            )
+        try:
+            meta = TableMeta.model_validate(raw)
         except ValidationError as exc:
             first = exc.errors()[0]
             raise TableError(
                 f"{json_path}: corrupt table metadata ({'.'.join(map(str, first['loc']))}: {first['msg']}); re-profile it"
             ) from None
-        if meta.format != TABLE_FORMAT:
-            raise TableError(
-                f"{json_path}: table format {meta.format} was written by another prunesearch version; "
-                f"this one reads format {TABLE_FORMAT}: re-profile it with `prunesearch profile`"
-            )
         try:
             rows = pd.read_csv(io.StringIO(csv_path.read_text()))
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -112,10 +129,19 @@ class LatencyTable:
         return cls(rows, meta, path=csv_path)
 
 
+def table_csv(path: str | Path) -> Path:
+    """The CSV of a table named by its CSV, its JSON, or either without the suffix (``profile --out t``
+    writes t.csv and t.json, and ``--table t`` finds them)."""
+    path = Path(path)
+    if path.suffix == ".json":
+        return path.with_suffix(".csv")
+    return path if path.suffix == ".csv" else path.with_name(path.name + ".csv")
+
+
 def read_meta(path: Path) -> TableMeta | None:
     """The metadata of a readable table of this format, else None."""
     try:
-        meta = TableMeta.model_validate_json(Path(path).with_suffix(".json").read_text())
+        meta = TableMeta.model_validate_json(table_csv(path).with_suffix(".json").read_text())
     except (OSError, ValidationError, json.JSONDecodeError):
         return None
     return meta if meta.format == TABLE_FORMAT else None

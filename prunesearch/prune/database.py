@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from safetensors.torch import load_file, save_file
 
 from prunesearch.errors import PruneSearchError
@@ -28,6 +27,7 @@ from prunesearch.paths import cache_dir
 from prunesearch.prune.apply import UnitChoice
 from prunesearch.prune.importance import magnitude, ranking, taylor_scores, wanda
 from prunesearch.prune.reconstruct import Gram
+from prunesearch.reporter import QUIET, Reporter
 from prunesearch.space import KINDS, Adapter, Kind, Space, adapter_for
 
 #: bumped when stored tensors change (2: unit scores kept beside the ranking)
@@ -149,7 +149,7 @@ class LevelDatabase:
         target: str = "corrected",
         n_tokens: int | None = None,
         streams: int = 1,
-        progress: bool = True,
+        reporter: Reporter = QUIET,
         cache: bool = True,
     ) -> LevelDatabase:
         """``streams`` calibration streams at evenly spaced kept fractions; 1 fits every level on
@@ -167,7 +167,7 @@ class LevelDatabase:
         if cache and path.is_file():
             return cls(space, load_file(str(path)), key=key, path=path)
         tensors = _Builder(model, adapter, space, calibration.calib(n_tokens), importance=importance,
-                           reconstruct=reconstruct, target=target, streams=streams, progress=progress).run()
+                           reconstruct=reconstruct, target=target, streams=streams, reporter=reporter).run()
         if cache:
             tmp = path.with_suffix(".partial")
             save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
@@ -177,9 +177,9 @@ class LevelDatabase:
 
 class _Builder:
     def __init__(self, model, adapter: Adapter, space: Space, batch: dict, *, importance: str, reconstruct: bool,
-                 target: str, streams: int, progress: bool) -> None:
+                 target: str, streams: int, reporter: Reporter) -> None:
         self.model, self.adapter, self.space, self.batch = model, adapter, space, batch
-        self.importance, self.reconstruct, self.target, self.progress = importance, reconstruct, target, progress
+        self.importance, self.reconstruct, self.target, self.reporter = importance, reconstruct, target, reporter
         self.fractions = np.linspace(1.0, 1.0 / streams, streams) if streams > 1 else np.ones(1)  # kept share per stream
         self.scratch = copy.deepcopy(model)  # a model whose layers are swapped for pruned copies
         self.scratch_adapter = adapter_for(self.scratch)
@@ -249,11 +249,9 @@ class _Builder:
         dense = hidden
         streams = [hidden] * len(self.fractions)
         n = self.space.n_layers
-        with Progress(TextColumn("[bold]level database[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), disable=not self.progress, transient=False) as bar:
-            task = bar.add_task("layers", total=n)
+        with self.reporter.bar("level database", "layers", total=n) as update:
             for layer in range(n):
-                bar.update(task, description=f"layer {layer + 1}/{n}")
+                update(description=f"layer {layer + 1}/{n}")
                 dense_layer = self.adapter.layers()[layer]
                 d, dense_next = self._probe(layer, dense_layer, dense, args, kwargs, adapter=self.adapter)
                 targets = {k: d[f"{k}.r"] + d[f"{k}.y"] for k in KINDS}
@@ -279,5 +277,5 @@ class _Builder:
                     for s, h in enumerate(streams)
                 ]
                 dense = dense_next
-                bar.advance(task)
+                update(completed=layer + 1)
         return self.tensors

@@ -17,6 +17,7 @@ from prunesearch.oracle.ensure import table_name
 from prunesearch.oracle.conditions import device_slug
 from prunesearch.prune import prune
 from prunesearch.space import adapter_for
+from tests.conftest import FAST
 from tests.space.tiny import FAMILIES, FFN_STEP, configs
 
 CACHE_LEN = 8
@@ -65,7 +66,7 @@ def test_decode_needs_a_decoder_and_a_cache(tmp_path):
 @pytest.fixture(scope="module")
 def decode_table():
     loaded = tiny("llama", "abc")
-    table = profile_table(loaded, phase="decode", cache_len=CACHE_LEN, calibration_models=3, budget_s=0.02, **SHAPE)
+    table = profile_table(loaded, phase="decode", cache_len=CACHE_LEN, calibration_models=3, timing=FAST, **SHAPE)
     return loaded, table
 
 
@@ -87,20 +88,25 @@ def test_decode_table_records_its_phase_and_cache(decode_table, tmp_path):
         LatencyTable.load(path, expect=conditions_for(loaded, seq_len=1, **SHAPE))
 
 
-def test_ensure_finds_a_cached_decode_table(decode_table, tmp_path, monkeypatch):
+def test_ensure_finds_and_checks_a_cached_decode_table(decode_table, tmp_path, monkeypatch, fast_timing):
+    import prunesearch.oracle.ensure as ensure
+
     loaded, table = decode_table
     monkeypatch.setenv("PRUNESEARCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(ensure, "DRIFT_TOLERANCE", 10.0)  # tiny decode steps: their timing drives no claim here
     c = table.conditions
     name = table_name(loaded.name, backend="ort-cpu", batch=1, seq_len=1, threads=1, phase="decode", cache_len=CACHE_LEN)
     saved = table.save(tmp_path / "latency_tables" / device_slug(c.device) / name)
-    assert ensure_table(loaded, phase="decode", cache_len=CACHE_LEN, **SHAPE) == saved
+    choice = ensure_table(loaded, phase="decode", cache_len=CACHE_LEN, **SHAPE)
+    assert (choice.path, choice.how) == (saved, "cached") and choice.check is not None and choice.reference_ms > 0
 
 
 def test_decoder_speed_and_predict(decode_table, tmp_path, capsys, monkeypatch):
     loaded, decode = decode_table
     space = adapter_for(loaded.model).space(ffn_step=FFN_STEP)
-    prefill = LatencyTable(decode.rows.assign(latency_ms=decode.rows.latency_ms * 7), decode.meta.model_copy(
-        update={"conditions": decode.conditions.model_copy(update={"phase": "prefill", "cache_len": 0, "seq_len": 16})}))
+    prefill = LatencyTable(decode.rows, decode.meta.model_copy(update={  # the same shares of a 7x slower dense pass
+        "dense_ms": decode.meta.dense_ms * 7,
+        "conditions": decode.conditions.model_copy(update={"phase": "prefill", "cache_len": 0, "seq_len": 16})}))
     config = configs(loaded.model)["mixed"]
     speed = decoder_speed(Predictor(prefill, space), Predictor(decode, space), config)
     decode_ms = Predictor(decode, space).config_latency_ms(config)
@@ -122,18 +128,19 @@ def test_decoder_speed_and_predict(decode_table, tmp_path, capsys, monkeypatch):
     assert facts["tokens_per_s"] == pytest.approx(speed.tokens_per_s) and facts["ttft_ms"] == pytest.approx(speed.ttft_ms)
 
 
-def test_export_for_a_decode_table_is_its_decode_step(decode_table, tmp_path, monkeypatch):
-    import prunesearch.oracle as oracle
-    from prunesearch.export.manifest import write_export
+def test_export_and_timing_for_a_decode_table_are_its_decode_step(decode_table, tmp_path):
+    from prunesearch.export.write import write_export
+    from prunesearch.oracle import time_configs
     from prunesearch.prune.apply import MagnitudeSource
 
     loaded, table = decode_table
-    measure = oracle.measure_onnx
-    monkeypatch.setattr(oracle, "measure_onnx", lambda *a, **k: measure(*a, **{**k, "budget_s": 0.02}))
     out = tmp_path / "out"
+    config = configs(loaded.model)["mixed"]
     source = MagnitudeSource(adapter_for(loaded.model), ffn_step=FFN_STEP)
-    manifest = write_export(loaded, configs(loaded.model)["mixed"], out, source=source, formats=["onnx"],
-                            table_path=table.save(tmp_path / "d.csv"))
+    manifest = write_export(loaded, config, out, source=source, formats=["onnx"], conditions=table.conditions,
+                            table=table.path)
     inputs = [i.name for i in ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"]).get_inputs()]
     assert inputs[3:] == ["past.0.key", "past.0.value"]
-    assert manifest.onnx_max_abs_diff < 1e-4 and manifest.measured_ms > 0
+    assert manifest.onnx_max_abs_diff < 1e-4 and manifest.conditions["phase"] == "decode"
+    measured = time_configs(loaded, {"mixed": config}, conditions=table.conditions, options=FAST)
+    assert measured["mixed"].ratio > 0 and measured.reference_ms > 0

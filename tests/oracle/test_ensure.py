@@ -1,13 +1,15 @@
-"""ensure_table: a shipped table is trusted only while this machine still runs the dense model as it says."""
+"""ensure_table: a stored table (shipped or cached) is used only while whole models measured here now, side by side
+with the dense model, cost what it predicts; else a table is profiled here and cached."""
 
 import pytest
 from rich.console import Console
 
-from prunesearch.oracle import LatencyTable, Predictor, ensure_table, profile_table
+from prunesearch.oracle import LatencyTable, check_table, ensure_table, profile_table
 from prunesearch.oracle import ensure as ensure_module
 from prunesearch.oracle.conditions import device_slug
-from prunesearch.oracle.ensure import dense_drift, table_name
-from prunesearch.space import adapter_for
+from prunesearch.oracle.ensure import CHECK_MODELS, TableCheck, table_name
+from prunesearch.reporter import Reporter
+from tests.conftest import FAST
 from tests.oracle.test_decode import SHAPE, tiny
 
 
@@ -15,44 +17,55 @@ from tests.oracle.test_decode import SHAPE, tiny
 def shipped(tmp_path_factory):
     """A tiny BERT, and a table of it measured here, placed where shipped tables live."""
     loaded = tiny("bert", "ensure")
-    table = profile_table(loaded, seq_len=16, calibration_models=2, budget_s=0.2, **SHAPE)
+    table = profile_table(loaded, seq_len=16, calibration_models=2, timing=FAST, **SHAPE)
     root = tmp_path_factory.mktemp("shipped")
     name = table_name(loaded.name, backend="ort-cpu", batch=1, seq_len=16, threads=1)
     return loaded, table.save(root / device_slug(table.conditions.device) / name), root
 
 
-def test_dense_drift_compares_the_dense_model_measured_with_the_table_and_now(shipped, tmp_path):
+def test_check_measures_whole_models_beside_the_dense_model_now(shipped, fast_timing):
     loaded, path, _ = shipped
     table = LatencyTable.load(path)
-    then, now = dense_drift(loaded, path, table.conditions)
-    assert then == table.meta.dense_ms and then > 0 and now > 0
-    # a table profiled before tables kept the dense measurement: its prediction stands in
-    table.meta.dense_ms = None
-    older = table.save(tmp_path / path.name)
-    space = adapter_for(loaded.model).space(ffn_step=table.conditions.ffn_step)
-    assert dense_drift(loaded, older, table.conditions)[0] == Predictor(table, space).dense_ms
+    check = check_table(loaded, table, table.conditions)
+    assert len(check.errors) == CHECK_MODELS and check.reference_ms > 0
+    assert "whole models measured now beside the dense model" in check.describe()
 
 
-def test_a_shipped_table_that_agrees_is_used(shipped, tmp_path, monkeypatch):
+def _checks(monkeypatch, *errors_by_call):
+    """check_table answering each call with the next errors (a stand-in: tiny models' timings drive nothing)."""
+    answers = iter(errors_by_call)
+    calls = []
+
+    def fake(loaded, table, conditions):
+        calls.append(table.path)
+        return TableCheck(errors=next(answers), reference_ms=1.5)
+
+    monkeypatch.setattr(ensure_module, "check_table", fake)
+    return calls
+
+
+def test_a_shipped_table_that_agrees_is_used_with_the_dense_model_measured_now(shipped, tmp_path, monkeypatch):
     loaded, path, root = shipped
     monkeypatch.setattr(ensure_module, "SHIPPED", root)
-    monkeypatch.setattr(ensure_module, "dense_drift", lambda *a: (1.0, 1.02))
     monkeypatch.setenv("PRUNESEARCH_CACHE", str(tmp_path))
-    assert ensure_table(loaded, seq_len=16, **SHAPE) == path
+    _checks(monkeypatch, (0.01, -0.02, 0.0))
+    choice = ensure_table(loaded, seq_len=16, **SHAPE)
+    assert (choice.path, choice.reference_ms, choice.how) == (path, 1.5, "shipped")
 
 
-def test_a_shipped_table_this_machine_disagrees_with_is_replaced_by_a_local_profile(shipped, tmp_path, monkeypatch):
+def test_a_stored_table_this_machine_disagrees_with_is_replaced_and_a_cached_one_is_checked_too(
+        shipped, tmp_path, monkeypatch):
     loaded, path, root = shipped
     monkeypatch.setattr(ensure_module, "SHIPPED", root)
-    monkeypatch.setattr(ensure_module, "dense_drift", lambda *a: (1.0, 1.2))
     monkeypatch.setenv("PRUNESEARCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(ensure_module, "profile_table", lambda *a, **k: profile_table(*a, **{**k, "timing": FAST}))
+    calls = _checks(monkeypatch, (0.01, 0.2, 0.0), (0.3, 0.0, 0.0), (0.0, 0.01, 0.0))
     console = Console(record=True, width=400)
-    got = ensure_table(loaded, seq_len=16, console=console, **SHAPE)
-    assert got.is_relative_to(tmp_path) and got.name == path.name
-    assert LatencyTable.load(got).conditions == LatencyTable.load(path).conditions
+    got = ensure_table(loaded, seq_len=16, reporter=Reporter(console), **SHAPE)  # shipped fails: profiled, cached
+    assert got.path.is_relative_to(tmp_path) and got.how == "profiled now"
+    assert got.path.name == path.name and LatencyTable.load(got.path).conditions == LatencyTable.load(path).conditions
+    assert got.reference_ms == LatencyTable.load(got.path).meta.dense_ms
     text = console.export_text()
     assert "+20.0%" in text and "runs differently" in text
-    # the local table is used from then on, without another measurement
-    monkeypatch.setattr(ensure_module, "dense_drift", lambda *a: pytest.fail("a local table needs no drift check"))
-    monkeypatch.setattr(ensure_module, "SHIPPED", tmp_path / "nothing shipped")
-    assert ensure_table(loaded, seq_len=16, **SHAPE) == got
+    again = ensure_table(loaded, seq_len=16, **SHAPE)  # shipped fails again, the cached table fits
+    assert (again.path, again.how) == (got.path, "cached") and calls[-1] == got.path

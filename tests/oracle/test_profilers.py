@@ -6,7 +6,6 @@ import sys
 from typing import get_args
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -14,7 +13,7 @@ from prunesearch.cli import main
 from prunesearch.errors import BackendUnavailableError, PruneSearchError
 from prunesearch.export.onnx import export_onnx
 from prunesearch.models import LoadedModel
-from prunesearch.oracle import Conditions, LatencyTable, Predictor, TableMeta, cpu_name, profile_table
+from prunesearch.oracle import Conditions, LatencyTable, Predictor, conditions_for, cpu_name, profile_table, time_configs
 from prunesearch.oracle.profilers import PROFILERS, profiler_for
 from prunesearch.oracle.profilers.base import gpu_name, graph_feeds
 from prunesearch.oracle.profilers.trtexec import parse_version
@@ -22,6 +21,8 @@ from prunesearch.oracle.run_bundle import feeds_for, ort_session
 from prunesearch.prune import prune
 from prunesearch.space import adapter_for
 from prunesearch.spec import DeviceSpec
+from tests.conftest import FAST
+from tests.oracle.tables import hand_table
 from tests.space.tiny import FAMILIES, FFN_STEP, configs
 
 GPU_BACKENDS = ["ort-cuda", "ort-tensorrt", "tensorrt", "trtexec", "torch-cuda"]
@@ -40,33 +41,34 @@ def test_registry_knows_every_spec_backend_and_refuses_others():
         profiler_for("tpu")
 
 
-@pytest.mark.parametrize("family, cache_len", [("bert", 0), ("llama", 4)])  # llama: one KV-cache decode step
-def test_torch_cpu_times_the_module_itself(family, cache_len):
+@pytest.mark.parametrize("family, phase", [("bert", None), ("llama", "decode")])  # llama: one KV-cache decode step
+def test_torch_cpu_times_the_module_itself_side_by_side(family, phase):
     profiler = profiler_for("torch-cpu")
     profiler.check()
     assert (profiler.version(), profiler.device()) == (torch.__version__, cpu_name())
-    model = prune(FAMILIES[family].model(), configs(FAMILIES[family].model())["mixed"], ffn_step=FFN_STEP)
+    loaded = tiny(family)
+    c = conditions_for(loaded, batch=1, seq_len=None if phase else 16, threads=1, ffn_step=FFN_STEP, phase=phase,
+                       cache_len=4 if phase else 0, backend="torch-cpu")
     threads = torch.get_num_threads()
-    m = profiler.measure(model, batch=1, seq_len=1 if cache_len else 16, threads=1, vocab=97, cache_len=cache_len,
-                         budget_s=0.02)
-    assert m.runs >= 20 and 0 < m.p10_ms <= m.median_ms <= m.p90_ms and m.latency_ms > 0
+    measured = time_configs(loaded, {"mixed": configs(loaded.model)["mixed"]}, conditions=c, options=FAST)
+    assert 0 < measured["mixed"].ratio < 1.5 and measured["mixed"].rounds >= FAST.min_rounds
+    assert measured.reference_ms > 0
     assert torch.get_num_threads() == threads  # the process's setting is restored
 
 
 def test_torch_cpu_table_predicts_a_measured_whole_model():
     loaded = tiny()
     table = profile_table(loaded, backend="torch-cpu", batch=1, seq_len=16, threads=1, ffn_step=FFN_STEP,
-                          calibration_models=3, budget_s=0.02)
+                          calibration_models=3, timing=FAST)
     c = table.conditions
     assert (c.backend, c.backend_version, c.device, c.phase) == ("torch-cpu", torch.__version__, cpu_name(), "encode")
     assert table.meta.calibration.n_models == 3 and "torch-cpu" in table.meta.notes
     space = adapter_for(loaded.model).space(ffn_step=FFN_STEP)
     config = configs(loaded.model)["mixed_tail"]
-    measured = profiler_for("torch-cpu").measure(
-        prune(loaded.model, config, ffn_step=FFN_STEP), batch=1, seq_len=16, threads=1, vocab=97, budget_s=0.05)
-    predicted = Predictor(table, space, calibrated=False).config_latency_ms(config)
+    measured = time_configs(loaded, {"tail": config}, conditions=c, options=FAST)["tail"]
+    predicted = Predictor(table, space).config_ratio(config)
     # loose: a shared 2-core machine and sub-millisecond eager forwards
-    assert predicted == pytest.approx(measured.latency_ms, rel=0.25)
+    assert predicted == pytest.approx(measured.ratio, rel=0.25)
 
 
 def test_graph_feeds_match_an_onnx_runtime_session(tmp_path):
@@ -86,11 +88,10 @@ def test_gpu_backend_times_a_tiny_model(backend, tmp_path):
         assert f"backend {backend!r} is not available here" in str(err) and "install" in str(err)
         pytest.skip(str(err))
     assert "driver" in profiler.device() and profiler.version()
-    model = prune(FAMILIES["bert"].model(), configs(FAMILIES["bert"].model())["mixed"], ffn_step=FFN_STEP)
-    if profiler.takes == "onnx":
-        model = export_onnx(model, tmp_path / "m.onnx", batch=1, seq_len=16)
-    m = profiler.measure(model, batch=1, seq_len=16, threads=1, vocab=97, budget_s=0.05)
-    assert m.runs >= 20 and m.latency_ms > 0
+    loaded = tiny()
+    c = conditions_for(loaded, batch=1, seq_len=16, threads=1, ffn_step=FFN_STEP, backend=backend)
+    measured = time_configs(loaded, {"mixed": configs(loaded.model)["mixed"]}, conditions=c, options=FAST)
+    assert measured["mixed"].ratio > 0 and measured.reference_ms > 0
 
 
 def test_missing_backend_exits_4_with_one_line(capsys, tmp_path, monkeypatch):
@@ -132,16 +133,12 @@ def test_trtexec_version_and_gpu_name_from_their_tools(tmp_path, monkeypatch):
 def energy_table():
     """A table WE WROTE with an energy_mj column (as a bundle with power rails gives), tiny-BERT grid."""
     space = adapter_for(FAMILIES["bert"].model()).space(ffn_step=FFN_STEP)
-    layer = space.layers[0]
-    rows = [{"kind": "base", "size": 0, "latency_ms": 1.0, "energy_mj": 5.0}]
-    rows += [{"kind": "attn", "size": h, "latency_ms": 0.1 * h, "energy_mj": 0.5 * h} for h in layer.heads[1:]]
-    rows += [{"kind": "ffn", "size": w, "latency_ms": 0.01 * w, "energy_mj": 0.02 * w} for w in layer.ffn[1:]]
-    df = pd.DataFrame(rows).assign(median_ms=lambda d: d.latency_ms, p10_ms=lambda d: d.latency_ms,
-                                   p90_ms=lambda d: d.latency_ms, runs=20)
     conditions = Conditions(device="Jetson AGX Orin", backend="ort-cuda", backend_version="x", threads=1, batch=1,
                             seq_len=16, model="tiny-bert", model_hash="abc", ffn_step=FFN_STEP)
-    meta = TableMeta(conditions=conditions, profiled_at="test", profiling_seconds=0.0)
-    return LatencyTable(df[["kind", "size", "latency_ms", "median_ms", "p10_ms", "p90_ms", "runs", "energy_mj"]], meta), space
+    costs = {"base": (0.1, 5.0), "attn": (0.01, 0.5), "ffn": (0.001, 0.02)}  # (share of dense, mJ) per unit
+    table = hand_table(space, conditions, cost=lambda k, s: costs[k][0] * max(s, 1),
+                       energy=lambda k, s: costs[k][1] * max(s, 1))
+    return table, space
 
 
 def test_energy_is_predicted_additively_from_the_energy_column(energy_table, tmp_path, capsys, monkeypatch):

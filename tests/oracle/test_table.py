@@ -4,7 +4,9 @@ import pytest
 from prunesearch.errors import TableError
 from prunesearch.models import LoadedModel
 from prunesearch.oracle import LatencyTable, Predictor, profile_table
+from prunesearch.oracle.fit import smooth_rows
 from prunesearch.space import adapter_for
+from tests.conftest import FAST
 from tests.space.tiny import FAMILIES, FFN_STEP
 
 
@@ -12,7 +14,7 @@ from tests.space.tiny import FAMILIES, FFN_STEP
 def tiny_table():
     model = FAMILIES["bert"].model()
     loaded = LoadedModel(name="tiny-bert", model=model, tokenizer=None, source=None, weights_hash="abc")
-    table = profile_table(loaded, batch=1, seq_len=16, threads=1, ffn_step=FFN_STEP, calibration_models=3, budget_s=0.05)
+    table = profile_table(loaded, batch=1, seq_len=16, threads=1, ffn_step=FFN_STEP, calibration_models=3, timing=FAST)
     return loaded, table
 
 
@@ -24,36 +26,61 @@ def test_profile_covers_every_level_with_provenance(tiny_table):
     )
     c = table.conditions
     assert (c.backend, c.batch, c.seq_len, c.threads, c.model_hash) == ("ort-cpu", 1, 16, 1, "abc")
-    assert c.device and table.meta.calibration.n_models == 3 and table.meta.profiling_seconds > 0
+    m = table.meta
+    assert c.device and m.calibration.n_models == 3 and m.profiling_seconds > 0 and m.timing == FAST
+    assert 0 < m.dense_p10_ms <= m.dense_ms <= m.dense_p90_ms and "spline" in m.fit
+    assert (table.rows.se >= 0).all() and (table.rows.rounds >= FAST.min_rounds).all()
 
 
-def test_predictor_is_additive_and_vectorised(tiny_table):
+def test_predictor_is_additive_vectorised_and_scaled_by_the_reference(tiny_table):
     loaded, table = tiny_table
     space = adapter_for(loaded.model).space(ffn_step=FFN_STEP)
     pred = Predictor(table, space, calibrated=False)
     rng = np.random.default_rng(0)
     genomes = rng.integers(0, space.genome_upper + 1, size=(50, len(space.genome_upper)))
     loop = [
-        table.time("base", 0) + sum(table.time("attn", l.heads) + table.time("ffn", l.ffn) for l in space.from_genome(g).layers)
+        table.cost("base", 0) + sum(table.cost("attn", l.heads) + table.cost("ffn", l.ffn) for l in space.from_genome(g).layers)
         for g in genomes
     ]
-    assert np.allclose(pred.latency_ms(genomes), loop)
-    cal = Predictor(table, space)
-    assert np.allclose(cal.latency_ms(genomes), table.meta.calibration.scale * np.array(loop) + table.meta.calibration.offset_ms)
+    assert np.allclose(pred.ratio(genomes), loop)
+    assert np.allclose(pred.latency_ms(genomes), np.array(loop) * table.meta.dense_ms)
+    cal = table.meta.calibration
+    now = Predictor(table, space, reference_ms=7.0)  # the dense model measured now scales the milliseconds
+    assert np.allclose(now.ratio(genomes), cal.scale * np.array(loop) + cal.offset)
+    assert np.allclose(now.latency_ms(genomes), 7.0 * now.ratio(genomes)) and now.dense_ms == 7.0
+    assert np.allclose(now.speedup(genomes), 1 / now.ratio(genomes))
+
+
+def test_rows_are_smooth_and_monotone_yet_keep_a_real_step():
+    sizes = np.arange(1, 13) * 128.0
+    truth = 1e-4 * sizes
+    rng = np.random.default_rng(0)
+    se = np.full(12, 0.002)
+    noisy = truth + rng.normal(0, 0.002, 12)
+    noisy[4] -= 0.008  # one level measured in a quiet moment: 4 standard errors cheap
+    fit = smooth_rows(sizes, noisy, se)
+    assert np.all(np.diff(fit.rows) >= 0)
+    assert abs(fit.rows[4] - truth[4]) < 0.004  # pulled back to within its error of its neighbours
+    step = truth.copy()
+    step[7:] += 0.02  # a kernel that really steps at one width, far beyond the noise
+    fit = smooth_rows(sizes, step + rng.normal(0, 0.0005, 12), np.full(12, 0.0005))
+    assert np.abs(fit.rows - step).max() < 0.003 and fit.chi2 > 10  # kept, and the misfit is reported
+    assert np.all(fit.se > 0)
 
 
 def test_save_load_refuses_other_conditions_and_corruption(tiny_table, tmp_path):
     loaded, table = tiny_table
-    path = table.save(tmp_path / "t.csv")
-    again = LatencyTable.load(path, expect=table.conditions)
+    path = table.save(tmp_path / "t")  # without the suffix: t.csv and t.json, found the same way
+    assert path == tmp_path / "t.csv" and (tmp_path / "t.json").is_file()
+    again = LatencyTable.load(tmp_path / "t", expect=table.conditions)
     assert again.rows.equals(table.rows)
     other = table.conditions.model_copy(update={"threads": 2, "device": "another CPU"})
     with pytest.raises(TableError, match="device: table .* threads: table 1, wanted 2.*--force"):
         LatencyTable.load(path, expect=other)
     assert LatencyTable.load(path, expect=other, force=True).conditions.threads == 1
     meta = path.with_suffix(".json").read_text()
-    path.with_suffix(".json").write_text(meta.replace('"format": 2', '"format": 1'))
-    with pytest.raises(TableError, match="format 1 .* re-profile"):
+    path.with_suffix(".json").write_text(meta.replace('"format": 3', '"format": 2'))
+    with pytest.raises(TableError, match="format 2 .* side by side .* re-profile"):
         LatencyTable.load(path)
     path.with_suffix(".json").write_text(meta)
     path.write_text(path.read_text()[:30])  # truncated CSV

@@ -45,7 +45,7 @@ def test_reconstruction_lowers_error_and_dense_stays_exact(family, tmp_path, mon
     loaded = _loaded(family)
     space = adapter_for(loaded.model).space(ffn_step=FFN_STEP)
     calib = TokenCalibration(loaded.model.config.vocab_size)
-    kw = dict(space=space, n_tokens=1024, streams=2, progress=False)
+    kw = dict(space=space, n_tokens=1024, streams=2)
     plain = LevelDatabase.build(loaded, calib, reconstruct=False, **kw)
     fitted = LevelDatabase.build(loaded, calib, **kw)
     batch = calib.calib(1024)
@@ -59,12 +59,12 @@ def test_database_is_cached_and_reused(tmp_path, monkeypatch):
     loaded = _loaded("bert")
     space = adapter_for(loaded.model).space(ffn_step=FFN_STEP)
     calib = TokenCalibration(loaded.model.config.vocab_size)
-    first = LevelDatabase.build(loaded, calib, space=space, n_tokens=512, streams=2, progress=False)
+    first = LevelDatabase.build(loaded, calib, space=space, n_tokens=512, streams=2)
     assert first.path.is_file()
     # prunesearch.prune is also the top-level function, so reach the module through importlib
     database = importlib.import_module("prunesearch.prune.database")
     monkeypatch.setattr(database, "_Builder", None)  # a rebuild would fail: the cache must answer
-    again = LevelDatabase.build(loaded, calib, space=space, n_tokens=512, streams=2, progress=False)
+    again = LevelDatabase.build(loaded, calib, space=space, n_tokens=512, streams=2)
     assert again.key == first.key and again.tensors.keys() == first.tensors.keys()
     assert all(torch.equal(again.tensors[k], first.tensors[k]) for k in first.tensors)
 
@@ -84,7 +84,7 @@ def test_group_importance_follows_the_ranking_one_share_per_level_step(family, t
     loaded = _loaded(family)
     space = adapter_for(loaded.model).space(ffn_step=FFN_STEP)
     database = LevelDatabase.build(loaded, TokenCalibration(loaded.model.config.vocab_size), space=space, n_tokens=512,
-                                   progress=False, reconstruct=False)
+                                   reconstruct=False)
     shares = database.group_importance()
     assert [len(s) for s in shares] == list(space.genome_upper)
     for s in shares:

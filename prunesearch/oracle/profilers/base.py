@@ -1,15 +1,17 @@
 """The profiler interface every backend implements, and the pieces backends share.
 
-A profiler times one whole model under fixed conditions and returns a ``Measurement``
-summarised exactly like ONNX Runtime CPU timings (``run_bundle.time_session``: warm-up,
-repeated runs, the median of the quietest round), so tables of any backend mean the same.
+A profiler opens a *runner* for one whole model under fixed conditions (``runner(...).block(n)``
+times n inferences); models are always timed side by side with the dense model by one schedule,
+``run_bundle.time_paired``, so tables of any backend mean the same. ONNX Runtime backends run that
+schedule in a clean child process (``child_ep``, see measure.py); the others in this process.
 """
 
 from __future__ import annotations
 
 import subprocess
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,9 +21,10 @@ import numpy as np
 from torch import nn
 
 from prunesearch.errors import BackendUnavailableError
-from prunesearch.oracle.conditions import cpu_name
-from prunesearch.oracle.measure import Measurement, time_session
-from prunesearch.oracle.run_bundle import feeds_for
+from prunesearch.oracle import run_bundle
+from prunesearch.oracle.conditions import Conditions, cpu_name
+from prunesearch.oracle.run_bundle import CallRunner, feeds_for
+from prunesearch.oracle.timing import TimingOptions, timing_plan
 
 
 class Profiler(ABC):
@@ -29,10 +32,13 @@ class Profiler(ABC):
 
     #: the backend as table Conditions record it ("ort-cpu", "tensorrt", "torch-cuda", ...)
     name: ClassVar[str]
-    #: what ``measure`` times: an exported ONNX graph (its path) or the pruned torch module itself
+    #: what a runner times: an exported ONNX graph (its path) or the pruned torch module itself
     takes: ClassVar[Literal["onnx", "torch"]]
     #: whether it times a GPU (the device recorded is then the GPU, not the host CPU)
     on_gpu: ClassVar[bool] = False
+    #: the ONNX Runtime execution provider ("cpu", "cuda", "tensorrt") this backend is timed with in a clean
+    #: child process running run_bundle.py; None: timed in this process through ``runner``
+    child_ep: ClassVar[str | None] = None
 
     @abstractmethod
     def check(self) -> None:
@@ -47,30 +53,46 @@ class Profiler(ABC):
         return gpu_name() if self.on_gpu else cpu_name()
 
     @abstractmethod
-    def measure(
-        self, model: Path | nn.Module, *, batch: int, seq_len: int, threads: int, vocab: int, cache_len: int = 0,
-        budget_s: float = 1.0,
-    ) -> Measurement:
-        """Whole-model latency of ``model`` (a graph path or a module, per ``takes``) on ``batch`` x ``seq_len``
-        tokens with ``threads`` host threads; ``cache_len`` > 0: one decode step after that many cached tokens."""
+    def runner(self, model: Path | nn.Module, *, conditions: Conditions, vocab: int) -> CallRunner:
+        """A runner of ``model`` (a graph path or a module, per ``takes``) on the batch and tokens of
+        ``conditions`` (a KV-cache decode step where their phase is decode), with their host threads."""
+
+    @contextmanager
+    def timing(self, conditions: Conditions) -> Iterator[None]:
+        """Held while models are timed in this process (a backend's process-wide settings)."""
+        yield
+
+    def time_in_process(
+        self, models: Mapping[str, Callable[[], Path | nn.Module]], *, reference: Path | nn.Module,
+        conditions: Conditions, vocab: int, options: TimingOptions, on_settled=None,
+    ) -> dict:
+        """``run_bundle.time_paired`` over this backend's runners: each model built when its group is timed
+        (a group holds as many models as the reference's size fits ``options.memory_gb`` times)."""
+        with self.timing(conditions):
+            ref = self.runner(reference, conditions=conditions, vocab=vocab)
+            try:
+                jobs = {name: (lambda build=build: self.runner(build(), conditions=conditions, vocab=vocab))
+                        for name, build in models.items()}
+                size = model_bytes(reference)
+                return run_bundle.time_paired(ref, jobs, sizes={name: size for name in jobs}, on_settled=on_settled,
+                                              **options.model_dump())
+            finally:
+                ref.close()
 
     def unavailable(self, reason: str) -> BackendUnavailableError:
         return BackendUnavailableError(f"backend {self.name!r} is not available here: {reason}")
 
 
-class _Call:
-    """A callable dressed as the ONNX Runtime session ``time_session`` drives, so every backend runs one timing loop."""
-
-    def __init__(self, step: Callable[[], object]) -> None:
-        self.step = step
-
-    def run(self, outputs, feeds) -> None:
-        self.step()
+def model_bytes(model: Path | nn.Module) -> int:
+    """A graph file's size, or a module's parameter bytes."""
+    if isinstance(model, Path):
+        return model.stat().st_size
+    return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
-def time_call(step: Callable[[], object], *, budget_s: float) -> Measurement:
-    """``time_session``'s warm-up, runs and quietest-round statistics over calls of ``step`` (one whole inference)."""
-    return time_session(_Call(step), {}, budget_s=budget_s)
+def plan_for(conditions: Conditions, *, vocab: int) -> dict:
+    """The shapes and threads ``run_bundle.graph_runner`` reads, for one graph."""
+    return timing_plan(conditions, vocab=vocab, graphs=[], options=TimingOptions())
 
 
 def cuda_step(launch: Callable[[], object]) -> Callable[[], None]:

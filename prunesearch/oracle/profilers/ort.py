@@ -1,4 +1,7 @@
-"""ONNX Runtime: the CPU EP (this machine's tables), and the CUDA and TensorRT EPs of onnxruntime-gpu."""
+"""ONNX Runtime: the CPU EP (this machine's tables), and the CUDA and TensorRT EPs of onnxruntime-gpu.
+
+Timed in a clean child process running run_bundle.py (``child_ep``), whose runners keep a GPU EP's
+inputs on the device (IO binding); ``runner`` opens the same runner in this process."""
 
 from __future__ import annotations
 
@@ -7,16 +10,19 @@ from typing import ClassVar
 
 import onnxruntime as ort
 
-from prunesearch.oracle.measure import Measurement, measure_onnx
-from prunesearch.oracle.profilers.base import Profiler, time_call
-from prunesearch.oracle.run_bundle import feeds_for, ort_session
+from prunesearch.oracle.conditions import Conditions
+from prunesearch.oracle.profilers.base import Profiler, plan_for
+from prunesearch.oracle.run_bundle import PROVIDERS, CallRunner, graph_runner
 
 
 class OrtProfiler(Profiler):
     takes = "onnx"
-    provider: ClassVar[str]
     #: what to install where the provider is missing
     install: ClassVar[str]
+
+    @property
+    def provider(self) -> str:
+        return PROVIDERS[self.child_ep]
 
     def check(self) -> None:
         available = ort.get_available_providers()
@@ -27,49 +33,29 @@ class OrtProfiler(Profiler):
     def version(self) -> str:
         return ort.__version__
 
+    def runner(self, model: Path, *, conditions: Conditions, vocab: int) -> CallRunner:
+        try:
+            return graph_runner(Path(model), plan=plan_for(conditions, vocab=vocab), provider=self.provider)
+        except RuntimeError as err:  # the EP failed to load and the session fell back to the CPU
+            raise self.unavailable(f"{err}; {self.install}") from None
+
 
 class OrtCpu(OrtProfiler):
     name = "ort-cpu"
-    provider = "CPUExecutionProvider"
+    child_ep = "cpu"
     install = "install onnxruntime"
 
-    def measure(
-        self, model: Path, *, batch: int, seq_len: int, threads: int, vocab: int, cache_len: int = 0,
-        budget_s: float = 1.0,
-    ) -> Measurement:
-        return measure_onnx(model, batch=batch, seq_len=seq_len, threads=threads, vocab=vocab, cache_len=cache_len,
-                            budget_s=budget_s)
 
-
-class _OrtGpu(OrtProfiler):
-    on_gpu = True
-
-    def measure(
-        self, model: Path, *, batch: int, seq_len: int, threads: int, vocab: int, cache_len: int = 0,
-        budget_s: float = 1.0,
-    ) -> Measurement:
-        session = ort_session(model, threads=threads, provider=self.provider)
-        if session.get_providers()[0] != self.provider:  # ONNX Runtime falls back to the CPU when an EP fails to load
-            raise self.unavailable(
-                f"onnxruntime could not start {self.provider} (session runs on {', '.join(session.get_providers())}); "
-                f"{self.install}")
-        # inputs placed on the GPU once and outputs left there: the timing is the graph, not PCIe copies
-        binding = session.io_binding()
-        for name, value in feeds_for(session, batch=batch, seq_len=seq_len, vocab=vocab, cache_len=cache_len).items():
-            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(value, "cuda", 0))
-        for output in session.get_outputs():
-            binding.bind_output(output.name, "cuda")
-        return time_call(lambda: session.run_with_iobinding(binding), budget_s=budget_s)
-
-
-class OrtCuda(_OrtGpu):
+class OrtCuda(OrtProfiler):
     name = "ort-cuda"
-    provider = "CUDAExecutionProvider"
+    child_ep = "cuda"
+    on_gpu = True
     install = "install onnxruntime-gpu (pip install onnxruntime-gpu, in place of onnxruntime) with CUDA and cuDNN"
 
 
-class OrtTensorrt(_OrtGpu):
+class OrtTensorrt(OrtProfiler):
     name = "ort-tensorrt"
-    provider = "TensorrtExecutionProvider"
+    child_ep = "tensorrt"
+    on_gpu = True
     install = ("install onnxruntime-gpu (pip install onnxruntime-gpu, in place of onnxruntime) and TensorRT "
                "(pip install tensorrt)")

@@ -3,15 +3,17 @@ where the forward can be captured), with the very inputs and output its ONNX exp
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import ClassVar
 
 import torch
 from torch import nn
 
 from prunesearch.export.onnx import example_inputs, tensor_module
-from prunesearch.oracle.measure import Measurement
-from prunesearch.oracle.profilers.base import Profiler, cuda_step, time_call
+from prunesearch.oracle.conditions import Conditions
+from prunesearch.oracle.profilers.base import Profiler, cuda_step
+from prunesearch.oracle.run_bundle import CallRunner
 
 
 class TorchProfiler(Profiler):
@@ -26,22 +28,29 @@ class TorchProfiler(Profiler):
         """One whole inference as timed."""
         return forward
 
-    def measure(
-        self, model: nn.Module, *, batch: int, seq_len: int, threads: int, vocab: int, cache_len: int = 0,
-        budget_s: float = 1.0,
-    ) -> Measurement:
+    @contextmanager
+    def timing(self, conditions: Conditions) -> Iterator[None]:
+        """The conditions' intra-op threads while timing; the process's own setting afterwards."""
+        before = torch.get_num_threads()
+        torch.set_num_threads(conditions.threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+    def runner(self, model: nn.Module, *, conditions: Conditions, vocab: int) -> CallRunner:
         """Moves ``model`` to the device; token ids are drawn from the model's own vocabulary."""
-        decode = cache_len > 0
-        inputs = example_inputs(model, batch=batch, seq_len=seq_len, cache_len=cache_len if decode else None)
+        c = conditions
+        decode = c.phase == "decode"
+        inputs = example_inputs(model, batch=c.batch, seq_len=c.seq_len, cache_len=c.cache_len if decode else None)
         wrapped = tensor_module(model, decode=decode).to(self.target)
         args = [t.to(self.target) for t in inputs.values()]
-        before = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
+
+        def forward() -> object:
             with torch.inference_mode():
-                return time_call(self.step(lambda: wrapped(*args)), budget_s=budget_s)
-        finally:
-            torch.set_num_threads(before)  # the process's other work keeps its own setting
+                return wrapped(*args)
+
+        return CallRunner(self.step(forward))
 
 
 class TorchCpu(TorchProfiler):

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from prunesearch.export.tensorrt import serialize_network
-from prunesearch.oracle.measure import Measurement
-from prunesearch.oracle.profilers.base import Profiler, cuda_step, graph_feeds, time_call
+from prunesearch.oracle.conditions import Conditions
+from prunesearch.oracle.profilers.base import Profiler, cuda_step, graph_feeds
+from prunesearch.oracle.run_bundle import CallRunner
 
 
 class TensorrtProfiler(Profiler):
@@ -36,14 +37,14 @@ class TensorrtProfiler(Profiler):
 
         return tensorrt.__version__
 
-    def measure(
-        self, model: Path, *, batch: int, seq_len: int, threads: int, vocab: int, cache_len: int = 0,
-        budget_s: float = 1.0,
-    ) -> Measurement:
+    def runner(self, model: Path, *, conditions: Conditions, vocab: int) -> CallRunner:
+        """Builds ``model``'s engine for the conditions' shapes (held until the runner closes)."""
         import tensorrt as trt
         import torch
 
-        feeds = graph_feeds(model, batch=batch, seq_len=seq_len, vocab=vocab, cache_len=cache_len)
+        c = conditions
+        feeds = graph_feeds(model, batch=c.batch, seq_len=c.seq_len, vocab=vocab,
+                            cache_len=c.cache_len if c.phase == "decode" else 0)
         serialized = serialize_network(model, shape=lambda name: feeds[name].shape)
         engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(serialized)
         context = engine.create_execution_context()
@@ -66,4 +67,7 @@ class TensorrtProfiler(Profiler):
             if not context.execute_async_v3(torch.cuda.current_stream().cuda_stream):
                 raise RuntimeError(f"TensorRT {trt.__version__} could not enqueue the engine of {model}")
 
-        return time_call(cuda_step(launch), budget_s=budget_s)
+        def close() -> None:
+            buffers.clear()
+
+        return CallRunner(cuda_step(launch), close=close)

@@ -1,63 +1,52 @@
 """TensorRT timing through the `trtexec` command line: fixed flags, parsers for its JSON exports, and the
-``trtexec`` profiler.
+``trtexec`` profiler (an engine built once per graph, then one trtexec call per timed block).
 
---exportTimes writes one object per inference (latencyMs, computeMs, h2dMs, d2hMs, ...);
---exportProfile writes [{"count": N}, {"name", "timeMs", "averageMs", "medianMs", "percentage"}, ...].
+--exportTimes writes one object per inference (latencyMs, computeMs, h2dMs, d2hMs, ...).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from prunesearch.errors import BackendUnavailableError, TableError
-from prunesearch.oracle.measure import Measurement, summarise
+from prunesearch.oracle.conditions import Conditions
 from prunesearch.oracle.profilers.base import Profiler, graph_feeds
+from prunesearch.oracle.run_bundle import CallRunner
 
 
-def trtexec_command(onnx: Path, *, times: Path, profile: Path | None = None, precision: str = "fp16",
-                    shapes: str | None = None, warmup_ms: int = 500, duration_s: int = 3) -> list[str]:
-    """Flags held fixed so tables stay comparable: CUDA graph, no data transfers, spin wait, fixed warm-up/duration."""
-    cmd = [
-        "trtexec", f"--onnx={onnx}", f"--warmUp={warmup_ms}", f"--duration={duration_s}", "--useCudaGraph",
-        "--noDataTransfers", "--useSpinWait", "--separateProfileRun", f"--exportTimes={times}",
-    ]
+def trtexec_command(model: Path, *, times: Path | None = None, precision: str = "fp32", shapes: str | None = None,
+                    save_engine: Path | None = None, iterations: int = 10, warmup_ms: int = 200) -> list[str]:
+    """Flags held fixed so timings stay comparable: CUDA graph, no data transfers, spin wait, a fixed warm-up.
+    ``model``: an ONNX graph (built into an engine, saved to ``save_engine`` with inference skipped) or a saved
+    engine (``.plan``), run ``iterations`` times with each inference written to ``times``."""
+    source = f"--loadEngine={model}" if Path(model).suffix == ".plan" else f"--onnx={model}"
+    cmd = ["trtexec", source]
     if precision in ("fp16", "bf16", "int8", "best"):
         cmd.append(f"--{precision}")
     if shapes:
         cmd.append(f"--shapes={shapes}")
-    if profile is not None:
-        cmd += [f"--exportProfile={profile}", "--profilingVerbosity=detailed"]
-    return cmd
+    if save_engine is not None:
+        return [*cmd, f"--saveEngine={save_engine}", "--skipInference"]
+    cmd += [f"--warmUp={warmup_ms}", f"--iterations={iterations}", "--duration=0", "--useCudaGraph",
+            "--noDataTransfers", "--useSpinWait"]
+    return cmd + ([f"--exportTimes={times}"] if times is not None else [])
 
 
-def parse_times(path: Path, *, key: str = "computeMs") -> Measurement:
-    """One per-inference field, summarised like every other timing (computeMs = GPU time;
-    latencyMs includes transfers)."""
+def parse_times(path: Path, *, key: str = "computeMs") -> list[float]:
+    """One per-inference field in milliseconds (computeMs = GPU time; latencyMs includes transfers)."""
     try:
         rows = json.loads(Path(path).read_text())
-        values = np.array([float(r[key]) for r in rows])
+        values = [float(r[key]) for r in rows]
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise TableError(f"{path} is not a trtexec --exportTimes file with {key!r} per inference ({err})") from err
-    if values.size == 0:
-        raise TableError(f"{path} holds no inferences: rerun trtexec with a longer --duration")
-    return summarise(values)
-
-
-def parse_profile(path: Path) -> dict[str, float]:
-    """Median milliseconds per engine layer from a --exportProfile file."""
-    try:
-        entries = json.loads(Path(path).read_text())
-        return {e["name"]: float(e["medianMs"]) for e in entries if "name" in e}
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise TableError(f"{path} is not a trtexec --exportProfile file ({err})") from err
+    if not values:
+        raise TableError(f"{path} holds no inferences: rerun trtexec with more --iterations")
+    return values
 
 
 def parse_version(banner: str) -> str:
@@ -71,17 +60,17 @@ def parse_version(banner: str) -> str:
     return f"{major}.{minor}.{n % 100}"
 
 
-def run_trtexec(onnx: Path, workdir: Path, **flags) -> Measurement:
+def run_trtexec(model: Path, **flags) -> None:
+    """trtexec with ``trtexec_command``'s flags; BackendUnavailableError naming its output when it fails."""
     Trtexec().check()
-    times = Path(workdir) / f"{Path(onnx).stem}.times.json"
-    done = subprocess.run(trtexec_command(onnx, times=times, **flags), capture_output=True, text=True)
+    done = subprocess.run(trtexec_command(model, **flags), capture_output=True, text=True)
     if done.returncode != 0:
-        raise BackendUnavailableError(f"trtexec failed on {onnx}: {done.stdout[-500:]}{done.stderr[-500:]}")
-    return parse_times(times)
+        raise BackendUnavailableError(f"trtexec failed on {model}: {done.stdout[-500:]}{done.stderr[-500:]}")
 
 
 class Trtexec(Profiler):
-    """Each graph built and timed by trtexec with the fixed flags of ``trtexec_command`` (fp32, as tables record)."""
+    """Each graph built into an engine by trtexec once (fp32, as tables record), then each timed block one
+    trtexec run of that engine, its per-inference GPU compute times read from --exportTimes."""
     name = "trtexec"
     on_gpu = True
     takes = "onnx"
@@ -95,11 +84,24 @@ class Trtexec(Profiler):
         done = subprocess.run(["trtexec", "--help"], capture_output=True, text=True, timeout=60)
         return parse_version(done.stdout + done.stderr)
 
-    def measure(
-        self, model: Path, *, batch: int, seq_len: int, threads: int, vocab: int, cache_len: int = 0,
-        budget_s: float = 1.0,
-    ) -> Measurement:
-        feeds = graph_feeds(model, batch=batch, seq_len=seq_len, vocab=vocab, cache_len=cache_len)
+    def runner(self, model: Path, *, conditions: Conditions, vocab: int) -> CallRunner:
+        c = conditions
+        feeds = graph_feeds(model, batch=c.batch, seq_len=c.seq_len, vocab=vocab,
+                            cache_len=c.cache_len if c.phase == "decode" else 0)
         shapes = ",".join(f"{name}:{'x'.join(map(str, value.shape))}" for name, value in feeds.items())
-        with tempfile.TemporaryDirectory() as tmp:
-            return run_trtexec(model, Path(tmp), precision="fp32", shapes=shapes, duration_s=max(1, math.ceil(budget_s)))
+        work = Path(tempfile.mkdtemp(prefix="prunesearch-trtexec-"))
+        engine = work / f"{Path(model).stem}.plan"
+        run_trtexec(model, precision="fp32", shapes=shapes, save_engine=engine)
+        return _EngineRunner(engine, shapes=shapes, work=work)
+
+
+class _EngineRunner(CallRunner):
+    """Each block one trtexec run of a saved engine: the engine's own per-inference GPU times, not Python's."""
+
+    def __init__(self, engine: Path, *, shapes: str, work: Path) -> None:
+        super().__init__(step=None, close=lambda: shutil.rmtree(work, ignore_errors=True))
+        self.engine, self.shapes, self.times = engine, shapes, work / "times.json"
+
+    def block(self, runs: int) -> list[float]:
+        run_trtexec(self.engine, precision="fp32", shapes=self.shapes, iterations=runs, times=self.times)
+        return parse_times(self.times)[-runs:]
