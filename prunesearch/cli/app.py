@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from prunesearch.errors import PruneSearchError
+from prunesearch.reporter import Reporter
 
 app = typer.Typer(
     name="prunesearch",
@@ -17,6 +18,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
+#: what the library reports (lines, progress bars) goes to the same console
+reporter = Reporter(console)
 
 
 @app.callback()

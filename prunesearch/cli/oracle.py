@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from prunesearch.cli.app import app, console
+from prunesearch.cli.app import app, console, reporter
 from prunesearch.oracle.conditions import Phase
 
 
@@ -25,14 +25,16 @@ def profile(
     cache_len: int = typer.Option(0, "--cache-len", min=0, help="decode: tokens already in the KV cache"),
     threads: int = typer.Option(1, "--threads", min=1, help="intra-op threads"),
     ffn_step: int = typer.Option(128, "--ffn-step", min=1, help="FFN width grid step"),
-    out: Path = typer.Option(None, "--out", help="table CSV path (default: latency_tables/<cpu>/<model>-...csv)"),
+    out: Path = typer.Option(None, "--out", help="table path: PATH.csv and PATH.json (default: "
+                             "latency_tables/<device>/<model>-...csv)"),
     bundle: Path = typer.Option(None, "--emit-bundle", help="instead of measuring here, write DIR to run on a remote "
                                 "device (ONNX graphs, manifest.json, run_bundle.py: needs python3, numpy, onnxruntime)"),
     results: Path = typer.Option(None, "--import", help="build the table from the results.json that run_bundle.py "
                                  "wrote on the device"),
 ) -> None:
-    """Measure a latency table on this machine with --backend (every block at every level), with a progress bar;
-    or write a bundle for a remote device (--emit-bundle) and build the table from its results (--import)."""
+    """Measure a latency table on this machine with --backend: every block at every level, as whole models timed
+    side by side with the dense model; or write a bundle for a remote device (--emit-bundle) and build the table
+    from its results (--import)."""
     from prunesearch.models import load_model
     from prunesearch.oracle import device_slug, profile_table
     from prunesearch.oracle.bundle import emit_bundle, import_results
@@ -44,13 +46,12 @@ def profile(
         c = table.conditions
         name = table_name(c.model, backend=c.backend, batch=c.batch, seq_len=c.seq_len, threads=c.threads, phase=c.phase,
                           cache_len=c.cache_len)
-        path = out or SHIPPED / device_slug(c.device) / name
-        table.save(path)
+        path = table.save(out or SHIPPED / device_slug(c.device) / name)
         console.print(f"wrote {path} (measured on {c.device}, {c.backend} {c.backend_version})")
         return
     if bundle is not None:
         emit_bundle(load_model(model), bundle, batch=batch, seq_len=seq, threads=threads, ffn_step=ffn_step, phase=phase,
-                    cache_len=cache_len, console=console)
+                    cache_len=cache_len, reporter=reporter)
         console.print(f"wrote {bundle}: copy it to the device, run `python3 run_bundle.py` there, then "
                       f"`prunesearch profile --import {bundle}/results.json`")
         return
@@ -58,13 +59,14 @@ def profile(
     profiler_for(backend).check()  # before the model loads: a missing backend fails at once
     loaded = load_model(model)
     table = profile_table(loaded, backend=backend, batch=batch, seq_len=seq, threads=threads, ffn_step=ffn_step,
-                          phase=phase, cache_len=cache_len, console=console)
+                          phase=phase, cache_len=cache_len, reporter=reporter)
     c = table.conditions
-    path = out or SHIPPED / device_slug(c.device) / table_name(
-        model, backend=backend, batch=batch, seq_len=c.seq_len, threads=threads, phase=c.phase, cache_len=c.cache_len)
-    table.save(path)
-    cal = table.meta.calibration
-    console.print(f"wrote {path} ({table.meta.profiling_seconds:.0f} s; calibration x{cal.scale:.3f} {cal.offset_ms:+.3f} ms)")
+    path = table.save(out or SHIPPED / device_slug(c.device) / table_name(
+        model, backend=backend, batch=batch, seq_len=c.seq_len, threads=threads, phase=c.phase, cache_len=c.cache_len))
+    m, cal = table.meta, table.meta.calibration
+    console.print(f"wrote {path} ({m.profiling_seconds:.0f} s; dense {m.dense_ms:.3f} ms, drifting "
+                  f"{m.dense_p10_ms:.3f}-{m.dense_p90_ms:.3f} ms while profiling; calibration x{cal.scale:.3f} "
+                  f"{cal.offset:+.4f}, residual {cal.rms:.2%} of dense on {cal.n_models} whole models)")
 
 
 @app.command()
@@ -75,9 +77,10 @@ def predict(
                                        "table, for the time to first token"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
-    """Predicted latency of CONFIG from TABLE, in microseconds of work: no model is built. A decode
-    table also gives tokens per second; with --prefill-table, the time to first token too; a table
-    with an energy_mj column, the energy per inference."""
+    """Predicted speed-up of CONFIG over the dense model from TABLE, and its milliseconds at the dense model's
+    time as measured with the table, in microseconds of work: no model is built. A decode table also gives
+    tokens per second; with --prefill-table, the time to first token too; a table with an energy_mj column,
+    the energy per inference."""
     from prunesearch.config import Config
     from prunesearch.oracle import LatencyTable, Predictor, decoder_speed
     from prunesearch.space import Space
@@ -96,8 +99,8 @@ def predict(
     p = predictor(t)
     c = p.table.conditions
     ms = p.config_latency_ms(cfg)
-    facts = {"latency_ms": ms, "table": str(table), "device": c.device, "backend": c.backend, "batch": c.batch,
-             "seq_len": c.seq_len, "phase": c.phase}
+    facts = {"latency_ms": ms, "speedup": 1.0 / p.config_ratio(cfg), "dense_ms": p.reference_ms, "table": str(t.path),
+             "device": c.device, "backend": c.backend, "batch": c.batch, "seq_len": c.seq_len, "phase": c.phase}
     energy = p.energy_mj(p.space.to_genome(cfg))
     if energy is not None:
         facts["energy_mj"] = float(energy[0])
@@ -110,7 +113,8 @@ def predict(
         print(json.dumps(facts))
         return
     cached = f", {c.cache_len} cached" if c.phase == "decode" else ""
-    console.print(f"{ms:.3f} ms predicted ({c.backend}, {c.phase}, batch {c.batch}, seq {c.seq_len}{cached}, {c.device})")
+    console.print(f"{facts['speedup']:.3f}x over dense predicted: {ms:.3f} ms where the dense model takes "
+                  f"{p.reference_ms:.3f} ms ({c.backend}, {c.phase}, batch {c.batch}, seq {c.seq_len}{cached}, {c.device})")
     if "energy_mj" in facts:
         console.print(f"{facts['energy_mj']:.3f} mJ per inference predicted")
     if facts.get("tokens_per_s"):

@@ -10,38 +10,25 @@ from prunesearch.cli.app import app, console
 from prunesearch.errors import PruneSearchError
 
 
-def open_run(run: Path) -> tuple[str, str, dict]:
-    """(storage URL, study name, study attributes) of a run folder."""
-    from prunesearch.search import study_attrs
-    from prunesearch.spec import load_spec
-
-    spec_file = run / "spec.yaml"
-    if not spec_file.is_file():
-        raise PruneSearchError(f"{run} is not a run folder (no spec.yaml); pass the folder a search wrote")
-    spec = load_spec(spec_file)
-    storage = spec.storage_url(run)
-    try:
-        return storage, spec.name, study_attrs(storage, spec.name)
-    except KeyError:  # optuna: no study of that name in the storage (the search stopped before its first evaluation)
-        raise PruneSearchError(
-            f"{run} holds no stored search {spec.name!r}; run `prunesearch search {spec_file}` first"
-        ) from None
-
-
 @app.command()
 def report(
     runs: list[Path] = typer.Argument(..., help="run folders written by `prunesearch search`"),
     out: Path = typer.Option(None, "--out", help="output folder (default: the first run's folder)"),
+    export: Path = typer.Option(None, "--export", help="with one run: a folder `prunesearch export` wrote from it, "
+                                "whose measured pick the report shows"),
 ) -> None:
     """Write results.csv, pareto.csv, plots and index.html for one run or several overlaid."""
-    from prunesearch.report import build_report
-    from prunesearch.search import load_trials
+    from prunesearch.report import build_report, report_run
+    from prunesearch.run import Run
 
-    frames, targets = {}, set()
-    for run in runs:
-        storage, name, attrs = open_run(run)
-        frames[name] = load_trials(storage, name)
-        targets.add(attrs.get("target_ms"))
-    target = targets.pop() if len(targets) == 1 else None
-    index = build_report(frames, out or runs[0], target_ms=target, title="prunesearch: " + ", ".join(frames))
+    opened = [Run.open(run) for run in runs]
+    if len(opened) == 1:
+        console.print(f"report: {report_run(opened[0], out, export=export)}")
+        return
+    if export is not None:
+        raise PruneSearchError("--export shows one run's pick; give one run with it")
+    targets = {run.attrs.get("target_ms") for run in opened}
+    index = build_report({run.name: run.trials() for run in opened}, out or runs[0],
+                         target_ms=targets.pop() if len(targets) == 1 else None,
+                         title="prunesearch: " + ", ".join(run.name for run in opened))
     console.print(f"report: {index}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from prunesearch.cli.app import app, console
+from prunesearch.cli.app import app, console, reporter
 
 
 @app.command()
@@ -28,9 +28,11 @@ def search(
         parsed = parsed.with_executor(kind=executor, workers=workers)
     if force:
         parsed = parsed.model_copy(update={"device": parsed.device.model_copy(update={"force": True})})
-    outcome = run_spec(parsed, run_dir=runs / parsed.name, resume=resume)
+    outcome = run_spec(parsed, run_dir=runs / parsed.name, resume=resume, reporter=reporter)
     if outcome.best is None:
         console.print("no evaluated config met the target; see the report for the front")
     else:
-        console.print(f"best within {outcome.target_ms:.3f} ms: {outcome.best} ({outcome.best_predicted_ms:.3f} ms predicted)")
+        target = outcome.prepared.target
+        console.print(f"best within {target.budget_ms:.3f} ms: {outcome.best} ({outcome.best_predicted_ms:.3f} ms "
+                      f"predicted); export it measured with `prunesearch export --run {runs / parsed.name} --out DIR`")
     console.print(f"report: {outcome.report}")

@@ -42,6 +42,26 @@ def _embed(path: Path | None) -> str:
     return f'<figure><img src="data:image/png;base64,{data}" alt="{path.stem}"><figcaption>{path.stem}</figcaption></figure>'
 
 
+def _export_section(manifest) -> str:
+    """The exported pick: every candidate measured beside the dense model, and each verification."""
+    if manifest is None:
+        return ""
+    rows = [{"layers": _layers_text(c.config), "loss": c.loss, "predicted speed-up": c.predicted_speedup,
+             "measured speed-up": c.measured.speedup, "95% CI": f"{c.measured.speedup_low:.3f}-{c.measured.speedup_high:.3f}",
+             "rounds": c.measured.rounds, "meets target": c.meets, "exported": c.chosen} for c in manifest.candidates]
+    candidates = pd.DataFrame(rows).to_html(index=False, float_format=lambda v: f"{v:.4g}") if rows else ""
+    checks = "".join(
+        f"<li>{html.escape(v.at)}: {'passed' if v.passed else 'FAILED'}: measured {html.escape(v.measured.describe())} "
+        f"against the {v.of} {html.escape(v.against.describe())} (tolerance {v.tolerance:.0%})</li>"
+        for v in manifest.verifications)
+    target = html.escape(manifest.target.describe()) if manifest.target else "none (fastest)"
+    measured = html.escape(manifest.measured.describe()) if manifest.measured else "not measured"
+    return (f"<h2>Exported pick</h2><p>Target {target}. Exported: {html.escape(_layers_text(manifest.config))}, "
+            f"measured {measured} ({html.escape(manifest.measured.backend if manifest.measured else '')}). "
+            "Every speed-up here is the model timed side by side with the dense model in paired rounds.</p>"
+            f"{candidates}<ul>{checks}</ul>")
+
+
 def build_report(
     runs: dict[str, pd.DataFrame],
     out_dir: str | Path,
@@ -49,8 +69,10 @@ def build_report(
     target_ms: float | None = None,
     title: str = "prunesearch report",
     facts: dict[str, str] | None = None,
+    export=None,
 ) -> Path:
-    """Write the report of one or several runs (overlaid) into ``out_dir``; returns index.html."""
+    """Write the report of one or several runs (overlaid) into ``out_dir``; returns index.html. ``export``:
+    an ExportManifest whose measured pick the report shows."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs = {label: annotate(df, target_ms=target_ms) for label, df in runs.items() if len(df)}
@@ -84,7 +106,20 @@ def build_report(
 table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 6px}}</style></head>
 <body><h1>{html.escape(title)}</h1><table>{fact_rows}</table>
 <h2>Pareto front ({len(front)} of {len(results)} evaluated configs)</h2>
-<p>Layers are shown as kept heads/FFN width per layer. Latency is the oracle's prediction.</p>{table}
-<h2>Figures</h2>{''.join(_embed(f) for f in figures)}{no_energy}</body></html>"""
+<p>Layers are shown as kept heads/FFN width per layer. Latency is the oracle's prediction (the table's ratio times
+the dense model's measured time).</p>{table}
+{_export_section(export)}<h2>Figures</h2>{''.join(_embed(f) for f in figures)}{no_energy}</body></html>"""
     atomic_write_text(out / "index.html", page)
     return out / "index.html"
+
+
+def report_run(run, out_dir: str | Path | None = None, *, export: Path | None = None) -> Path:
+    """The report of a stored run (``prunesearch.run.Run``) with the facts its search recorded; ``export``:
+    a folder written by ``prunesearch export`` from it, whose measured pick and verifications are shown."""
+    from prunesearch.export.manifest import read_manifest
+
+    return build_report(
+        {run.name: run.trials()}, out_dir or run.folder, target_ms=run.attrs.get("target_ms"),
+        title=f"prunesearch: {run.name}", facts=run.attrs.get("report_facts"),
+        export=None if export is None else read_manifest(export),
+    )

@@ -4,13 +4,13 @@ import json
 import subprocess
 import sys
 
-import pandas as pd
 import pytest
 
 from prunesearch.cli import main
 from prunesearch.models import load_model
-from prunesearch.oracle import Conditions, LatencyTable, TableMeta, cpu_name
+from prunesearch.oracle import Conditions, LatencyTable, cpu_name
 from prunesearch.space import adapter_for
+from tests.oracle.tables import hand_table
 
 SPEC = "name: t\nmodel: minilm\ntarget: {{speedup: 2}}\ndevice: {{table: {table}, threads: 1}}\n{extra}"
 
@@ -20,17 +20,19 @@ def minilm():
     return load_model("minilm")
 
 
+def minilm_conditions(minilm) -> Conditions:
+    return Conditions(device=cpu_name(), backend="ort-cpu", backend_version="x", threads=1, batch=1, seq_len=128,
+                      model="minilm", model_hash=minilm.weights_hash, ffn_step=128)
+
+
 @pytest.fixture
 def table(tmp_path, minilm):
-    """A table file with the right shape for MiniLM (its numbers only drive error paths)."""
+    """A table file with the right shape for MiniLM (its numbers only drive error paths): every block removed
+    costs 5% of the dense model's 20 ms."""
     space = adapter_for(minilm.model).space()
-    rows = [{"kind": "base", "size": 0}] + [{"kind": "attn", "size": h} for h in space.layers[0].heads[1:]]
-    rows += [{"kind": "ffn", "size": w} for w in space.layers[0].ffn[1:]]
-    df = pd.DataFrame(rows).assign(latency_ms=1.0, median_ms=1.0, p10_ms=0.9, p90_ms=1.1, runs=10)
-    conditions = Conditions(device=cpu_name(), backend="ort-cpu", backend_version="x", threads=1, batch=1,
-                            seq_len=128, model="minilm", model_hash=minilm.weights_hash, ffn_step=128)
-    meta = TableMeta(conditions=conditions, profiled_at="test", profiling_seconds=0.0, notes="error-path fixture")
-    return LatencyTable(df, meta).save(tmp_path / "t.csv")
+    costs = {"base": 0.05, "attn": 0.005, "ffn": 0.00005}
+    return hand_table(space, minilm_conditions(minilm), cost=lambda k, s: costs[k] * max(s, 1),
+                      dense_ms=20.0).save(tmp_path / "t.csv")
 
 
 def cli(args, capsys, tmp_path, monkeypatch) -> tuple[int, str]:
@@ -69,10 +71,13 @@ def run_folder(tmp_path, spec: str):
     return folder
 
 
-HF_ONLY_MANIFEST = json.dumps({
-    "model": "minilm", "config": {"layers": []}, "table": None, "target_ms": None, "predicted_ms": None,
-    "measured_ms": None, "backend": None, "conditions": None, "formats": ["hf"], "exported_at": "2026-01-01",
-})
+def hf_only_manifest(conditions: Conditions) -> str:
+    """An export WE WROTE of the HF format alone, from a table: nothing for verify to time."""
+    return json.dumps({
+        "model": "minilm", "config": {"layers": []}, "table": "t.csv", "backend": conditions.backend,
+        "conditions": conditions.model_dump(), "target": {"speedup": 2.0}, "formats": ["hf"],
+        "exported_at": "2026-01-01",
+    })
 RUN_SPEC = "name: t\nmodel: minilm\ntarget: {speedup: 2}\n"
 
 CASES = {
@@ -103,8 +108,9 @@ CASES = {
     "export run without a study": (lambda tmp, table: ["export", "--run", run_folder(tmp, RUN_SPEC), "--out", tmp / "o"], "holds no stored search 't'"),
     "report run malformed spec": (lambda tmp, table: ["report", run_folder(tmp, "name: [")], "malformed YAML"),
     "export unknown model": (lambda tmp, table: ["export", "--model", "nosuch", "--config", config_file(tmp, [{"heads": 12, "ffn": 1536}] * 6), "--out", tmp / "o"], "unknown model 'nosuch'"),
-    "verify corrupt manifest": (lambda tmp, table: ["verify", export_folder(tmp, "{oops")], "corrupt export manifest"),
-    "verify export without onnx": (lambda tmp, table: ["verify", export_folder(tmp, HF_ONLY_MANIFEST)], "has no model.onnx"),
+    "verify corrupt manifest": (lambda tmp, table: ["verify", export_folder(tmp, "{oops")], "corrupt or older export manifest"),
+    "verify export without onnx": (lambda tmp, table: ["verify", export_folder(tmp, hf_only_manifest(
+        LatencyTable.load(table).conditions))], "has no model.onnx"),
     "profile unavailable backend": (lambda tmp, table: ["profile", "--backend", "tensorrt"], "backend 'tensorrt' is not available"),
     "profile bad phase": (lambda tmp, table: ["profile", "--phase", "foo"], "Invalid value for '--phase'"),
     "profile batch 0": (lambda tmp, table: ["profile", "--batch", "0"], "Invalid value for '--batch'"),
@@ -135,13 +141,15 @@ def test_real_process_prints_no_traceback(tmp_path):
 
 def test_a_failed_verification_exits_3(tmp_path, capsys, monkeypatch):
     """A command that ends with typer.Exit(3) must reach the shell as 3, not 0."""
-    import prunesearch.cli.verify as verify_module
+    import prunesearch.export.verify as verify_module
+    from prunesearch.export.manifest import Limit, Measured, Verification
 
-    (tmp_path / "export.json").write_text("{}")
-    monkeypatch.setattr(verify_module, "verify_export", lambda folder, tolerance: (
-        False, {"measured_ms": 12.0, "target_ms": 10.0, "predicted_ms": 9.8, "error_vs_promise": 0.2, "tolerance": tolerance}))
+    measured = Measured(speedup=1.9, speedup_low=1.88, speedup_high=1.92, ratio=1 / 1.9, se=0.003, rounds=16,
+                        latency_ms=10.5, dense_ms=20.0, backend="ort-cpu")
+    monkeypatch.setattr(verify_module, "verify_export", lambda folder, tolerance, reporter: Verification(
+        measured=measured, against=Limit(speedup=2.0), of="target", tolerance=tolerance, passed=False, at="now"))
     code, err = cli(["verify", tmp_path], capsys, tmp_path, monkeypatch)
-    assert code == 3 and "FAILED" in err
+    assert code == 3 and "FAILED" in err and "1.900x" in err and "target 2.00x" in err
 
 
 def test_search_force_accepts_a_table_from_other_conditions(capsys, tmp_path, monkeypatch, table):

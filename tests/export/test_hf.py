@@ -13,10 +13,11 @@ import torch
 from prunesearch import io
 from prunesearch.config import Config
 from prunesearch.errors import BackendUnavailableError, PruneSearchError
-from prunesearch.export.manifest import (
-    MANIFEST, export_within, parse_formats, pick_candidates, pick_trial, read_manifest, write_export,
-)
+from prunesearch.export.manifest import MANIFEST, Limit, parse_formats, read_manifest
+from prunesearch.export.pick import limit_for, measured_pick, pick_candidates
 from prunesearch.export.tensorrt import build_engine, trtexec_command
+from prunesearch.export.write import write_export
+from prunesearch.oracle import PairedMeasurement, SideBySide
 from prunesearch.prune.apply import MagnitudeSource, prune
 from prunesearch.space import adapter_for
 from tests.space.tiny import FAMILIES, FFN_STEP
@@ -38,7 +39,7 @@ def test_hf_and_onnx_export_reload_and_manifest(tmp_path, bert):
     out = tmp_path / "out"
     assert {"model.safetensors", "arch.json", "model.onnx", MANIFEST} <= {p.name for p in out.iterdir()}
     assert manifest.config == config.to_dict() and manifest.formats == ["hf", "onnx"]
-    assert manifest.table is None and manifest.predicted_ms is None and manifest.measured_ms is None
+    assert manifest.table is None and manifest.predicted is None and manifest.measured is None
     assert manifest.onnx_max_abs_diff is not None and manifest.onnx_max_abs_diff < 1e-4
     assert read_manifest(out) == manifest
     assert json.loads((out / MANIFEST).read_text())["config"]["layers"][0] == {"heads": 2, "ffn": 0}
@@ -56,7 +57,7 @@ def test_unwritable_output_and_corrupt_manifest(tmp_path, bert):
     with pytest.raises(PruneSearchError, match="cannot write to output folder"):
         write_export(loaded, config, blocker / "out", source=source, formats=["hf"])
     (tmp_path / MANIFEST).write_text("{not json")
-    with pytest.raises(PruneSearchError, match="corrupt export manifest"):
+    with pytest.raises(PruneSearchError, match="corrupt or older export manifest"):
         read_manifest(tmp_path)
     with pytest.raises(PruneSearchError, match="holds no export.json"):
         read_manifest(tmp_path / "nowhere")
@@ -69,22 +70,63 @@ def test_parse_formats():
             parse_formats(bad)
 
 
-def test_pick_trial():
+def test_limits_and_candidates():
     trials = pd.DataFrame({
         "tokens": [512, 2048, 2048, 2048],
-        "latency_ms": [1.0, 2.0, 3.0, 4.0],
+        "latency_ms": [1.0, 2.0, 3.0, 4.0],  # predicted, with the dense model at 8 ms
         "loss": [0.0, 0.5, 0.2, 0.1],  # the 512-token loss must not win: budgets differ
     })
-    assert pick_trial(trials, "fastest", target_ms=None).latency_ms == 1.0
-    assert pick_trial(trials, "best", target_ms=3.5).latency_ms == 3.0
-    assert pick_trial(trials, "best", target_ms=None).latency_ms == 4.0
-    assert pick_trial(trials, "latency<=2.5", target_ms=None).latency_ms == 2.0
-    with pytest.raises(PruneSearchError, match="the fastest is 1.000 ms"):
-        pick_trial(trials, "latency<=0.5", target_ms=None)
-    with pytest.raises(PruneSearchError, match="use fastest, best or latency<=MS"):
-        pick_trial(trials, "smallest", target_ms=None)
+    target = Limit(speedup=2.0)
+    assert limit_for("fastest", run_target=target) is None
+    assert pick_candidates(trials, None, reference_ms=8.0).latency_ms.tolist() == [1.0]
+    assert limit_for("best", run_target=target) == target
+    assert pick_candidates(trials, target, reference_ms=8.0).latency_ms.tolist() == [4.0, 3.0, 2.0]
+    assert pick_candidates(trials, limit_for("latency<=2.5", run_target=target), reference_ms=8.0).latency_ms.tolist() == [2.0]
+    assert pick_candidates(trials, limit_for("speedup >= 3", run_target=target), reference_ms=8.0).latency_ms.tolist() == [2.0]
+    with pytest.raises(PruneSearchError, match="the fastest is predicted at 1.000 ms \\(8.00x\\)"):
+        pick_candidates(trials, Limit(latency_ms=0.5), reference_ms=8.0)
+    with pytest.raises(PruneSearchError, match="use best .* speedup>=X"):
+        limit_for("smallest", run_target=target)
     with pytest.raises(PruneSearchError, match="no evaluated configs"):
-        pick_trial(trials.iloc[:0], "best", target_ms=None)
+        pick_candidates(trials.iloc[:0], target, reference_ms=8.0)
+
+
+def _measured(ratios: dict[str, float]) -> SideBySide:
+    """What side-by-side timing would answer, WRITTEN BY HAND: each candidate's ratio to a 10 ms dense model."""
+    return SideBySide(jobs={n: PairedMeasurement(ratio=r, se=0.002, rounds=12, reference_ms=10.0) for n, r in ratios.items()},
+                      reference_ms=10.0, reference_p10_ms=9.9, reference_p90_ms=10.1, seconds=1.0)
+
+
+def test_the_pick_is_the_best_candidate_whose_measured_speedup_meets_the_target(monkeypatch, tmp_path):
+    """Every candidate measures 5% slower than predicted: the best (predicted 2.04x) misses 2x, the second
+    (predicted 2.15x) meets it and is exported; a window where none meets it moves to the next one."""
+    import prunesearch.export.pick as pick
+
+    predicted = [2.04, 2.15, 2.3, 2.5]
+    trials = pd.DataFrame({"tokens": [2048] * 4, "latency_ms": [10.0 / s for s in predicted], "loss": [0.1, 0.2, 0.3, 0.4],
+                           "config": [{"layers": [{"heads": 1, "ffn": 16 * (i + 1)}]} for i in range(4)]})
+    measured = {f"candidate-{i}": 1.05 / s for i, s in enumerate(predicted)}
+    windows = []
+
+    def fake_time_configs(loaded, configs, **options):
+        windows.append(list(configs))
+        return _measured({name: measured[name] for name in configs})
+
+    monkeypatch.setattr(pick, "time_configs", fake_time_configs)
+    options = dict(limit=Limit(speedup=2.0), conditions=SimpleNamespace(backend="ort-cpu"), source=None,
+                   workdir=tmp_path, reference_ms=10.0)
+    candidates = pick_candidates(trials, Limit(speedup=2.0), reference_ms=10.0)
+    chosen = measured_pick(None, candidates, per_window=3, **options)
+    assert chosen.config.layers[0].ffn == 32 and chosen.measured.speedup == pytest.approx(2.15 / 1.05)
+    assert [c.meets for c in chosen.candidates] == [False, True, True] and [c.chosen for c in chosen.candidates] == [
+        False, True, False]
+    assert chosen.candidates[0].predicted_speedup == pytest.approx(2.04)
+    windows.clear()
+    chosen = measured_pick(None, candidates, per_window=1, windows=2, **options)  # one at a time: the second window
+    assert windows == [["candidate-0"], ["candidate-1"]] and chosen.config.layers[0].ffn == 32
+    with pytest.raises(PruneSearchError, match="none of the 1 best candidates measured within 2.00x.*1.943x"):
+        measured_pick(None, candidates, per_window=1, windows=1, **options)
+    assert measured_pick(None, candidates, per_window=1, windows=1, tolerance=0.03, **options).config.layers[0].ffn == 16
 
 
 def test_tensorrt_missing_names_the_trtexec_command(tmp_path):
@@ -145,39 +187,3 @@ def test_tensorrt_python_api_per_major_version(version, tmp_path, monkeypatch):
     else:  # 11 removed the precision flags: fp16 must come from the graph
         with pytest.raises(BackendUnavailableError, match="ModelOpt AutoCast"):
             build_engine(tmp_path / "m.onnx", tmp_path / "m.plan", conditions=fp16)
-
-
-def test_pick_candidates_orders_by_loss_within_the_limit():
-    trials = pd.DataFrame({"tokens": [2048] * 4, "latency_ms": [1.0, 2.0, 3.0, 4.0], "loss": [0.4, 0.2, 0.1, 0.0]})
-    candidates, limit = pick_candidates(trials, "best", target_ms=3.0)
-    assert limit == 3.0 and list(candidates.latency_ms) == [3.0, 2.0, 1.0]
-    assert pick_candidates(trials, "fastest", target_ms=3.0)[1] is None
-
-
-def test_export_within_moves_to_the_best_config_that_fits_after_a_measured_miss(monkeypatch, tmp_path):
-    """Every config measures 5% over its prediction: the best one (9.8 ms) misses a 10 ms limit;
-    9.6 ms would miss too after that correction, so 9.4 ms is exported next and fits."""
-    import prunesearch.export.manifest as manifest_module
-
-    exported = []
-
-    def fake_write_export(loaded, config, out, **options):
-        predicted = config.layers[0].ffn / 10
-        exported.append(predicted)
-        return SimpleNamespace(predicted_ms=predicted, measured_ms=predicted * 1.05)
-
-    monkeypatch.setattr(manifest_module, "write_export", fake_write_export)
-    trials = pd.DataFrame({
-        "tokens": [2048] * 4, "latency_ms": [9.8, 9.6, 9.4, 8.0], "loss": [0.1, 0.2, 0.3, 0.4],
-        "config": [{"layers": [{"heads": 1, "ffn": int(ms * 10)}]} for ms in (9.8, 9.6, 9.4, 8.0)],
-    })
-    candidates, limit = pick_candidates(trials, "best", target_ms=10.0)
-    misses = []
-    got = export_within(None, candidates, tmp_path, limit_ms=limit, tries=3, on_miss=lambda m, allowed: misses.append(m))
-    assert exported == [9.8, 9.4] and got.predicted_ms == 9.4 and len(misses) == 1
-    exported.clear()
-    last = export_within(None, candidates, tmp_path, limit_ms=8.2, tries=3)  # nothing fits: the last try stays
-    assert exported == [8.0] and last.predicted_ms == 8.0
-    exported.clear()
-    export_within(None, candidates, tmp_path, limit_ms=None, tries=3)  # no limit: the first candidate, once
-    assert exported == [9.8]

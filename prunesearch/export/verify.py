@@ -1,0 +1,70 @@
+"""Verify an export on its table's device: its model timed side by side with the dense model again.
+
+The verdict stands on the measured speed-up of paired rounds, not on one absolute median: a
+speed-up target is checked as a speed-up, a millisecond target as the measured ratio times the
+dense model measured in the same window. Each verification is appended to export.json.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prunesearch.errors import PruneSearchError
+from prunesearch.export.manifest import Limit, Measured, Verification, read_manifest
+from prunesearch.export.write import now
+from prunesearch.oracle import Conditions, TimingOptions
+from prunesearch.reporter import QUIET, Reporter
+
+#: verify decides pass or fail: more rounds and a tighter error than a profile's
+VERIFY_TIMING = TimingOptions(min_rounds=12, max_rounds=40, rel_se=0.002)
+
+
+def verify_export(
+    folder: Path, *, tolerance: float = 0.05, options: TimingOptions = VERIFY_TIMING, reporter: Reporter = QUIET,
+) -> Verification:
+    """Measure ``folder``'s model beside the dense model under its table's conditions, against its target
+    (or, without one, its predicted speed-up) within ``tolerance``; the verification is recorded."""
+    from prunesearch.io import load
+    from prunesearch.models import load_model
+    from prunesearch.oracle.measure import dense_graph, time_side_by_side
+    from prunesearch.oracle.profilers import profiler_for
+
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if manifest.conditions is None:
+        raise PruneSearchError(f"{folder} was exported without a latency table: nothing says how to measure it; "
+                               "export from a run, or with --table")
+    against = manifest.target or (Limit(speedup=manifest.predicted.speedup) if manifest.predicted else None)
+    if against is None:
+        raise PruneSearchError(f"{folder} has neither a target nor a prediction to verify against")
+    conditions = Conditions.model_validate(manifest.conditions)
+    profiler = profiler_for(conditions.backend)
+    try:
+        profiler.check()
+    except PruneSearchError as exc:
+        raise type(exc)(f"{exc}; this export's table is for {conditions.backend} on {conditions.device}: "
+                        "run verify on that device") from None
+    if profiler.takes == "onnx" and not (folder / "model.onnx").is_file():
+        raise PruneSearchError(f"{folder} has no model.onnx; export with --to hf,onnx")
+    reporter.line(f"loading the dense model {manifest.model} as the reference")
+    loaded = load_model(manifest.model)
+    if loaded.weights_hash != conditions.model_hash:
+        raise PruneSearchError(
+            f"{manifest.model} here has weights {loaded.weights_hash}, the export was pruned from "
+            f"{conditions.model_hash}: verify beside the model it was pruned from")
+    onnx = profiler.takes == "onnx"
+    with reporter.bar("verify", "the export beside the dense model") as update:
+        measured = time_side_by_side(
+            {"export": folder / "model.onnx" if onnx else load(folder)},
+            reference=dense_graph(loaded, conditions) if onnx else loaded.model, conditions=conditions,
+            vocab=loaded.model.config.vocab_size, options=options,
+            progress=lambda stage, done, total: update(completed=done, total=total, description=stage),
+        )["export"]
+    verification = Verification(
+        measured=Measured.of(measured, backend=conditions.backend), against=against,
+        of="target" if manifest.target else "prediction", tolerance=tolerance,
+        passed=against.met(measured, tolerance=tolerance), at=now(),
+    )
+    manifest.verifications.append(verification)
+    manifest.save(folder)
+    return verification
