@@ -45,8 +45,7 @@ class Config(BaseModel):
             first = exc.errors()[0]
             where = _where(first["loc"])
             raise ConfigError(
-                f"{source}: {where}: {first['msg']} "
-                '(expected {"layers": [{"heads": <int>, "ffn": <int>}, ...]})'
+                f'{source}: {where}: {first["msg"]} (expected {{"layers": [{{"heads": <int>, "ffn": <int>}}, ...]}})'
             ) from None
 
     @classmethod
@@ -63,6 +62,12 @@ class Config(BaseModel):
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
         return cls.from_dict(data, source=str(path))
+
+    def with_layer(self, index: int, *, heads: int, ffn: int) -> Config:
+        """This config with layer ``index`` set to ``heads`` / ``ffn``."""
+        layers = list(self.layers)
+        layers[index] = LayerConfig(heads=heads, ffn=ffn)
+        return Config(layers=tuple(layers))
 
     def to_dict(self) -> dict:
         return {"layers": [{"heads": l.heads, "ffn": l.ffn} for l in self.layers]}

@@ -11,6 +11,7 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 
 from prunesearch.errors import ModelNotFoundError
+from prunesearch.hf import is_causal_lm
 from prunesearch.paths import atomic_write_text
 from prunesearch.prune.apply import ARCH_KEY, arch_of
 from prunesearch.space import KINDS, adapter_for
@@ -53,8 +54,6 @@ def load(directory: str | Path) -> nn.Module:
     import transformers
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
-    from prunesearch.models import _is_causal_lm
-
     directory = Path(directory)
     if not (directory / "config.json").is_file():
         raise ModelNotFoundError(f"{directory} holds no saved model (config.json missing)")
@@ -68,7 +67,7 @@ def load(directory: str | Path) -> nn.Module:
     archs = getattr(config, "architectures", None) or []
     cls = getattr(transformers, archs[0], None) if archs else None
     if cls is None:
-        cls = AutoModelForCausalLM if _is_causal_lm(config) else AutoModel
+        cls = AutoModelForCausalLM if is_causal_lm(config) else AutoModel
     if arch.get("dense") is True:
         return cls.from_pretrained(directory).eval()
 

@@ -21,6 +21,8 @@ import torch
 from torch import nn
 
 from prunesearch.errors import ModelNotFoundError
+from prunesearch.hf import is_causal_lm
+from prunesearch.io import load
 from prunesearch.paths import cache_dir
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -39,7 +41,7 @@ class LoadedModel:
 
     @property
     def is_decoder(self) -> bool:
-        return _is_causal_lm(self.model.config)
+        return is_causal_lm(self.model.config)
 
 
 def package_dir(package: str) -> Path:
@@ -100,14 +102,8 @@ def resolve(name: str) -> tuple[Path, str]:
     if (path / "config.json").is_file():
         return path, ""
     raise ModelNotFoundError(
-        f"unknown model {name!r}: use an alias ({', '.join(ALIASES)}) "
-        "or a local Hugging Face folder with a config.json"
+        f"unknown model {name!r}: use an alias ({', '.join(ALIASES)}) or a local Hugging Face folder with a config.json"
     )
-
-
-def _is_causal_lm(config) -> bool:
-    archs = getattr(config, "architectures", None) or []
-    return any(a.endswith("ForCausalLM") or a.endswith("LMHeadModel") for a in archs)
 
 
 def weights_hash(folder: Path) -> str:
@@ -128,18 +124,20 @@ def load_model(name: str, *, dtype: torch.dtype = torch.float32) -> LoadedModel:
 
     folder, notes = resolve(name)
     if (folder / "arch.json").is_file():  # a pruned export: rebuild its shapes first
-        from prunesearch.io import load
-
         model = load(folder)
     else:
         config = AutoConfig.from_pretrained(folder)
-        cls = AutoModelForCausalLM if _is_causal_lm(config) else AutoModel
+        cls = AutoModelForCausalLM if is_causal_lm(config) else AutoModel
         model = cls.from_pretrained(folder, dtype=dtype)
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(folder) if _has_tokenizer(folder) else None
     return LoadedModel(
-        name=name, model=model, tokenizer=tokenizer, source=folder,
-        weights_hash=weights_hash(folder), notes=notes,
+        name=name,
+        model=model,
+        tokenizer=tokenizer,
+        source=folder,
+        weights_hash=weights_hash(folder),
+        notes=notes,
     )
 
 

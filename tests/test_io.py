@@ -65,17 +65,26 @@ def test_weights_that_do_not_match_the_arch(tmp_path):
     arch = json.loads((tmp_path / "arch.json").read_text())
     arch["layers"][1]["ffn_units"] = arch["layers"][1]["ffn_units"][:-1]
     (tmp_path / "arch.json").write_text(json.dumps(arch))
-    with pytest.raises(ModelNotFoundError, match=r"does not match arch.json: size mismatch for layers.0.mlp.fc1.weight"):  # layer 0 was dropped
+    with pytest.raises(
+        ModelNotFoundError, match=r"does not match arch.json: size mismatch for layers.0.mlp.fc1.weight"
+    ):  # layer 0 was dropped
         io.load(tmp_path)
 
 
 def test_task_heads_round_trip(tmp_path):
     from transformers import ViTConfig, ViTForImageClassification
 
-    model = ViTForImageClassification(ViTConfig(
-        image_size=16, patch_size=4, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
-        intermediate_size=64, num_labels=3,
-    )).eval()
+    model = ViTForImageClassification(
+        ViTConfig(
+            image_size=16,
+            patch_size=4,
+            hidden_size=32,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            intermediate_size=64,
+            num_labels=3,
+        )
+    ).eval()
     pruned = prune(model, configs(model)["mixed"], ffn_step=FFN_STEP)
     io.save(pruned, tmp_path)
     loaded = io.load(tmp_path)

@@ -6,8 +6,8 @@ from prunesearch.space.gpt2 import GPT2Adapter
 from prunesearch.space.llama import LlamaAdapter
 from prunesearch.space.prenorm import DecoderAdapter, PreNormAdapter
 from prunesearch.space.registry import ADAPTERS, adapter_for, register_adapter
-from prunesearch.space.vit import ViTAdapter
 from prunesearch.space.space import LayerSpace, Space, width_grid
+from prunesearch.space.vit import ViTAdapter
 
 __all__ = [
     "ADAPTERS",

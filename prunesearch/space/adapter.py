@@ -32,6 +32,8 @@ class Adapter(ABC):
     #: post-LN families keep a layer's norms when both blocks are removed;
     #: pre-LN families drop the whole layer (see prenorm.PreNormAdapter).
     drops_empty_layers: ClassVar[bool] = False
+    #: what one inference takes: token ids, or image pixels (ViT)
+    inputs: ClassVar[Literal["tokens", "pixels"]] = "tokens"
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
@@ -116,14 +118,13 @@ class Adapter(ABC):
         """Keep only ``keep`` units in the block's input projections."""
 
     @abstractmethod
-    def _set_output_projection(self, layer: int, kind: Kind, module: nn.Module) -> None:
-        ...
+    def _set_output_projection(self, layer: int, kind: Kind, module: nn.Module) -> None: ...
 
     @abstractmethod
     def _remove_inputs(self, layer: int, kind: Kind) -> None:
         """Replace the block's input side by a module that computes nothing."""
 
-    def finalize(self) -> None:
+    def finalize(self) -> None:  # noqa: B027  (a hook: most families have nothing to clean up)
         """Structural clean-up after all layers are sliced (decoders renumber caches)."""
 
     # -- generic operations ---------------------------------------------------------
@@ -143,9 +144,7 @@ class Adapter(ABC):
             groups = keep.div(self.heads_per_group, rounding_mode="floor")
             g, counts = groups.unique(return_counts=True)
             if (counts != self.heads_per_group).any():
-                raise ConfigError(
-                    f"GQA: query heads must be kept in whole KV groups of {self.heads_per_group}"
-                )
+                raise ConfigError(f"GQA: query heads must be kept in whole KV groups of {self.heads_per_group}")
 
     def apply(
         self,
@@ -179,14 +178,10 @@ class Adapter(ABC):
             return
         self._slice_inputs(layer, kind, keep)
         cols = self.columns(kind, keep)
-        self._set_output_projection(
-            layer, kind, sliced_linear(proj, cols=cols, weight=weight, bias=bias)
-        )
+        self._set_output_projection(layer, kind, sliced_linear(proj, cols=cols, weight=weight, bias=bias))
 
     @staticmethod
-    def _overwrite(
-        proj: nn.Module, *, weight: torch.Tensor | None, bias: torch.Tensor | None
-    ) -> None:
+    def _overwrite(proj: nn.Module, *, weight: torch.Tensor | None, bias: torch.Tensor | None) -> None:
         with torch.no_grad():
             if weight is not None:
                 linear_weight(proj).copy_(weight)

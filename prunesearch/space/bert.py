@@ -7,8 +7,10 @@ from torch import nn
 
 from prunesearch.space.adapter import Adapter, Kind
 from prunesearch.space.modules import Passthrough, sliced_linear, unit_columns
+from prunesearch.space.registry import register_adapter
 
 
+@register_adapter
 class BertAdapter(Adapter):
     family = "bert"
     model_types = ("bert", "roberta", "xlm-roberta", "camembert", "electra")

@@ -15,8 +15,10 @@ import torch
 from prunesearch.space.adapter import Kind
 from prunesearch.space.modules import sliced_linear, unit_columns
 from prunesearch.space.prenorm import DecoderAdapter
+from prunesearch.space.registry import register_adapter
 
 
+@register_adapter
 class GPT2Adapter(DecoderAdapter):
     family = "gpt2"
     model_types = ("gpt2",)

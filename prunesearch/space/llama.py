@@ -8,8 +8,10 @@ value heads and the query heads that read them, so ``num_key_value_groups``
 from __future__ import annotations
 
 from prunesearch.space.prenorm import DecoderAdapter
+from prunesearch.space.registry import register_adapter
 
 
+@register_adapter
 class LlamaAdapter(DecoderAdapter):
     family = "llama"
     model_types = ("llama", "qwen2", "mistral", "qwen3")

@@ -14,9 +14,7 @@ class BiasOnly(nn.Module):
     which is what the dense projection does when every input unit is masked.
     """
 
-    def __init__(
-        self, bias: torch.Tensor | None, *, size: int | None = None, returns_tuple: bool = False
-    ) -> None:
+    def __init__(self, bias: torch.Tensor | None, *, size: int | None = None, returns_tuple: bool = False) -> None:
         super().__init__()
         if bias is None and size is None:
             raise ValueError("BiasOnly needs a bias or an output size")

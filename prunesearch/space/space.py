@@ -87,9 +87,7 @@ class Space:
     def validate(self, config: Config) -> None:
         """Raise ConfigError naming the first layer and value that do not fit."""
         if len(config.layers) != self.n_layers:
-            raise ConfigError(
-                f"config has {len(config.layers)} layers, the model has {self.n_layers}"
-            )
+            raise ConfigError(f"config has {len(config.layers)} layers, the model has {self.n_layers}")
         for i, (layer, allowed) in enumerate(zip(config.layers, self.layers)):
             if layer.heads not in allowed.heads:
                 why = ""
@@ -97,25 +95,17 @@ class Space:
                     why = f" (the model has {allowed.max_heads})"
                 elif self.heads_per_group > 1 and layer.heads % self.heads_per_group:
                     why = f" (GQA: whole KV groups of {self.heads_per_group} query heads)"
-                raise ConfigError(
-                    f"layer {i}: heads={layer.heads} is not allowed{why}; "
-                    f"allowed: {_fmt(allowed.heads)}"
-                )
+                raise ConfigError(f"layer {i}: heads={layer.heads} is not allowed{why}; allowed: {_fmt(allowed.heads)}")
             if layer.ffn not in allowed.ffn:
                 why = f" (the model has {allowed.max_ffn})" if layer.ffn > allowed.max_ffn else ""
-                raise ConfigError(
-                    f"layer {i}: ffn={layer.ffn} is off the grid{why}; "
-                    f"allowed: {_fmt(allowed.ffn)}"
-                )
+                raise ConfigError(f"layer {i}: ffn={layer.ffn} is off the grid{why}; allowed: {_fmt(allowed.ffn)}")
 
     # -- genome -----------------------------------------------------------------
 
     @property
     def genome_upper(self) -> np.ndarray:
         """Largest level index of each genome entry (inclusive)."""
-        return np.array(
-            [n for l in self.layers for n in (len(l.heads) - 1, len(l.ffn) - 1)], dtype=np.int64
-        )
+        return np.array([n for l in self.layers for n in (len(l.heads) - 1, len(l.ffn) - 1)], dtype=np.int64)
 
     def to_genome(self, config: Config) -> np.ndarray:
         self.validate(config)

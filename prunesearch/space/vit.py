@@ -9,11 +9,14 @@ from __future__ import annotations
 import torch
 
 from prunesearch.space.prenorm import PreNormAdapter
+from prunesearch.space.registry import register_adapter
 
 
+@register_adapter
 class ViTAdapter(PreNormAdapter):
     family = "vit"
     model_types = ("vit",)
+    inputs = "pixels"
     block_names = {"attn": "attention", "ffn": "mlp"}
     output_names = {"attn": "o_proj", "ffn": "fc2"}
     input_names = {"attn": ("q_proj", "k_proj", "v_proj"), "ffn": ("fc1",)}

@@ -57,8 +57,12 @@ def test_save_load_round_trip(family, name, tmp_path):
 
 def generate(model, batch, *, use_cache: bool):
     out = model.generate(
-        **batch, max_new_tokens=6, do_sample=False, use_cache=use_cache,
-        return_dict_in_generate=True, output_logits=True,
+        **batch,
+        max_new_tokens=6,
+        do_sample=False,
+        use_cache=use_cache,
+        return_dict_in_generate=True,
+        output_logits=True,
     )
     return out.sequences, torch.stack(out.logits)
 
@@ -154,17 +158,38 @@ def _variant(name):
 
     from tests.space.tiny import VOCAB, Family
 
-    small = dict(vocab_size=VOCAB, hidden_size=48, num_hidden_layers=3, num_attention_heads=6,
-                 num_key_value_heads=2, head_dim=8, intermediate_size=64, bos_token_id=1, eos_token_id=2)
+    small = dict(
+        vocab_size=VOCAB,
+        hidden_size=48,
+        num_hidden_layers=3,
+        num_attention_heads=6,
+        num_key_value_heads=2,
+        head_dim=8,
+        intermediate_size=64,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
     build = {
         # attention scaled by 1/(layer_idx+1), fixed at build time: renumbering must not change it
-        "gpt2_inverse_idx": lambda: GPT2LMHeadModel(GPT2Config(
-            vocab_size=VOCAB, n_embd=32, n_layer=3, n_head=4, n_inner=64, n_positions=64,
-            scale_attn_by_inverse_layer_idx=True, reorder_and_upcast_attn=True,
-            bos_token_id=1, eos_token_id=2)),
+        "gpt2_inverse_idx": lambda: GPT2LMHeadModel(
+            GPT2Config(
+                vocab_size=VOCAB,
+                n_embd=32,
+                n_layer=3,
+                n_head=4,
+                n_inner=64,
+                n_positions=64,
+                scale_attn_by_inverse_layer_idx=True,
+                reorder_and_upcast_attn=True,
+                bos_token_id=1,
+                eos_token_id=2,
+            )
+        ),
         # biased o_proj, bias-free MLP and no position embeddings: an empty layer adds a
         # constant with nowhere to fold it, so it is kept
-        "llama_attn_bias": lambda: LlamaForCausalLM(LlamaConfig(**small, attention_bias=True, tie_word_embeddings=False)),
+        "llama_attn_bias": lambda: LlamaForCausalLM(
+            LlamaConfig(**small, attention_bias=True, tie_word_embeddings=False)
+        ),
         "qwen2": lambda: Qwen2ForCausalLM(Qwen2Config(**small)),
     }[name]
     return Family(name, build, lambda g: FAMILIES["llama"].inputs(g), "logits")

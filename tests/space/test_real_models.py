@@ -115,11 +115,16 @@ def test_smollm2(smollm2, name, tmp_path):
     runs = {}
     for use_cache in (True, False):
         out = pruned.generate(
-            **prompt, max_new_tokens=12, do_sample=False, use_cache=use_cache,
-            return_dict_in_generate=True, output_logits=True, pad_token_id=tok.eos_token_id,
+            **prompt,
+            max_new_tokens=12,
+            do_sample=False,
+            use_cache=use_cache,
+            return_dict_in_generate=True,
+            output_logits=True,
+            pad_token_id=tok.eos_token_id,
         )
         runs[use_cache] = (out.sequences, torch.stack(out.logits))
-    text = tok.decode(runs[True][0][0, prompt["input_ids"].shape[1]:])
+    text = tok.decode(runs[True][0][0, prompt["input_ids"].shape[1] :])
     cache_err = relative_error(runs[True][1], runs[False][1])
     print(
         f"smollm2 {name} ({config.layers[0].heads}/{config.layers[0].ffn}): params {count} "

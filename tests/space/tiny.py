@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -55,38 +55,71 @@ def _text_inputs(gen: torch.Generator, *, padded: bool) -> dict:
 FAMILIES = {
     "bert": Family(
         "bert",
-        lambda: BertModel(BertConfig(
-            vocab_size=VOCAB, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
-            intermediate_size=64, max_position_embeddings=32,
-        )),
+        lambda: BertModel(
+            BertConfig(
+                vocab_size=VOCAB,
+                hidden_size=32,
+                num_hidden_layers=3,
+                num_attention_heads=4,
+                intermediate_size=64,
+                max_position_embeddings=32,
+            )
+        ),
         lambda g: _text_inputs(g, padded=True),
         "last_hidden_state",
     ),
     "gpt2": Family(
         "gpt2",
-        lambda: GPT2LMHeadModel(GPT2Config(
-            vocab_size=VOCAB, n_embd=32, n_layer=3, n_head=4, n_inner=64, n_positions=64,
-            bos_token_id=1, eos_token_id=2, pad_token_id=0,
-        )),
+        lambda: GPT2LMHeadModel(
+            GPT2Config(
+                vocab_size=VOCAB,
+                n_embd=32,
+                n_layer=3,
+                n_head=4,
+                n_inner=64,
+                n_positions=64,
+                bos_token_id=1,
+                eos_token_id=2,
+                pad_token_id=0,
+            )
+        ),
         lambda g: _text_inputs(g, padded=False),
         "logits",
     ),
     "llama": Family(  # GQA: 6 query heads in 2 KV groups of 3
         "llama",
-        lambda: LlamaForCausalLM(LlamaConfig(
-            vocab_size=VOCAB, hidden_size=48, num_hidden_layers=3, num_attention_heads=6,
-            num_key_value_heads=2, head_dim=8, intermediate_size=64, max_position_embeddings=64,
-            tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=0,
-        )),
+        lambda: LlamaForCausalLM(
+            LlamaConfig(
+                vocab_size=VOCAB,
+                hidden_size=48,
+                num_hidden_layers=3,
+                num_attention_heads=6,
+                num_key_value_heads=2,
+                head_dim=8,
+                intermediate_size=64,
+                max_position_embeddings=64,
+                tie_word_embeddings=True,
+                bos_token_id=1,
+                eos_token_id=2,
+                pad_token_id=0,
+            )
+        ),
         lambda g: _text_inputs(g, padded=False),
         "logits",
     ),
     "vit": Family(
         "vit",
-        lambda: ViTModel(ViTConfig(
-            image_size=16, patch_size=4, num_channels=3, hidden_size=32, num_hidden_layers=3,
-            num_attention_heads=4, intermediate_size=64,
-        )),
+        lambda: ViTModel(
+            ViTConfig(
+                image_size=16,
+                patch_size=4,
+                num_channels=3,
+                hidden_size=32,
+                num_hidden_layers=3,
+                num_attention_heads=4,
+                intermediate_size=64,
+            )
+        ),
         lambda g: {"pixel_values": torch.randn(2, 3, 16, 16, generator=g)},
         "last_hidden_state",
     ),
