@@ -3,37 +3,65 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, PositiveInt
+from pydantic import PositiveInt, model_validator
 
 from prunesearch.errors import TableError
 from prunesearch.oracle import run_bundle
+from prunesearch.workload import Phase, Workload
 
-Phase = Literal["encode", "prefill", "decode"]
+__all__ = ["Conditions", "MATCHED", "Phase", "cpu_name", "device_slug"]
 
-#: fields that must match for a table to answer a request (the rest is provenance)
-MATCHED = ("device", "backend", "precision", "threads", "batch", "seq_len", "phase", "cache_len", "model_hash", "ffn_step")
+#: fields that must match for a table to answer a request (the rest is provenance); the backend's
+#: version is matched on its major number (see ``Conditions.mismatch``)
+MATCHED = (
+    "device",
+    "backend",
+    "precision",
+    "threads",
+    "batch",
+    "seq_len",
+    "phase",
+    "cache_len",
+    "inputs",
+    "model_hash",
+    "ffn_step",
+    "platform",
+)
 
 
-class Conditions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Conditions(Workload):
+    """A workload as measured: on which device, with which backend version, of which model."""
 
     device: str
-    backend: str
     backend_version: str
-    precision: str = "fp32"
-    threads: PositiveInt
-    batch: PositiveInt
-    seq_len: PositiveInt
-    phase: Phase = "encode"
-    cache_len: int = 0
     model: str
     model_hash: str
     ffn_step: PositiveInt
+    #: what else on the device changes timings (a GPU's compute capability, driver and CUDA version,
+    #: a Jetson's power mode), as the profiler read it; empty on a CPU
+    platform: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _resolved(self) -> Conditions:
+        if self.phase is None or self.inputs is None or (self.inputs == "tokens" and self.seq_len is None):
+            raise ValueError("a table's conditions name their phase, their inputs and, for tokens, their seq_len")
+        return self
+
+    def file_name(self) -> str:
+        """The file a table of these conditions is shipped or cached as (within its device's folder)."""
+        precision = "" if self.precision == "fp32" else f"-{self.precision}"
+        shape = "" if self.inputs == "pixels" else f"-s{self.seq_len}"
+        phase = (
+            f"-decode-b{self.batch}{shape}-c{self.cache_len}" if self.phase == "decode" else f"-b{self.batch}{shape}"
+        )
+        return f"{self.model.replace('/', '_')}-{self.backend}{precision}{phase}-t{self.threads}.csv"
 
     def mismatch(self, other: Conditions) -> list[str]:
-        return [f for f in MATCHED if getattr(self, f) != getattr(other, f)]
+        diff = [f for f in MATCHED if getattr(self, f) != getattr(other, f)]
+        if _major(self.backend_version) != _major(other.backend_version):
+            diff.append("backend_version")
+        return diff
 
     def require(self, other: Conditions, *, source: str, force: bool = False) -> None:
         """Refuse a table (``self``) measured under other conditions than ``other``."""
@@ -44,6 +72,10 @@ class Conditions(BaseModel):
                 f"{source} was measured under other conditions ({detail}); profile this device with "
                 "`prunesearch profile`, or use it anyway with `search --force` (device.force: true in a spec)"
             )
+
+
+def _major(version: str) -> str:
+    return version.split(".")[0]
 
 
 #: the exact CPU model (machines of one kind can hide different CPUs); the bundle runner names devices alike

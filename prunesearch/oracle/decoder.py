@@ -31,7 +31,8 @@ def decoder_speed(prefill: Predictor, decode: Predictor, config: Config) -> Deco
     if (p.phase, d.phase, d.seq_len) != ("prefill", "decode", 1):
         raise TableError(
             f"decoder speed needs a prefill table and a decode table of one new token per step; got phases "
-            f"{p.phase!r} and {d.phase!r} (seq_len {d.seq_len})")
+            f"{p.phase!r} and {d.phase!r} (seq_len {d.seq_len})"
+        )
     diff = [f for f in p.mismatch(d) if f not in ("seq_len", "phase", "cache_len")]
     if diff:
         raise TableError(f"the prefill and decode tables differ in {', '.join(diff)}: measure both under one condition")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from prunesearch.errors import BackendUnavailableError
 from prunesearch.models import LoadedModel
-from prunesearch.oracle.conditions import Conditions, Phase, device_slug
+from prunesearch.oracle.conditions import Conditions, device_slug
 from prunesearch.oracle.measure import time_configs
 from prunesearch.oracle.predictor import Predictor
 from prunesearch.oracle.profile import calibration_configs, conditions_for, profile_table
@@ -16,6 +16,7 @@ from prunesearch.oracle.timing import TimingOptions
 from prunesearch.paths import cache_dir
 from prunesearch.reporter import QUIET, Reporter
 from prunesearch.space import adapter_for
+from prunesearch.workload import Workload
 
 #: tables shipped with the project (present in a source checkout)
 SHIPPED = Path(__file__).resolve().parents[2] / "latency_tables"
@@ -44,8 +45,10 @@ class TableCheck:
 
     def describe(self) -> str:
         errors = ", ".join(f"{e:+.1%}" for e in self.errors)
-        return (f"{len(self.errors)} whole models measured now beside the dense model ({self.reference_ms:.3f} ms) "
-                f"cost {errors} vs the table's predictions (tolerance ±{DRIFT_TOLERANCE:.0%})")
+        return (
+            f"{len(self.errors)} whole models measured now beside the dense model ({self.reference_ms:.3f} ms) "
+            f"cost {errors} vs the table's predictions (tolerance ±{DRIFT_TOLERANCE:.0%})"
+        )
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,9 @@ class TableChoice:
 
     def describe(self) -> str:
         where = {"profiled now": "measured with the table just profiled", "the run's": "stored with the run"}
-        source = "measured now beside the check's models" if self.check else where.get(self.how, "measured with the table")
+        source = (
+            "measured now beside the check's models" if self.check else where.get(self.how, "measured with the table")
+        )
         return f"{self.path} ({self.how}); dense model {self.reference_ms:.3f} ms, {source}"
 
 
@@ -68,49 +73,33 @@ def check_table(loaded: LoadedModel, table: LatencyTable, conditions: Conditions
     the table's: drift of the machine's speed cancels, a machine that runs these models differently shows."""
     space = adapter_for(loaded.model).space(ffn_step=conditions.ffn_step)
     configs = calibration_configs(space, CHECK_MODELS, seed=1)
-    measured = time_configs(loaded, {f"check-{i}": c for i, c in enumerate(configs)}, conditions=conditions,
-                            options=CHECK_TIMING)
+    measured = time_configs(
+        loaded, {f"check-{i}": c for i, c in enumerate(configs)}, conditions=conditions, options=CHECK_TIMING
+    )
     predictor = Predictor(table, space)
     errors = tuple(measured[f"check-{i}"].ratio / predictor.config_ratio(c) - 1 for i, c in enumerate(configs))
     return TableCheck(errors=errors, reference_ms=measured.reference_ms)
 
 
-def table_name(
-    model: str, *, backend: str, batch: int, seq_len: int, threads: int, phase: Phase | None = None, cache_len: int = 0,
-) -> str:
-    if phase == "decode":
-        return f"{model}-{backend}-decode-b{batch}-s{seq_len}-c{cache_len}-t{threads}.csv"
-    return f"{model}-{backend}-b{batch}-s{seq_len}-t{threads}.csv"
-
-
 def ensure_table(
     loaded: LoadedModel,
+    workload: Workload,
     *,
-    backend: str = "ort-cpu",
-    batch: int = 1,
-    seq_len: int | None = None,
-    threads: int = 1,
-    phase: Phase | None = None,
-    cache_len: int = 0,
     ffn_step: int = 128,
     reporter: Reporter = QUIET,
+    requires: str | None = None,
 ) -> TableChoice:
-    """A table measured on this machine with ``backend`` under these conditions (``conditions_for``:
-    encode, prefill or a KV-cache decode step): shipped or cached, when ``check_table`` passes now;
-    else profiled now and cached."""
+    """A table measured on this machine under ``workload`` (``conditions_for``: encode, prefill or a
+    KV-cache decode step): shipped or cached, when ``check_table`` passes now; else profiled now and
+    cached. ``requires``: what the device is, said where its backend is missing here."""
     try:
-        wanted = conditions_for(
-            loaded, batch=batch, seq_len=seq_len, threads=threads, ffn_step=ffn_step, phase=phase, cache_len=cache_len,
-            backend=backend,
-        )
+        wanted = conditions_for(loaded, workload, ffn_step=ffn_step)
     except BackendUnavailableError as exc:
+        needs = f"; this search needs {requires}" if requires else ""
         raise BackendUnavailableError(
-            f"{exc}; to search for a device not at hand, set device.table to a table measured on it"
+            f"{exc}{needs}; to search for a device not at hand, set device.table to a table measured on it"
         ) from None
-    name = table_name(
-        loaded.name, backend=backend, batch=batch, seq_len=wanted.seq_len, threads=threads, phase=phase,
-        cache_len=cache_len,
-    )
+    name = wanted.file_name()
     slug = device_slug(wanted.device)
     cached = cache_dir("latency_tables", slug) / name
     for how, path in (("shipped", SHIPPED / slug / name), ("cached", cached)):
@@ -123,8 +112,5 @@ def ensure_table(
         if check.fits:
             return TableChoice(path=path, reference_ms=check.reference_ms, how=how, check=check)
     reporter.line(f"profiling a latency table on this machine ({wanted.device}) now; it is cached for later runs")
-    table = profile_table(
-        loaded, backend=backend, batch=batch, seq_len=seq_len, threads=threads, ffn_step=ffn_step, phase=phase,
-        cache_len=cache_len, reporter=reporter,
-    )
+    table = profile_table(loaded, workload, ffn_step=ffn_step, reporter=reporter)
     return TableChoice(path=table.save(cached), reference_ms=table.meta.dense_ms, how="profiled now")

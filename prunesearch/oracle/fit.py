@@ -53,8 +53,10 @@ class RowFit:
     below: int
 
     def describe(self) -> str:
-        return (f"spline chi2/dof {self.chi2:.2f}, {self.above} levels above the curve kept, {self.below} below it "
-                f"beyond {CHEAP_SE:g} se kept in part")
+        return (
+            f"spline chi2/dof {self.chi2:.2f}, {self.above} levels above the curve kept, {self.below} below it "
+            f"beyond {CHEAP_SE:g} se kept in part"
+        )
 
 
 def _weighted_fit(basis: np.ndarray, y: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +73,7 @@ def smooth_rows(sizes, values, se, *, knot_every: int = KNOT_EVERY) -> RowFit:
         return RowFit(rows=np.maximum(y, 0.0), se=s, chi2=0.0, above=0, below=0)
     # a level whose error came out tiny must not pin the curve alone
     s = np.maximum(s, 0.25 * float(np.median(s)) + 1e-12)
-    knots = x[knot_every - 1:-1:knot_every] if len(x) > knot_every else x[:0]
+    knots = x[knot_every - 1 : -1 : knot_every] if len(x) > knot_every else x[:0]
     basis = _spline_basis(x, knots)
     weights = 1.0 / s**2
     robust = weights
@@ -84,8 +86,13 @@ def smooth_rows(sizes, values, se, *, knot_every: int = KNOT_EVERY) -> RowFit:
     chi2 = float(np.sum(weights * residual**2) / dof)
     deviation = np.where(residual > 0, residual, np.minimum(residual + CHEAP_SE * s, 0.0))
     rows = _non_decreasing(fitted + deviation, weights)
-    return RowFit(rows=np.maximum(rows, 0.0), se=np.sqrt(fit_var + s**2), chi2=chi2,
-                  above=int(np.sum(residual > 0)), below=int(np.sum(residual < -CHEAP_SE * s)))
+    return RowFit(
+        rows=np.maximum(rows, 0.0),
+        se=np.sqrt(fit_var + s**2),
+        chi2=chi2,
+        above=int(np.sum(residual > 0)),
+        below=int(np.sum(residual < -CHEAP_SE * s)),
+    )
 
 
 #: a fitted calibration scale outside this range says the models it saw barely differ (a tiny model's

@@ -24,6 +24,7 @@ from prunesearch.oracle import run_bundle
 from prunesearch.oracle.conditions import Conditions
 from prunesearch.oracle.profilers import profiler_for
 from prunesearch.oracle.timing import SideBySide, TimingOptions, timing_plan
+from prunesearch.workload import Workload
 
 #: a model to time: a module, an already exported graph, or a function that builds the module when needed
 Source = nn.Module | Path | Callable[[], nn.Module]
@@ -31,12 +32,17 @@ Source = nn.Module | Path | Callable[[], nn.Module]
 Progress = Callable[[str, int, int], None]
 
 
-def export_for(model: nn.Module, path: Path, conditions: Conditions) -> Path:
-    """``model`` as the graph ``conditions`` time: a full sequence, or one KV-cache decode step."""
+def export_for(model: nn.Module, path: Path, workload: Workload) -> Path:
+    """``model`` as the graph ``workload`` times: a full pass, or one KV-cache decode step, typed in its precision."""
     from prunesearch.export.onnx import export_onnx
 
-    c = conditions
-    return export_onnx(model, path, batch=c.batch, seq_len=c.seq_len, cache_len=c.cache_len if c.phase == "decode" else None)
+    w = workload
+    return export_onnx(model, path, batch=w.batch, seq_len=w.seq_len, cache_len=w.cached, precision=w.precision)
+
+
+def vocab_of(model: nn.Module) -> int:
+    """The vocabulary token ids are drawn from (a model taking pixels has none: 1)."""
+    return getattr(model.config, "vocab_size", None) or 1
 
 
 def dense_graph(loaded, conditions: Conditions) -> Path:
@@ -44,8 +50,7 @@ def dense_graph(loaded, conditions: Conditions) -> Path:
     from prunesearch.paths import cache_dir
 
     c = conditions
-    cached = f"-c{c.cache_len}" if c.phase == "decode" else ""
-    path = cache_dir("reference_graphs") / f"{c.model.replace('/', '_')}-{c.model_hash}-{c.phase}-b{c.batch}-s{c.seq_len}{cached}.onnx"
+    path = cache_dir("reference_graphs") / f"{c.model_hash}-{c.file_name().removesuffix('.csv')}.onnx"
     if not path.is_file():
         partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
         export_for(loaded.model, partial, conditions)
@@ -57,8 +62,9 @@ def built(source: Source) -> nn.Module | Path:
     return source() if callable(source) and not isinstance(source, nn.Module) else source
 
 
-def write_graphs(folder: Path, sources: Mapping[str, Source], *, conditions: Conditions,
-                 progress: Progress | None = None) -> None:
+def write_graphs(
+    folder: Path, sources: Mapping[str, Source], *, workload: Workload, progress: Progress | None = None
+) -> None:
     """Each source as ``folder/<name>.onnx``, one model built at a time (an exported graph is linked)."""
     folder.mkdir(parents=True, exist_ok=True)
     for done, (name, source) in enumerate(sources.items(), start=1):
@@ -68,7 +74,7 @@ def write_graphs(folder: Path, sources: Mapping[str, Source], *, conditions: Con
             target.unlink(missing_ok=True)
             os.symlink(model.resolve(), target)
         else:
-            export_for(model, target, conditions)
+            export_for(model, target, workload)
         if progress is not None:
             progress("export", done, len(sources))
 
@@ -76,8 +82,21 @@ def write_graphs(folder: Path, sources: Mapping[str, Source], *, conditions: Con
 def run_child(folder: Path, *, ep: str, device: str, progress: Progress | None = None) -> dict:
     """``run_bundle.py`` on ``folder`` in a fresh interpreter: its results."""
     out = folder / "results.json"
-    cmd = [sys.executable, "-u", run_bundle.__file__, "--bundle", str(folder), "--ep", ep, "--power-s", "0",
-           "--device", device, "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-u",
+        run_bundle.__file__,
+        "--bundle",
+        str(folder),
+        "--ep",
+        ep,
+        "--power-s",
+        "0",
+        "--device",
+        device,
+        "--out",
+        str(out),
+    ]
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
         for line in child.stdout:  # "[3/37] attn-4: ..." once a graph is settled
             head = line.split("]")[0]
@@ -86,8 +105,8 @@ def run_child(folder: Path, *, ep: str, device: str, progress: Progress | None =
                 progress("time", int(done), int(total))
         err = child.stderr.read().strip()
     if child.returncode != 0:
-        raise BackendUnavailableError(
-            f"timing in a child process failed (exit {child.returncode}): {err.splitlines()[-1] if err else 'no message'}")
+        last = err.splitlines()[-1] if err else "no message"
+        raise BackendUnavailableError(f"timing in a child process failed (exit {child.returncode}): {last}")
     return json.loads(out.read_text())
 
 
@@ -95,35 +114,42 @@ def time_side_by_side(
     sources: Mapping[str, Source],
     *,
     reference: Source,
-    conditions: Conditions,
+    workload: Workload,
     vocab: int,
     options: TimingOptions = TimingOptions(),
     progress: Progress | None = None,
     keep_graphs: Path | None = None,
 ) -> SideBySide:
-    """Every source timed side by side with ``reference`` (the dense model) under ``conditions``, with
-    their backend. Names must be file-name safe; "dense" is the reference's. ``keep_graphs``: a folder
-    the exported graphs stay in (``<name>.onnx``: the very files measured), instead of a temporary one."""
+    """Every source timed side by side with ``reference`` (the dense model) under ``workload`` (a table's
+    conditions, or what a search budgets for), with its backend. Names must be file-name safe; "dense" is
+    the reference's. ``keep_graphs``: a folder the exported graphs stay in (``<name>.onnx``: the very files
+    measured), instead of a temporary one."""
     if "dense" in sources:
         raise PruneSearchError("'dense' names the reference; give the other models other names")
-    profiler = profiler_for(conditions.backend)
+    profiler = profiler_for(workload.backend)
     profiler.check()
     with ExitStack() as stack:
         if profiler.takes == "onnx":
             folder = keep_graphs or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="prunesearch-timing-")))
-            write_graphs(folder, {"dense": reference, **sources}, conditions=conditions, progress=progress)
+            write_graphs(folder, {"dense": reference, **sources}, workload=workload, progress=progress)
             models, ref_model = {name: folder / f"{name}.onnx" for name in sources}, folder / "dense.onnx"
         else:
             models, ref_model = dict(sources), reference
         if profiler.child_ep is not None:
-            plan = timing_plan(conditions, vocab=vocab, graphs=list(sources), options=options)
+            plan = timing_plan(workload, vocab=vocab, graphs=list(sources), options=options)
             (folder / "manifest.json").write_text(json.dumps(plan, indent=2))
             results = run_child(folder, ep=profiler.child_ep, device=profiler.device(), progress=progress)
         else:
             results = profiler.time_in_process(
-                {name: (lambda s=s: built(s)) for name, s in models.items()}, reference=built(ref_model),
-                conditions=conditions, vocab=vocab, options=options,
-                on_settled=None if progress is None else lambda name, result, done, total: progress("time", done, total))
+                {name: (lambda s=s: built(s)) for name, s in models.items()},
+                reference=built(ref_model),
+                workload=workload,
+                vocab=vocab,
+                options=options.model_dump(),
+                on_settled=None
+                if progress is None
+                else lambda name, result, done, total: progress("time", done, total),
+            )
     return SideBySide.of(results)
 
 
@@ -147,6 +173,10 @@ def time_configs(
     onnx = profiler_for(conditions.backend).takes == "onnx"
     return time_side_by_side(
         {name: build(config) for name, config in configs.items()},
-        reference=dense_graph(loaded, conditions) if onnx else loaded.model, conditions=conditions,
-        vocab=loaded.model.config.vocab_size, options=options, progress=progress, keep_graphs=keep_graphs,
+        reference=dense_graph(loaded, conditions) if onnx else loaded.model,
+        workload=conditions,
+        vocab=vocab_of(loaded.model),
+        options=options,
+        progress=progress,
+        keep_graphs=keep_graphs,
     )

@@ -19,7 +19,12 @@ from prunesearch.space import Space
 
 class Predictor:
     def __init__(
-        self, table: LatencyTable, space: Space, *, calibrated: bool = True, reference_ms: float | None = None,
+        self,
+        table: LatencyTable,
+        space: Space,
+        *,
+        calibrated: bool = True,
+        reference_ms: float | None = None,
     ) -> None:
         self.table = table
         self.space = space

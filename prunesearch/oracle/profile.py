@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, NonNegativeInt
 from prunesearch.config import Config, LayerConfig
 from prunesearch.errors import PruneSearchError
 from prunesearch.models import LoadedModel
-from prunesearch.oracle.conditions import Conditions, Phase
+from prunesearch.oracle.conditions import Conditions
 from prunesearch.oracle.fit import KNOT_EVERY, fit_calibration, smooth_rows
 from prunesearch.oracle.measure import time_configs
 from prunesearch.oracle.profilers import profiler_for
@@ -35,26 +35,29 @@ from prunesearch.oracle.table import COLUMNS, ENERGY, Calibration, LatencyTable,
 from prunesearch.oracle.timing import SideBySide, TimingOptions
 from prunesearch.reporter import QUIET, Reporter
 from prunesearch.space import Space, adapter_for
+from prunesearch.workload import Workload
 
 
-def conditions_for(
-    loaded: LoadedModel, *, batch: int, seq_len: int | None, threads: int, ffn_step: int, phase: Phase | None = None,
-    cache_len: int = 0, backend: str = "ort-cpu",
-) -> Conditions:
-    """The conditions of a table of ``loaded`` measured here with ``backend`` (its name, version and device;
-    BackendUnavailableError where it cannot run here). ``phase="decode"``: one step of ``seq_len``
-    new tokens (default 1) after ``cache_len`` cached ones; any other phase is the full-sequence pass of
-    ``seq_len`` tokens (default 128), recorded as "prefill" for a decoder and "encode" for an encoder."""
-    if phase == "decode" and not (loaded.is_decoder and cache_len > 0):
-        raise PruneSearchError(f"a decode-phase table needs a decoder and cache_len > 0 ({loaded.name}, cache_len {cache_len})")
-    if phase != "decode" and cache_len:
-        raise PruneSearchError(f"cache_len {cache_len} is for the decode phase only; add phase decode")
-    profiler = profiler_for(backend)
+def conditions_for(loaded: LoadedModel, workload: Workload, *, ffn_step: int) -> Conditions:
+    """The conditions of a table of ``loaded`` under ``workload``, measured here with its backend (its name,
+    version, device and platform; BackendUnavailableError where it cannot run here). The workload's
+    defaults are decided for the model: the full pass is "encode" for an encoder and "prefill" for a
+    decoder, of 128 tokens (a decode step: 1 new token); a ViT takes pixels."""
+    try:
+        w = workload.resolved(is_decoder=loaded.is_decoder, inputs=adapter_for(loaded.model).inputs)
+    except ValueError as exc:
+        raise PruneSearchError(f"{loaded.name}: {exc}") from None
+    profiler = profiler_for(w.backend)
     profiler.check()
+    profiler.supports(w)
     return Conditions(
-        device=profiler.device(), backend=profiler.name, backend_version=profiler.version(), threads=threads,
-        batch=batch, seq_len=seq_len or (1 if phase == "decode" else 128), phase=phase if phase == "decode" else "prefill" if loaded.is_decoder else "encode",
-        cache_len=cache_len, model=loaded.name, model_hash=loaded.weights_hash, ffn_step=ffn_step,
+        **w.model_dump(),
+        device=profiler.device(),
+        backend_version=profiler.version(),
+        model=loaded.name,
+        model_hash=loaded.weights_hash,
+        ffn_step=ffn_step,
+        platform=profiler.platform(),
     )
 
 
@@ -109,6 +112,7 @@ def progress_bar(reporter: Reporter, label: str):
         def progress(stage: str, done: int, total: int) -> None:
             what = "exporting graphs" if stage == "export" else "timing side by side with the dense model"
             update(completed=done, total=total, description=f"{label}: {what}")
+
         return progress
 
     return bar, callback
@@ -129,8 +133,17 @@ def build_table(
     the calibration models and the dense model itself (exactly 1 of itself)."""
     n_layers = len(jobs[0].config.layers)
     base = measured["base"]
-    rows = [{"kind": "base", "size": 0, "cost": base.ratio, "se": base.se, "measured": base.ratio,
-             "measured_se": base.se, "rounds": base.rounds}]
+    rows = [
+        {
+            "kind": "base",
+            "size": 0,
+            "cost": base.ratio,
+            "se": base.se,
+            "measured": base.ratio,
+            "measured_se": base.se,
+            "rounds": base.rounds,
+        }
+    ]
     misfit = []
     for kind in ("attn", "ffn"):
         level = sorted((j for j in jobs if j.kind == kind), key=lambda j: j.size)
@@ -138,83 +151,103 @@ def build_table(
         se = [np.hypot(measured[j.name].se, base.se) / n_layers for j in level]
         fit = smooth_rows([j.size for j in level], values, se)
         misfit.append(f"{kind}: {fit.describe()}")
-        rows += [{"kind": kind, "size": j.size, "cost": float(c), "se": float(e), "measured": float(v),
-                  "measured_se": float(s), "rounds": min(measured[j.name].rounds, base.rounds)}
-                 for j, c, e, v, s in zip(level, fit.rows, fit.se, values, se)]
+        rows += [
+            {
+                "kind": kind,
+                "size": j.size,
+                "cost": float(c),
+                "se": float(e),
+                "measured": float(v),
+                "measured_se": float(s),
+                "rounds": min(measured[j.name].rounds, base.rounds),
+            }
+            for j, c, e, v, s in zip(level, fit.rows, fit.se, values, se)
+        ]
     frame = pd.DataFrame(rows, columns=COLUMNS)
     energy = {(j.kind, j.size): measured[j.name].energy_mj for j in jobs if j.kind in ("base", "attn", "ffn")}
     if None not in energy.values():
         e_base = energy["base", 0]
-        frame[ENERGY] = [e_base if kind == "base" else (energy[kind, size] - e_base) / n_layers
-                         for kind, size in zip(frame.kind, frame["size"])]
-    table = LatencyTable(frame, TableMeta(
-        conditions=conditions, profiled_at=profiled_at, profiling_seconds=profiling_seconds,
-        dense_ms=measured.reference_ms, dense_p10_ms=measured.reference_p10_ms,
-        dense_p90_ms=measured.reference_p90_ms, timing=timing,
-        fit=f"linear spline in kept size, a knot every {KNOT_EVERY} levels, deviations shrunk by the noise, "
+        frame[ENERGY] = [
+            e_base if kind == "base" else (energy[kind, size] - e_base) / n_layers
+            for kind, size in zip(frame.kind, frame["size"])
+        ]
+    table = LatencyTable(
+        frame,
+        TableMeta(
+            conditions=conditions,
+            profiled_at=profiled_at,
+            profiling_seconds=profiling_seconds,
+            dense_ms=measured.reference_ms,
+            dense_p10_ms=measured.reference_p10_ms,
+            dense_p90_ms=measured.reference_p90_ms,
+            timing=timing,
+            fit=f"linear spline in kept size, a knot every {KNOT_EVERY} levels, deviations shrunk by the noise, "
             "non-decreasing; " + "; ".join(misfit),
-        notes=f"costs are fractions of the dense model's time, timed side by side with it; {notes}",
-    ))
+            notes=f"costs are fractions of the dense model's time, timed side by side with it; {notes}",
+        ),
+    )
     calib = [j for j in jobs if j.kind == "calibration"]
     if calib:
+
         def additive(config: Config) -> float:
-            return table.cost("base", 0) + sum(table.cost("attn", l.heads) + table.cost("ffn", l.ffn) for l in config.layers)
+            return table.cost("base", 0) + sum(
+                table.cost("attn", l.heads) + table.cost("ffn", l.ffn) for l in config.layers
+            )
 
         dense = next(j for j in jobs if j.kind == "dense")
         errors = [measured[j.name].se for j in calib]
         scale, offset, rms = fit_calibration(
             [additive(j.config) for j in calib] + [additive(dense.config)],
-            [measured[j.name].ratio for j in calib] + [1.0], errors + [float(np.median(errors))],
+            [measured[j.name].ratio for j in calib] + [1.0],
+            errors + [float(np.median(errors))],
         )
         table.meta.calibration = Calibration(scale=scale, offset=offset, n_models=len(calib), rms=rms)
     return table
 
 
 def plan_profile(
-    loaded: LoadedModel, *, batch: int, seq_len: int | None, threads: int, ffn_step: int, phase: Phase | None,
-    cache_len: int, calibration_models: int, seed: int, backend: str = "ort-cpu",
+    loaded: LoadedModel,
+    workload: Workload,
+    *,
+    ffn_step: int,
+    calibration_models: int,
+    seed: int,
 ) -> tuple[Conditions, Space, list[Job]]:
     """The conditions, space and jobs of a table, shared by a local profile and a remote bundle."""
-    c = conditions_for(
-        loaded, batch=batch, seq_len=seq_len, threads=threads, ffn_step=ffn_step, phase=phase, cache_len=cache_len,
-        backend=backend,
-    )
+    c = conditions_for(loaded, workload, ffn_step=ffn_step)
     space = adapter_for(loaded.model).space(ffn_step=ffn_step)
     return c, space, profile_jobs(space, calibration_models=calibration_models, seed=seed)
 
 
 def profile_table(
     loaded: LoadedModel,
+    workload: Workload = Workload(),
     *,
-    backend: str = "ort-cpu",
-    batch: int = 1,
-    seq_len: int | None = None,
-    threads: int = 1,
     ffn_step: int = 128,
-    phase: Phase | None = None,
-    cache_len: int = 0,
     calibration_models: int = 12,
     timing: TimingOptions = TimingOptions(),
     seed: int = 0,
     reporter: Reporter = QUIET,
 ) -> LatencyTable:
-    """Measure a table here with ``backend`` under ``conditions_for`` these arguments."""
+    """Measure a table here under ``workload`` (``conditions_for``), with its backend."""
     started = time.monotonic()
-    c, space, jobs = plan_profile(
-        loaded, batch=batch, seq_len=seq_len, threads=threads, ffn_step=ffn_step, phase=phase,
-        cache_len=cache_len, calibration_models=calibration_models, seed=seed, backend=backend,
-    )
-    cached = f" c{c.cache_len}" if c.phase == "decode" else ""
-    bar, callback = progress_bar(reporter, f"{loaded.name} {c.backend} b{c.batch} s{c.seq_len}{cached} t{c.threads}")
+    c, space, jobs = plan_profile(loaded, workload, ffn_step=ffn_step, calibration_models=calibration_models, seed=seed)
+    bar, callback = progress_bar(reporter, f"{loaded.name} {c.describe()}")
     with bar as update:
-        measured = time_configs(loaded, {j.name: j.config for j in jobs if j.kind != "dense"}, conditions=c,
-                                options=timing, progress=callback(update))
+        measured = time_configs(
+            loaded,
+            {j.name: j.config for j in jobs if j.kind != "dense"},
+            conditions=c,
+            options=timing,
+            progress=callback(update),
+        )
     return build_table(
-        jobs, measured,
+        jobs,
+        measured,
         conditions=c,
-        profiled_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        profiled_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         profiling_seconds=round(time.monotonic() - started, 1),
         timing=timing,
         notes=f"measured with {c.backend} {c.backend_version}; the dense model drifted {measured.drift:.1%} "
-              "(p90/p10 of its blocks) while profiling",
+        "(p90/p10 of its blocks) while profiling",
     )

@@ -49,11 +49,20 @@ _RAIL = re.compile(r"\b([A-Z][A-Z0-9_]*(?:IN|CPU|GPU|SOC|CV|DDR|SYS)[A-Z0-9_]*) 
 #: rails that carry the whole module's input power; without one, the rails are summed
 TOTAL_RAILS = ("VDD_IN", "POM_5V_IN")
 #: how side-by-side timing runs unless a manifest says otherwise (prunesearch's TimingOptions mirror these)
-TIMING = {"min_rounds": 8, "max_rounds": 24, "block_s": 0.08, "rel_se": 0.004, "abs_se": 0.001, "warmup": 5,
-          "memory_gb": 4.0, "seed": 0}
+TIMING = {
+    "min_rounds": 8,
+    "max_rounds": 24,
+    "block_s": 0.08,
+    "rel_se": 0.004,
+    "abs_se": 0.001,
+    "warmup": 5,
+    "memory_gb": 4.0,
+    "seed": 0,
+}
 
 
 # -- statistics of paired rounds ------------------------------------------------------------------
+
 
 def median_se(values) -> float:
     """Standard error of the median of ``values``: 1.2533 sigma / sqrt(n), sigma = 1.4826 x the median
@@ -101,6 +110,7 @@ def settled(ratios, *, min_rounds: int, max_rounds: int, rel_se: float, abs_se: 
 
 
 # -- the side-by-side schedule ---------------------------------------------------------------------
+
 
 class CallRunner:
     """Times blocks of calls of ``step`` (one whole inference each); ``close`` frees what it holds."""
@@ -172,8 +182,11 @@ def time_paired(reference, jobs: dict, *, sizes: dict | None = None, on_settled=
                     around[name].append(0.5 * (last + after))
                     ref_blocks.append(after)
                     last = after
-                for name in [n for n in pending if settled(ratios[n], **{k: o[k] for k in (
-                        "min_rounds", "max_rounds", "rel_se", "abs_se")})]:
+                for name in [
+                    n
+                    for n in pending
+                    if settled(ratios[n], **{k: o[k] for k in ("min_rounds", "max_rounds", "rel_se", "abs_se")})
+                ]:
                     pending.remove(name)
                     results[name] = {**summarise_ratios(ratios[name], around[name]), "runs_per_block": runs[name]}
                     if on_settled is not None:
@@ -183,9 +196,13 @@ def time_paired(reference, jobs: dict, *, sizes: dict | None = None, on_settled=
                 r.close()
     blocks = np.asarray(ref_blocks or [float("nan")])
     return {
-        "reference": {"ms": float(np.median(blocks)), "p10_ms": float(np.percentile(blocks, 10)),
-                      "p90_ms": float(np.percentile(blocks, 90)), "blocks": len(ref_blocks),
-                      "runs_per_block": ref_runs},
+        "reference": {
+            "ms": float(np.median(blocks)),
+            "p10_ms": float(np.percentile(blocks, 10)),
+            "p90_ms": float(np.percentile(blocks, 90)),
+            "blocks": len(ref_blocks),
+            "runs_per_block": ref_runs,
+        },
         "jobs": {name: results[name] for name in jobs},
         "timing": {k: o[k] for k in TIMING},
         "seconds": round(time.perf_counter() - started, 1),
@@ -202,6 +219,7 @@ def share_thread_pool(threads: int) -> bool:
     first session); False where this onnxruntime cannot, and sessions then keep their own pools."""
     try:
         from onnxruntime.capi import _pybind_state
+
         _pybind_state.set_global_thread_pool_sizes(threads, 1)
     except (ImportError, AttributeError, RuntimeError):
         return False
@@ -223,21 +241,33 @@ def ort_session(path: str | Path, *, threads: int, provider: str = "CPUExecution
     return ort.InferenceSession(str(path), options, providers=[provider])
 
 
-def feeds_for(session, *, batch: int, seq_len: int, vocab: int, cache_len: int = 0, seed: int = 0) -> dict:
-    """Inputs for ``seq_len`` tokens; a decode-step graph also gets ``cache_len`` tokens of random past
-    keys/values (shape (batch, heads, past, head_dim) as the graph declares it) and their positions."""
+#: ONNX tensor types of float inputs, as numpy dtypes
+FLOATS = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+
+
+def feeds_for(session, *, plan: dict, seed: int = 0) -> dict:
+    """Inputs of one run under a manifest's workload (batch, seq_len, phase, cache_len) and vocabulary:
+    ``seq_len`` token ids and a full mask; a decode-step graph also gets ``cache_len`` tokens of random past
+    keys/values (shape (batch, heads, past, head_dim) as the graph declares it) and their positions; a ViT,
+    random pixels of the shape the graph declares. Float inputs take the graph's own type (fp16: float16)."""
     rng = np.random.default_rng(seed)
+    w = plan["workload"]
+    batch, seq_len = w["batch"], w.get("seq_len")
+    cache_len = w.get("cache_len", 0) if w.get("phase") == "decode" else 0
     feeds = {}
     for inp in session.get_inputs():
+        floats = FLOATS.get(getattr(inp, "type", "tensor(float)"), np.float32)
         if inp.name == "input_ids":
-            feeds[inp.name] = rng.integers(3, vocab, size=(batch, seq_len), dtype=np.int64)
+            feeds[inp.name] = rng.integers(3, plan["vocab"], size=(batch, seq_len), dtype=np.int64)
         elif inp.name == "attention_mask":
             feeds[inp.name] = np.ones((batch, cache_len + seq_len), dtype=np.int64)
         elif inp.name == "position_ids":
             feeds[inp.name] = np.broadcast_to(np.arange(cache_len, cache_len + seq_len), (batch, seq_len)).copy()
         elif inp.name.startswith("past."):
             _, heads, _, head_dim = inp.shape
-            feeds[inp.name] = rng.standard_normal((batch, heads, cache_len, head_dim), dtype=np.float32)
+            feeds[inp.name] = rng.standard_normal((batch, heads, cache_len, head_dim)).astype(floats)
+        elif inp.name == "pixel_values":
+            feeds[inp.name] = rng.standard_normal((batch, *inp.shape[1:])).astype(floats)
         else:  # token_type_ids
             feeds[inp.name] = np.zeros((batch, seq_len), dtype=np.int64)
     return feeds
@@ -260,12 +290,13 @@ def ort_step(session, feeds: dict):
 
 def graph_runner(path: Path, *, plan: dict, provider: str):
     """A runner of one graph under a manifest's shapes and threads; refuses a provider that fell back."""
-    session = ort_session(path, threads=plan["threads"], provider=provider)
+    session = ort_session(path, threads=plan["workload"]["threads"], provider=provider)
     if session.get_providers()[0] != provider:  # ONNX Runtime falls back to the CPU when an EP fails to load
-        raise RuntimeError(f"onnxruntime could not start {provider} for {path.name} "
-                           f"(the session runs on {', '.join(session.get_providers())})")
-    feeds = feeds_for(session, batch=plan["batch"], seq_len=plan["seq_len"], vocab=plan["vocab"],
-                      cache_len=plan.get("cache_len", 0))
+        raise RuntimeError(
+            f"onnxruntime could not start {provider} for {path.name} "
+            f"(the session runs on {', '.join(session.get_providers())})"
+        )
+    feeds = feeds_for(session, plan=plan)
     runner = CallRunner(ort_step(session, feeds))
     runner.session, runner.feeds = session, feeds  # the power measurement runs the same session
     return runner
@@ -273,18 +304,20 @@ def graph_runner(path: Path, *, plan: dict, provider: str):
 
 # -- the device's name and power rails -------------------------------------------------------------
 
+
 def cpu_name() -> str:
     """The exact CPU model: machines of one kind can hide different CPUs, and a VM may show
     only a generic name ("AMD EPYC"), so x86 family/model/stepping are appended."""
     fields = {}
     try:
-        for line in open("/proc/cpuinfo"):
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key in ("model name", "cpu family", "model", "stepping") and key not in fields:
-                fields[key] = value.strip()
-            if not line.strip():
-                break  # the first processor describes them all
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "cpu family", "model", "stepping") and key not in fields:
+                    fields[key] = value.strip()
+                if not line.strip():
+                    break  # the first processor describes them all
     except OSError:
         pass
     if "model name" not in fields:
@@ -301,6 +334,30 @@ def device_name() -> str:
         return cpu_name()
 
 
+def platform_facts(ep: str) -> dict:
+    """What else changes timings here, as prunesearch's profilers record it: on a GPU provider the driver and
+    compute capability (nvidia-smi), on a Jetson its power mode (nvpmodel -q); empty where neither answers."""
+    facts = {}
+    if ep != "cpu" and shutil.which("nvidia-smi"):
+        out = (
+            subprocess.run(
+                ["nvidia-smi", "--query-gpu=driver_version,compute_cap", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()
+        )
+        if out and "," in out[0]:
+            driver, capability = (v.strip() for v in out[0].split(",", 1))
+            facts |= {"driver": driver, "compute_capability": capability}
+    if shutil.which("nvpmodel"):
+        out = subprocess.run(["nvpmodel", "-q"], capture_output=True, text=True).stdout
+        if "Power Mode:" in out:
+            facts["power_mode"] = out.split("Power Mode:", 1)[1].splitlines()[0].strip()
+    return facts
+
+
 def parse_tegrastats(line: str) -> dict:
     """Instantaneous power per rail in mW from one tegrastats line."""
     return {name: float(now) for name, now, _avg in _RAIL.findall(line)}
@@ -312,7 +369,7 @@ def read_ina3221(*, root: Path = Path("/"), pattern: str = INA3221_GLOB) -> dict
     rails = {}
     for hwmon in sorted(root.glob(pattern)):
         for label in sorted(hwmon.glob("in*_label")):
-            n = label.name[2:-len("_label")]
+            n = label.name[2 : -len("_label")]
             volt, curr = hwmon / f"in{n}_input", hwmon / f"curr{n}_input"
             if volt.exists() and curr.exists():
                 rails[label.read_text().strip()] = int(volt.read_text()) * int(curr.read_text()) / 1000.0
@@ -320,7 +377,7 @@ def read_ina3221(*, root: Path = Path("/"), pattern: str = INA3221_GLOB) -> dict
 
 
 def power_source(*, root: Path = Path("/")) -> str | None:
-    """"ina3221" where sysfs rails read, else "tegrastats" where that tool is on PATH, else None."""
+    """ "ina3221" where sysfs rails read, else "tegrastats" where that tool is on PATH, else None."""
     if read_ina3221(root=root):
         return "ina3221"
     return "tegrastats" if shutil.which("tegrastats") else None
@@ -385,8 +442,16 @@ def measure_energy(session, feeds: dict, *, seconds: float, sampler: PowerSample
 
 # -- the bundle ------------------------------------------------------------------------------------
 
-def run_bundle(folder: Path, *, ep: str = "cpu", power_s: float = 0.0, device: str | None = None,
-               options: dict | None = None, log=print) -> dict:
+
+def run_bundle(
+    folder: Path,
+    *,
+    ep: str = "cpu",
+    power_s: float = 0.0,
+    device: str | None = None,
+    options: dict | None = None,
+    log=print,
+) -> dict:
     """Time the graphs ``folder``'s manifest.json names side by side with its reference graph."""
     import onnxruntime as ort
 
@@ -394,7 +459,7 @@ def run_bundle(folder: Path, *, ep: str = "cpu", power_s: float = 0.0, device: s
     if provider not in ort.get_available_providers():
         raise RuntimeError(f"{provider} is not in this onnxruntime ({', '.join(ort.get_available_providers())})")
     plan = json.loads((folder / "manifest.json").read_text())
-    shared = share_thread_pool(plan["threads"])
+    shared = share_thread_pool(plan["workload"]["threads"])
     graphs = list(plan["graphs"])
     paths = {name: folder / f"{name}.onnx" for name in [plan["reference"], *graphs]}
     reference = graph_runner(paths[plan["reference"]], plan=plan, provider=provider)
@@ -406,27 +471,39 @@ def run_bundle(folder: Path, *, ep: str = "cpu", power_s: float = 0.0, device: s
         def open_runner():
             runner = graph_runner(paths[name], plan=plan, provider=provider)
             if power is not None:  # measured once, while the runner is held
-                energy[name] = measure_energy(runner.session, runner.feeds, seconds=power_s, sampler=PowerSampler(power))
+                energy[name] = measure_energy(
+                    runner.session, runner.feeds, seconds=power_s, sampler=PowerSampler(power)
+                )
             return runner
+
         return open_runner
 
     def settled_line(name, result, done, total):
-        log(f"[{done}/{total}] {name}: {result['ratio']:.4f} x reference +- {result['se']:.4f} "
-            f"({result['rounds']} rounds)", flush=True)
+        log(
+            f"[{done}/{total}] {name}: {result['ratio']:.4f} x reference +- {result['se']:.4f} "
+            f"({result['rounds']} rounds)",
+            flush=True,
+        )
 
     timed = time_paired(
-        reference, {name: opener(name) for name in graphs}, sizes={n: paths[n].stat().st_size for n in graphs},
-        on_settled=settled_line, **{**plan.get("timing", {}), **(options or {})})
+        reference,
+        {name: opener(name) for name in graphs},
+        sizes={n: paths[n].stat().st_size for n in graphs},
+        on_settled=settled_line,
+        **{**plan.get("timing", {}), **(options or {})},
+    )
     for name, values in energy.items():
         timed["jobs"][name].update(values)
     if power is not None:
-        timed["reference"].update(measure_energy(reference.session, reference.feeds, seconds=power_s,
-                                                 sampler=PowerSampler(power)))
+        timed["reference"].update(
+            measure_energy(reference.session, reference.feeds, seconds=power_s, sampler=PowerSampler(power))
+        )
     return {
         "format": RESULTS_FORMAT,
         "device": device or device_name(),
         "backend": f"ort-{ep}",
         "backend_version": ort.__version__,
+        "platform": platform_facts(ep),
         "shared_thread_pool": shared,
         "power": power,
         "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -437,8 +514,9 @@ def run_bundle(folder: Path, *, ep: str = "cpu", power_s: float = 0.0, device: s
 
 def main(argv: list | None = None) -> None:
     here = Path(__file__).resolve().parent
-    parser = argparse.ArgumentParser(description="Time this bundle's graphs side by side with its reference; "
-                                     "write results.json.")
+    parser = argparse.ArgumentParser(
+        description="Time this bundle's graphs side by side with its reference; write results.json."
+    )
     parser.add_argument("--bundle", type=Path, default=here, help="the bundle folder (default: this file's)")
     parser.add_argument("--ep", choices=sorted(PROVIDERS), default="cpu", help="ONNX Runtime execution provider")
     parser.add_argument("--max-rounds", type=int, help="most side-by-side rounds per graph (default: the manifest's)")
@@ -446,8 +524,11 @@ def main(argv: list | None = None) -> None:
     parser.add_argument("--device", default=None, help="device name recorded (default: the board or CPU model)")
     parser.add_argument("--out", type=Path, default=None, help="default: results.json in the bundle")
     args = parser.parse_args(argv)
-    options = {} if args.max_rounds is None else {"max_rounds": args.max_rounds,
-                                                  "min_rounds": min(args.max_rounds, TIMING["min_rounds"])}
+    options = (
+        {}
+        if args.max_rounds is None
+        else {"max_rounds": args.max_rounds, "min_rounds": min(args.max_rounds, TIMING["min_rounds"])}
+    )
     try:
         results = run_bundle(args.bundle, ep=args.ep, power_s=args.power_s, device=args.device, options=options)
     except RuntimeError as err:

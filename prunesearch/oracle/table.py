@@ -112,18 +112,22 @@ class LatencyTable:
             meta = TableMeta.model_validate(raw)
         except ValidationError as exc:
             first = exc.errors()[0]
-            raise TableError(
-                f"{json_path}: corrupt table metadata ({'.'.join(map(str, first['loc']))}: {first['msg']}); re-profile it"
-            ) from None
+            where = ".".join(map(str, first["loc"]))
+            raise TableError(f"{json_path}: corrupt table metadata ({where}: {first['msg']}); re-profile it") from None
         try:
             rows = pd.read_csv(io.StringIO(csv_path.read_text()))
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise TableError(f"{csv_path}: corrupt table ({exc}); re-profile it") from None
         columns = list(rows.columns)
-        if columns not in (COLUMNS, [*COLUMNS, ENERGY]) or rows[columns[2:]].isna().any().any() or "base" not in set(rows.kind):
+        if (
+            columns not in (COLUMNS, [*COLUMNS, ENERGY])
+            or rows[columns[2:]].isna().any().any()
+            or "base" not in set(rows.kind)
+        ):
             raise TableError(
                 f"{csv_path}: truncated or malformed table (expected columns {', '.join(COLUMNS)} [, {ENERGY}] "
-                "and a base row); re-profile it")
+                "and a base row); re-profile it"
+            )
         if expect is not None:
             meta.conditions.require(expect, source=str(csv_path), force=force)
         return cls(rows, meta, path=csv_path)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 
 from prunesearch.oracle import run_bundle
-from prunesearch.oracle.conditions import Conditions
+from prunesearch.workload import Workload
 
 
 class TimingOptions(BaseModel):
@@ -67,13 +67,20 @@ class PairedMeasurement:
 
     def describe(self) -> str:
         lo, hi = self.speedup_interval()
-        return (f"{self.speedup:.3f}x (95% CI {lo:.3f}-{hi:.3f}x, {self.rounds} rounds), "
-                f"{self.latency_ms:.3f} ms beside dense {self.reference_ms:.3f} ms")
+        return (
+            f"{self.speedup:.3f}x (95% CI {lo:.3f}-{hi:.3f}x, {self.rounds} rounds), "
+            f"{self.latency_ms:.3f} ms beside dense {self.reference_ms:.3f} ms"
+        )
 
     @classmethod
     def of(cls, result: Mapping) -> PairedMeasurement:
-        return cls(ratio=result["ratio"], se=result["se"], rounds=result["rounds"],
-                   reference_ms=result["reference_ms"], energy_mj=result.get("energy_mj"))
+        return cls(
+            ratio=result["ratio"],
+            se=result["se"],
+            rounds=result["rounds"],
+            reference_ms=result["reference_ms"],
+            energy_mj=result.get("energy_mj"),
+        )
 
 
 @dataclass(frozen=True)
@@ -102,16 +109,21 @@ class SideBySide:
         ref = results["reference"]
         return cls(
             jobs={name: PairedMeasurement.of(r) for name, r in results["jobs"].items()},
-            reference_ms=ref["ms"], reference_p10_ms=ref["p10_ms"], reference_p90_ms=ref["p90_ms"],
-            seconds=results.get("seconds", 0.0), reference_energy_mj=ref.get("energy_mj"), raw=dict(results),
+            reference_ms=ref["ms"],
+            reference_p10_ms=ref["p10_ms"],
+            reference_p90_ms=ref["p90_ms"],
+            seconds=results.get("seconds", 0.0),
+            reference_energy_mj=ref.get("energy_mj"),
+            raw=dict(results),
         )
 
 
-def timing_plan(conditions: Conditions, *, vocab: int, graphs: list[str], options: TimingOptions) -> dict:
-    """The part of a bundle manifest ``run_bundle.py`` reads: shapes, threads, what to time and how."""
-    c = conditions
-    return {"batch": c.batch, "seq_len": c.seq_len, "cache_len": c.cache_len if c.phase == "decode" else 0,
-            "threads": c.threads, "vocab": vocab, "reference": "dense", "graphs": graphs,
-            "timing": options.model_dump()}
-
-
+def timing_plan(workload: Workload, *, vocab: int, graphs: list[str], options: TimingOptions) -> dict:
+    """The part of a bundle manifest ``run_bundle.py`` reads: the workload, what to time and how."""
+    return {
+        "workload": workload.workload().model_dump(),
+        "vocab": vocab,
+        "reference": "dense",
+        "graphs": graphs,
+        "timing": options.model_dump(),
+    }

@@ -11,15 +11,30 @@ from prunesearch.oracle.table import COLUMNS, ENERGY
 from prunesearch.space import Space
 
 
-def hand_table(space: Space, conditions: Conditions, *, cost: Callable[[str, int], float],
-               energy: Callable[[str, int], float] | None = None, dense_ms: float = 10.0) -> LatencyTable:
+def hand_table(
+    space: Space,
+    conditions: Conditions,
+    *,
+    cost: Callable[[str, int], float],
+    energy: Callable[[str, int], float] | None = None,
+    dense_ms: float = 10.0,
+) -> LatencyTable:
     layer = space.layers[0]
     keys = [("base", 0)] + [("attn", h) for h in layer.heads[1:]] + [("ffn", w) for w in layer.ffn[1:]]
-    rows = [{"kind": k, "size": s, "cost": cost(k, s), "se": 0.0, "measured": cost(k, s), "measured_se": 0.0,
-             "rounds": 8} for k, s in keys]
+    rows = [
+        {"kind": k, "size": s, "cost": cost(k, s), "se": 0.0, "measured": cost(k, s), "measured_se": 0.0, "rounds": 8}
+        for k, s in keys
+    ]
     frame = pd.DataFrame(rows, columns=COLUMNS)
     if energy is not None:
         frame[ENERGY] = [energy(k, s) for k, s in keys]
-    meta = TableMeta(conditions=conditions, profiled_at="test", profiling_seconds=0.0, dense_ms=dense_ms,
-                     dense_p10_ms=dense_ms, dense_p90_ms=dense_ms, notes="written by hand for a test")
+    meta = TableMeta(
+        conditions=conditions,
+        profiled_at="test",
+        profiling_seconds=0.0,
+        dense_ms=dense_ms,
+        dense_p10_ms=dense_ms,
+        dense_p90_ms=dense_ms,
+        notes="written by hand for a test",
+    )
     return LatencyTable(frame, meta)

@@ -7,33 +7,40 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import onnxruntime as ort
 import pytest
 
 from prunesearch.errors import TableError
 from prunesearch.models import LoadedModel
-from prunesearch.oracle import LatencyTable, cpu_name, profile_table
-from prunesearch.oracle import run_bundle
+from prunesearch.oracle import LatencyTable, cpu_name, profile_table, run_bundle
 from prunesearch.oracle.bundle import emit_bundle, import_results
 from prunesearch.oracle.table import ENERGY
+from prunesearch.workload import Workload
 from tests.conftest import FAST
 from tests.space.tiny import FAMILIES, FFN_STEP
 
-SHAPE = dict(batch=1, seq_len=16, threads=1, ffn_step=FFN_STEP, calibration_models=3)
+WORKLOAD = Workload(seq_len=16)
+SHAPE = dict(ffn_step=FFN_STEP, calibration_models=3)
 
 
 @pytest.fixture(scope="module")
 def loaded():
-    return LoadedModel(name="tiny-bert", model=FAMILIES["bert"].model(), tokenizer=None, source=None, weights_hash="abc")
+    return LoadedModel(
+        name="tiny-bert", model=FAMILIES["bert"].model(), tokenizer=None, source=None, weights_hash="abc"
+    )
 
 
 @pytest.fixture(scope="module")
 def results(loaded, tmp_path_factory):
     """results.json of the bundle run by run_bundle.py in a fresh interpreter, as on a board."""
-    bundle = emit_bundle(loaded, tmp_path_factory.mktemp("bundle"), timing=FAST, **SHAPE)
-    run = subprocess.run([sys.executable, "-I", str(bundle / "run_bundle.py"), "--max-rounds", "3"],
-                         cwd=bundle.parent, capture_output=True, text=True, timeout=120)
+    bundle = emit_bundle(loaded, tmp_path_factory.mktemp("bundle"), WORKLOAD, timing=FAST, **SHAPE)
+    run = subprocess.run(
+        [sys.executable, "-I", str(bundle / "run_bundle.py"), "--max-rounds", "3"],
+        cwd=bundle.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     assert "calibration-02" in run.stdout and "x reference" in run.stdout
     return bundle / "results.json"
@@ -48,7 +55,7 @@ def test_runner_needs_only_numpy_and_onnxruntime():
 
 def test_imported_table_matches_a_local_profile(loaded, results, tmp_path):
     table = import_results(results)
-    local = profile_table(loaded, timing=FAST, **SHAPE)
+    local = profile_table(loaded, WORKLOAD, timing=FAST, **SHAPE)
     again = LatencyTable.load(table.save(tmp_path / "t.csv"))
     assert list(again.rows.columns) == list(local.rows.columns)
     assert list(zip(again.rows.kind, again.rows["size"])) == list(zip(local.rows.kind, local.rows["size"]))
@@ -57,7 +64,9 @@ def test_imported_table_matches_a_local_profile(loaded, results, tmp_path):
     assert (c.device, c.backend, c.backend_version, c.model_hash) == (cpu_name(), "ort-cpu", ort.__version__, "abc")
     assert again.meta.calibration.n_models == 3 and "run_bundle.py" in again.meta.notes
     assert (again.rows.rounds == 3).all() and again.cost("base", 0) > 0 and again.meta.dense_ms > 0
-    assert data_of(results)["shared_thread_pool"] is True  # one intra-op pool: no idle session spins beside the timed one
+    assert (
+        data_of(results)["shared_thread_pool"] is True
+    )  # one intra-op pool: no idle session spins beside the timed one
 
 
 def data_of(results):
@@ -74,7 +83,9 @@ def test_energy_rows_when_power_was_recorded(results, tmp_path):
     rows = LatencyTable.load(import_results(path).save(tmp_path / "e.csv")).rows.set_index(["kind", "size"])
     attn = next(i for i, j in enumerate(data["manifest"]["jobs"]) if j["kind"] == "attn")
     assert rows.loc[("base", 0), ENERGY] == 10.0
-    assert rows.loc[("attn", data["manifest"]["jobs"][attn]["size"]), ENERGY] == pytest.approx(attn / data["manifest"]["n_layers"])
+    assert rows.loc[("attn", data["manifest"]["jobs"][attn]["size"]), ENERGY] == pytest.approx(
+        attn / data["manifest"]["n_layers"]
+    )
 
 
 def test_corrupt_or_incomplete_results_are_refused(results, tmp_path):
@@ -98,7 +109,9 @@ def test_cli_import_writes_the_table_or_one_line_error(results, tmp_path, monkey
     broken = tmp_path / "broken.json"
     broken.write_text(results.read_text()[:100])
     for source, code in ((results, 0), (broken, 2)):
-        monkeypatch.setattr(sys, "argv", ["prunesearch", "profile", "--import", str(source), "--out", str(tmp_path / "t.csv")])
+        monkeypatch.setattr(
+            sys, "argv", ["prunesearch", "profile", "--import", str(source), "--out", str(tmp_path / "t.csv")]
+        )
         with pytest.raises(SystemExit) as exit_info:
             main()
         assert exit_info.value.code == code

@@ -7,20 +7,23 @@ from rich.console import Console
 from prunesearch.oracle import LatencyTable, check_table, ensure_table, profile_table
 from prunesearch.oracle import ensure as ensure_module
 from prunesearch.oracle.conditions import device_slug
-from prunesearch.oracle.ensure import CHECK_MODELS, TableCheck, table_name
+from prunesearch.oracle.ensure import CHECK_MODELS, TableCheck
 from prunesearch.reporter import Reporter
+from prunesearch.workload import Workload
 from tests.conftest import FAST
-from tests.oracle.test_decode import SHAPE, tiny
+from tests.oracle.test_decode import tiny
+from tests.space.tiny import FFN_STEP
+
+WORKLOAD = Workload(seq_len=16)
 
 
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory):
     """A tiny BERT, and a table of it measured here, placed where shipped tables live."""
     loaded = tiny("bert", "ensure")
-    table = profile_table(loaded, seq_len=16, calibration_models=2, timing=FAST, **SHAPE)
+    table = profile_table(loaded, WORKLOAD, ffn_step=FFN_STEP, calibration_models=2, timing=FAST)
     root = tmp_path_factory.mktemp("shipped")
-    name = table_name(loaded.name, backend="ort-cpu", batch=1, seq_len=16, threads=1)
-    return loaded, table.save(root / device_slug(table.conditions.device) / name), root
+    return loaded, table.save(root / device_slug(table.conditions.device) / table.conditions.file_name()), root
 
 
 def test_check_measures_whole_models_beside_the_dense_model_now(shipped, fast_timing):
@@ -49,23 +52,26 @@ def test_a_shipped_table_that_agrees_is_used_with_the_dense_model_measured_now(s
     monkeypatch.setattr(ensure_module, "SHIPPED", root)
     monkeypatch.setenv("PRUNESEARCH_CACHE", str(tmp_path))
     _checks(monkeypatch, (0.01, -0.02, 0.0))
-    choice = ensure_table(loaded, seq_len=16, **SHAPE)
+    choice = ensure_table(loaded, WORKLOAD, ffn_step=FFN_STEP)
     assert (choice.path, choice.reference_ms, choice.how) == (path, 1.5, "shipped")
 
 
 def test_a_stored_table_this_machine_disagrees_with_is_replaced_and_a_cached_one_is_checked_too(
-        shipped, tmp_path, monkeypatch):
+    shipped, tmp_path, monkeypatch
+):
     loaded, path, root = shipped
     monkeypatch.setattr(ensure_module, "SHIPPED", root)
     monkeypatch.setenv("PRUNESEARCH_CACHE", str(tmp_path))
     monkeypatch.setattr(ensure_module, "profile_table", lambda *a, **k: profile_table(*a, **{**k, "timing": FAST}))
     calls = _checks(monkeypatch, (0.01, 0.2, 0.0), (0.3, 0.0, 0.0), (0.0, 0.01, 0.0))
     console = Console(record=True, width=400)
-    got = ensure_table(loaded, seq_len=16, reporter=Reporter(console), **SHAPE)  # shipped fails: profiled, cached
+    got = ensure_table(
+        loaded, WORKLOAD, ffn_step=FFN_STEP, reporter=Reporter(console)
+    )  # shipped fails: profiled, cached
     assert got.path.is_relative_to(tmp_path) and got.how == "profiled now"
     assert got.path.name == path.name and LatencyTable.load(got.path).conditions == LatencyTable.load(path).conditions
     assert got.reference_ms == LatencyTable.load(got.path).meta.dense_ms
     text = console.export_text()
     assert "+20.0%" in text and "runs differently" in text
-    again = ensure_table(loaded, seq_len=16, **SHAPE)  # shipped fails again, the cached table fits
+    again = ensure_table(loaded, WORKLOAD, ffn_step=FFN_STEP)  # shipped fails again, the cached table fits
     assert (again.path, again.how) == (got.path, "cached") and calls[-1] == got.path

@@ -27,7 +27,7 @@ def test_rapl_wraps_and_sums_packages(tmp_path):
     assert rapl.names == ["package-0", "package-1"]
     start = rapl.read_uj()
     (tmp_path / "intel-rapl:0" / "energy_uj").write_text("3000\n")  # +2000 uJ
-    (tmp_path / "intel-rapl:1" / "energy_uj").write_text("999\n")   # wrapped: 10000-5000+1+999 = 6000 uJ
+    (tmp_path / "intel-rapl:1" / "energy_uj").write_text("999\n")  # wrapped: 10000-5000+1+999 = 6000 uJ
     assert rapl.energy_mj(start, rapl.read_uj()) == pytest.approx(8.0)
     assert rapl_delta_uj(9_990, 10, 10_000) == 21
 
@@ -52,10 +52,14 @@ def test_ina3221_hwmon_rails(tmp_path):
 
 def test_tegrastats_lines():
     # Written by us in the documented formats (not captured on a device): JetPack 5 Orin and JetPack 4 Nano.
-    orin = ("11-24-2026 16:00:00 RAM 2200/7620MB (lfb 2x4MB) CPU [5%@729,2%@729] GR3D_FREQ 0% "
-            "cpu@45.5C VDD_IN 5078mW/5078mW VDD_CPU_GPU_CV 1189mW/1189mW VDD_SOC 1426mW/1426mW")
+    orin = (
+        "11-24-2026 16:00:00 RAM 2200/7620MB (lfb 2x4MB) CPU [5%@729,2%@729] GR3D_FREQ 0% "
+        "cpu@45.5C VDD_IN 5078mW/5078mW VDD_CPU_GPU_CV 1189mW/1189mW VDD_SOC 1426mW/1426mW"
+    )
     assert parse_tegrastats(orin) == {"VDD_IN": 5078.0, "VDD_CPU_GPU_CV": 1189.0, "VDD_SOC": 1426.0}
-    nano = "RAM 1500/3964MB CPU [3%@102,off,off,off] GR3D_FREQ 0%@76 POM_5V_IN 3116/3116 POM_5V_GPU 0/0 POM_5V_CPU 391/391"
+    nano = (
+        "RAM 1500/3964MB CPU [3%@102,off,off,off] GR3D_FREQ 0%@76 POM_5V_IN 3116/3116 POM_5V_GPU 0/0 POM_5V_CPU 391/391"
+    )
     assert parse_tegrastats(nano) == {"POM_5V_IN": 3116.0, "POM_5V_GPU": 0.0, "POM_5V_CPU": 391.0}
 
 

@@ -3,24 +3,33 @@ with their own reason where absent), and energy prediction from a table's energy
 
 import json
 import sys
-from typing import get_args
 
 import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 
 from prunesearch.cli import main
 from prunesearch.errors import BackendUnavailableError, PruneSearchError
 from prunesearch.export.onnx import export_onnx
 from prunesearch.models import LoadedModel
-from prunesearch.oracle import Conditions, LatencyTable, Predictor, conditions_for, cpu_name, profile_table, time_configs
+from prunesearch.oracle import (
+    Conditions,
+    LatencyTable,
+    Predictor,
+    conditions_for,
+    cpu_name,
+    profile_table,
+    time_configs,
+)
 from prunesearch.oracle.profilers import PROFILERS, profiler_for
-from prunesearch.oracle.profilers.base import gpu_name, graph_feeds
+from prunesearch.oracle.profilers.base import gpu_name, graph_feeds, graph_plan
 from prunesearch.oracle.profilers.trtexec import parse_version
 from prunesearch.oracle.run_bundle import feeds_for, ort_session
 from prunesearch.prune import prune
 from prunesearch.space import adapter_for
 from prunesearch.spec import DeviceSpec
+from prunesearch.workload import Workload
 from tests.conftest import FAST
 from tests.oracle.tables import hand_table
 from tests.space.tiny import FAMILIES, FFN_STEP, configs
@@ -34,11 +43,18 @@ def tiny(family: str = "bert") -> LoadedModel:
     return LoadedModel(name=f"tiny-{family}", model=model, tokenizer=None, source=None, weights_hash="abc")
 
 
-def test_registry_knows_every_spec_backend_and_refuses_others():
-    assert set(PROFILERS) == set(get_args(DeviceSpec.model_fields["backend"].annotation))
+def test_registry_knows_every_backend_and_specs_refuse_others():
+    assert {"ort-cpu", "ort-cuda", "ort-tensorrt", "tensorrt", "trtexec", "torch-cpu", "torch-cuda"} <= set(PROFILERS)
     assert all(profiler_for(name).name == name for name in PROFILERS)
     with pytest.raises(PruneSearchError, match="unknown backend 'tpu': choose from ort-cpu, .*torch-cuda"):
         profiler_for("tpu")
+    with pytest.raises(ValidationError, match="unknown backend 'tpu': choose from"):
+        DeviceSpec(backend="tpu")
+
+
+def test_a_precision_the_backend_does_not_run_is_refused():
+    with pytest.raises(PruneSearchError, match="backend 'ort-cpu' times fp32 only, not fp16"):
+        conditions_for(tiny(), Workload(precision="fp16", seq_len=16), ffn_step=FFN_STEP)
 
 
 @pytest.mark.parametrize("family, phase", [("bert", None), ("llama", "decode")])  # llama: one KV-cache decode step
@@ -47,8 +63,12 @@ def test_torch_cpu_times_the_module_itself_side_by_side(family, phase):
     profiler.check()
     assert (profiler.version(), profiler.device()) == (torch.__version__, cpu_name())
     loaded = tiny(family)
-    c = conditions_for(loaded, batch=1, seq_len=None if phase else 16, threads=1, ffn_step=FFN_STEP, phase=phase,
-                       cache_len=4 if phase else 0, backend="torch-cpu")
+    workload = (
+        Workload(backend="torch-cpu", phase="decode", cache_len=4)
+        if phase
+        else Workload(backend="torch-cpu", seq_len=16)
+    )
+    c = conditions_for(loaded, workload, ffn_step=FFN_STEP)
     threads = torch.get_num_threads()
     measured = time_configs(loaded, {"mixed": configs(loaded.model)["mixed"]}, conditions=c, options=FAST)
     assert 0 < measured["mixed"].ratio < 1.5 and measured["mixed"].rounds >= FAST.min_rounds
@@ -58,8 +78,9 @@ def test_torch_cpu_times_the_module_itself_side_by_side(family, phase):
 
 def test_torch_cpu_table_predicts_a_measured_whole_model():
     loaded = tiny()
-    table = profile_table(loaded, backend="torch-cpu", batch=1, seq_len=16, threads=1, ffn_step=FFN_STEP,
-                          calibration_models=3, timing=FAST)
+    table = profile_table(
+        loaded, Workload(backend="torch-cpu", seq_len=16), ffn_step=FFN_STEP, calibration_models=3, timing=FAST
+    )
     c = table.conditions
     assert (c.backend, c.backend_version, c.device, c.phase) == ("torch-cpu", torch.__version__, cpu_name(), "encode")
     assert table.meta.calibration.n_models == 3 and "torch-cpu" in table.meta.notes
@@ -74,8 +95,9 @@ def test_torch_cpu_table_predicts_a_measured_whole_model():
 def test_graph_feeds_match_an_onnx_runtime_session(tmp_path):
     model = prune(FAMILIES["llama"].model(), configs(FAMILIES["llama"].model())["mixed"], ffn_step=FFN_STEP)
     path = export_onnx(model, tmp_path / "step.onnx", batch=1, seq_len=1, cache_len=3)
-    shape = dict(batch=2, seq_len=1, vocab=97, cache_len=5)
-    ours, theirs = graph_feeds(path, **shape), feeds_for(ort_session(path, threads=1), **shape)
+    workload = Workload(batch=2, seq_len=1, phase="decode", cache_len=5)
+    ours = graph_feeds(path, workload=workload, vocab=97)
+    theirs = feeds_for(ort_session(path, threads=1), plan=graph_plan(workload, vocab=97))
     assert list(ours) == list(theirs) and all(np.array_equal(ours[k], theirs[k]) for k in ours)
 
 
@@ -89,7 +111,7 @@ def test_gpu_backend_times_a_tiny_model(backend, tmp_path):
         pytest.skip(str(err))
     assert "driver" in profiler.device() and profiler.version()
     loaded = tiny()
-    c = conditions_for(loaded, batch=1, seq_len=16, threads=1, ffn_step=FFN_STEP, backend=backend)
+    c = conditions_for(loaded, Workload(backend=backend, seq_len=16), ffn_step=FFN_STEP)
     measured = time_configs(loaded, {"mixed": configs(loaded.model)["mixed"]}, conditions=c, options=FAST)
     assert measured["mixed"].ratio > 0 and measured.reference_ms > 0
 
@@ -133,11 +155,23 @@ def test_trtexec_version_and_gpu_name_from_their_tools(tmp_path, monkeypatch):
 def energy_table():
     """A table WE WROTE with an energy_mj column (as a bundle with power rails gives), tiny-BERT grid."""
     space = adapter_for(FAMILIES["bert"].model()).space(ffn_step=FFN_STEP)
-    conditions = Conditions(device="Jetson AGX Orin", backend="ort-cuda", backend_version="x", threads=1, batch=1,
-                            seq_len=16, model="tiny-bert", model_hash="abc", ffn_step=FFN_STEP)
+    conditions = Conditions(
+        device="Jetson AGX Orin",
+        backend="ort-cuda",
+        backend_version="x",
+        threads=1,
+        batch=1,
+        seq_len=16,
+        phase="encode",
+        inputs="tokens",
+        model="tiny-bert",
+        model_hash="abc",
+        ffn_step=FFN_STEP,
+    )
     costs = {"base": (0.1, 5.0), "attn": (0.01, 0.5), "ffn": (0.001, 0.02)}  # (share of dense, mJ) per unit
-    table = hand_table(space, conditions, cost=lambda k, s: costs[k][0] * max(s, 1),
-                       energy=lambda k, s: costs[k][1] * max(s, 1))
+    table = hand_table(
+        space, conditions, cost=lambda k, s: costs[k][0] * max(s, 1), energy=lambda k, s: costs[k][1] * max(s, 1)
+    )
     return table, space
 
 
@@ -154,17 +188,22 @@ def test_energy_is_predicted_additively_from_the_energy_column(energy_table, tmp
 
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps(config.to_dict()))
-    path = LatencyTable.load(table.save(tmp_path / "e.csv")).save(tmp_path / "e.csv")  # the column survives a round trip
-    for extra, check in ((["--json"], lambda out, err: json.loads(out)["energy_mj"] == pytest.approx(5.5 + 0.02 * 64)),
-                         ([], lambda out, err: "6.780 mJ per inference" in err)):  # the console writes to stderr
+    path = LatencyTable.load(table.save(tmp_path / "e.csv")).save(
+        tmp_path / "e.csv"
+    )  # the column survives a round trip
+    for extra, check in (
+        (["--json"], lambda out, err: json.loads(out)["energy_mj"] == pytest.approx(5.5 + 0.02 * 64)),
+        ([], lambda out, err: "6.780 mJ per inference" in err),
+    ):  # the console writes to stderr
         monkeypatch.setattr(sys, "argv", ["prunesearch", "predict", "--table", str(path), "--config", str(cfg), *extra])
         with pytest.raises(SystemExit) as done:
             main()
         printed = capsys.readouterr()
         assert done.value.code == 0 and check(printed.out, printed.err), printed
     without.save(tmp_path / "n.csv")
-    monkeypatch.setattr(sys, "argv", ["prunesearch", "predict", "--table", str(tmp_path / "n.csv"), "--config", str(cfg),
-                                      "--json"])
+    monkeypatch.setattr(
+        sys, "argv", ["prunesearch", "predict", "--table", str(tmp_path / "n.csv"), "--config", str(cfg), "--json"]
+    )
     with pytest.raises(SystemExit):
         main()
     assert "energy_mj" not in json.loads(capsys.readouterr().out)

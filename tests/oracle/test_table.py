@@ -6,6 +6,7 @@ from prunesearch.models import LoadedModel
 from prunesearch.oracle import LatencyTable, Predictor, profile_table
 from prunesearch.oracle.fit import smooth_rows
 from prunesearch.space import adapter_for
+from prunesearch.workload import Workload
 from tests.conftest import FAST
 from tests.space.tiny import FAMILIES, FFN_STEP
 
@@ -14,7 +15,7 @@ from tests.space.tiny import FAMILIES, FFN_STEP
 def tiny_table():
     model = FAMILIES["bert"].model()
     loaded = LoadedModel(name="tiny-bert", model=model, tokenizer=None, source=None, weights_hash="abc")
-    table = profile_table(loaded, batch=1, seq_len=16, threads=1, ffn_step=FFN_STEP, calibration_models=3, timing=FAST)
+    table = profile_table(loaded, Workload(seq_len=16), ffn_step=FFN_STEP, calibration_models=3, timing=FAST)
     return loaded, table
 
 
@@ -39,7 +40,8 @@ def test_predictor_is_additive_vectorised_and_scaled_by_the_reference(tiny_table
     rng = np.random.default_rng(0)
     genomes = rng.integers(0, space.genome_upper + 1, size=(50, len(space.genome_upper)))
     loop = [
-        table.cost("base", 0) + sum(table.cost("attn", l.heads) + table.cost("ffn", l.ffn) for l in space.from_genome(g).layers)
+        table.cost("base", 0)
+        + sum(table.cost("attn", l.heads) + table.cost("ffn", l.ffn) for l in space.from_genome(g).layers)
         for g in genomes
     ]
     assert np.allclose(pred.ratio(genomes), loop)

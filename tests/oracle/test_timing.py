@@ -50,8 +50,13 @@ TRUE = {"light": 0.3, "half": 0.5, "heavy": 0.9}
 def test_ratios_hold_while_the_machine_drifts_and_absolute_times_do_not():
     machine = Machine()
     dense = machine.runner(20.0)
-    results = run_bundle.time_paired(dense, {name: (lambda r=r: machine.runner(20.0 * r)) for name, r in TRUE.items()},
-                                     min_rounds=8, max_rounds=24, block_s=0.08)
+    results = run_bundle.time_paired(
+        dense,
+        {name: (lambda r=r: machine.runner(20.0 * r)) for name, r in TRUE.items()},
+        min_rounds=8,
+        max_rounds=24,
+        block_s=0.08,
+    )
     for name, ratio in TRUE.items():
         m = PairedMeasurement.of(results["jobs"][name])
         assert m.ratio == pytest.approx(ratio, rel=0.01), name
@@ -71,12 +76,10 @@ def test_a_job_is_timed_until_its_error_is_small_and_no_longer():
     machine = Machine(seed=1)
     quiet = lambda cost: SimulatedRunner(machine, cost, None)  # noqa: E731
     machine.slowness = lambda: 1.0  # a quiet machine: 1% noise per run only
-    results = run_bundle.time_paired(quiet(10.0), {"a": lambda: quiet(5.0)}, min_rounds=4, max_rounds=30,
-                                     rel_se=0.004)
+    results = run_bundle.time_paired(quiet(10.0), {"a": lambda: quiet(5.0)}, min_rounds=4, max_rounds=30, rel_se=0.004)
     assert results["jobs"]["a"]["rounds"] == 4
     machine.slowness = lambda: 1.0 + 0.2 * machine.rng.random()  # every run disturbed independently
-    noisy = run_bundle.time_paired(quiet(10.0), {"a": lambda: quiet(5.0)}, min_rounds=4, max_rounds=12,
-                                   rel_se=0.0001)
+    noisy = run_bundle.time_paired(quiet(10.0), {"a": lambda: quiet(5.0)}, min_rounds=4, max_rounds=12, rel_se=0.0001)
     assert noisy["jobs"]["a"]["rounds"] == 12
 
 
@@ -90,11 +93,13 @@ def test_runners_are_held_in_groups_within_the_memory_limit():
             runner = machine.runner(cost, opened)
             most.append(len(opened))
             return runner
+
         return open_runner
 
     jobs = {f"j{i}": job(1.0 + i) for i in range(5)}
-    results = run_bundle.time_paired(machine.runner(10.0), jobs, sizes={n: 2**30 for n in jobs}, memory_gb=2,
-                                     min_rounds=3, max_rounds=3)
+    results = run_bundle.time_paired(
+        machine.runner(10.0), jobs, sizes={n: 2**30 for n in jobs}, memory_gb=2, min_rounds=3, max_rounds=3
+    )
     assert max(most) == 2 and not opened  # two graphs at a time, all closed at the end
     assert list(results["jobs"]) == list(jobs)
     assert results["jobs"]["j4"]["ratio"] == pytest.approx(0.5, rel=0.03)

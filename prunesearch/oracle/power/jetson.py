@@ -19,5 +19,7 @@ def read_ina3221(*, root: Path = Path("/"), pattern: str = INA3221_GLOB) -> dict
     rails = run_bundle.read_ina3221(root=root, pattern=pattern)
     if not rails:
         raise BackendUnavailableError(
-            f"no INA3221 rails under {root / pattern}: run on a Jetson (JetPack 5+), or parse `tegrastats` output instead")
+            f"no INA3221 rails under {root / pattern}: run on a Jetson (JetPack 5+), "
+            "or parse `tegrastats` output instead"
+        )
     return rails

@@ -11,7 +11,8 @@ class NvmlEnergy:
             import pynvml
         except ImportError as err:
             raise BackendUnavailableError(
-                "NVML energy needs nvidia-ml-py: `pip install nvidia-ml-py` (and an NVIDIA driver)") from err
+                "NVML energy needs nvidia-ml-py: `pip install nvidia-ml-py` (and an NVIDIA driver)"
+            ) from err
         try:
             pynvml.nvmlInit()
             self._nvml = pynvml
@@ -20,7 +21,8 @@ class NvmlEnergy:
             self.read_mj()
         except pynvml.NVMLError as err:
             raise BackendUnavailableError(
-                f"NVML cannot read GPU {index} energy ({err}): needs an NVIDIA driver and a Volta or newer GPU") from err
+                f"NVML cannot read GPU {index} energy ({err}): needs an NVIDIA driver and a Volta or newer GPU"
+            ) from err
 
     def read_mj(self) -> int:
         return int(self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle))

@@ -21,7 +21,8 @@ class RaplEnergy:
         self.domains = sorted(p for p in root.glob("intel-rapl:*") if p.name.count(":") == 1)
         if not self.domains:
             raise BackendUnavailableError(
-                f"no RAPL domains under {root}: needs an Intel/AMD CPU with the intel_rapl powercap driver loaded")
+                f"no RAPL domains under {root}: needs an Intel/AMD CPU with the intel_rapl powercap driver loaded"
+            )
         try:
             self.max_range = [int((d / "max_energy_range_uj").read_text()) for d in self.domains]
             self.names = [(d / "name").read_text().strip() for d in self.domains]
@@ -29,7 +30,8 @@ class RaplEnergy:
         except PermissionError as err:
             raise BackendUnavailableError(
                 f"cannot read {err.filename}: since Linux 5.10 energy_uj is root-only; run as root or "
-                "`sudo chmod a+r /sys/class/powercap/intel-rapl:*/energy_uj`") from err
+                "`sudo chmod a+r /sys/class/powercap/intel-rapl:*/energy_uj`"
+            ) from err
 
     def read_uj(self) -> list[int]:
         return [int((d / "energy_uj").read_text()) for d in self.domains]

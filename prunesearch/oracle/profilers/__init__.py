@@ -1,27 +1,17 @@
 """Measurement backends behind one interface (base.Profiler): ONNX Runtime (CPU, CUDA, TensorRT EPs),
-TensorRT's Python API, trtexec, and torch itself (CPU, CUDA)."""
+TensorRT's Python API, trtexec, and torch itself (CPU, CUDA).
+
+Each backend module registers its profilers with ``register_profiler``; every module of this package
+is imported here, so a new backend is one new module."""
 
 from __future__ import annotations
 
-from prunesearch.errors import PruneSearchError
-from prunesearch.oracle.profilers.base import Profiler
-from prunesearch.oracle.profilers.ort import OrtCpu, OrtCuda, OrtTensorrt
-from prunesearch.oracle.profilers.pytorch import TorchCpu, TorchCuda
-from prunesearch.oracle.profilers.tensorrt_api import TensorrtProfiler
-from prunesearch.oracle.profilers.trtexec import Trtexec
+import importlib
+import pkgutil
 
-#: every backend by the name table Conditions record
-PROFILERS: dict[str, type[Profiler]] = {
-    p.name: p for p in (OrtCpu, OrtCuda, OrtTensorrt, TensorrtProfiler, Trtexec, TorchCpu, TorchCuda)
-}
+from prunesearch.oracle.profilers.base import PROFILERS, Profiler, profiler_for, register_profiler
 
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
-def profiler_for(backend: str) -> Profiler:
-    """The profiler of ``backend``; whether it can run here is its ``check()``."""
-    try:
-        return PROFILERS[backend]()
-    except KeyError:
-        raise PruneSearchError(f"unknown backend {backend!r}: choose from {', '.join(PROFILERS)}") from None
-
-
-__all__ = ["PROFILERS", "Profiler", "profiler_for"]
+__all__ = ["PROFILERS", "Profiler", "profiler_for", "register_profiler"]

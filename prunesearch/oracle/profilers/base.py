@@ -20,11 +20,10 @@ from typing import ClassVar, Literal
 import numpy as np
 from torch import nn
 
-from prunesearch.errors import BackendUnavailableError
+from prunesearch.errors import BackendUnavailableError, PruneSearchError
 from prunesearch.oracle import run_bundle
-from prunesearch.oracle.conditions import Conditions, cpu_name
-from prunesearch.oracle.run_bundle import CallRunner, feeds_for
-from prunesearch.oracle.timing import TimingOptions, timing_plan
+from prunesearch.oracle.run_bundle import CallRunner, cpu_name, feeds_for
+from prunesearch.workload import Workload
 
 
 class Profiler(ABC):
@@ -52,30 +51,56 @@ class Profiler(ABC):
         """The device timed: the exact CPU model, or the GPU model and its driver."""
         return gpu_name() if self.on_gpu else cpu_name()
 
+    #: the precisions it can time
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+
+    def platform(self) -> dict[str, str]:
+        """What else on the device changes timings, recorded with (and matched by) every table: empty on a CPU;
+        a GPU's compute capability, driver and CUDA version (see ``gpu_platform``)."""
+        return gpu_platform() if self.on_gpu else {}
+
+    def supports(self, workload: Workload) -> None:
+        """Refuse a workload this backend cannot time as asked (a precision it does not run)."""
+        if workload.precision not in self.precisions:
+            raise PruneSearchError(
+                f"backend {self.name!r} times {', '.join(self.precisions)} only, not {workload.precision}: "
+                f"choose one of them, or a backend that runs {workload.precision}"
+            )
+
     @abstractmethod
-    def runner(self, model: Path | nn.Module, *, conditions: Conditions, vocab: int) -> CallRunner:
-        """A runner of ``model`` (a graph path or a module, per ``takes``) on the batch and tokens of
-        ``conditions`` (a KV-cache decode step where their phase is decode), with their host threads."""
+    def runner(self, model: Path | nn.Module, *, workload: Workload, vocab: int) -> CallRunner:
+        """A runner of ``model`` (a graph path or a module, per ``takes``) under ``workload``: its batch and
+        inputs (a KV-cache decode step where its phase is decode), precision and host threads."""
 
     @contextmanager
-    def timing(self, conditions: Conditions) -> Iterator[None]:
+    def timing(self, workload: Workload) -> Iterator[None]:
         """Held while models are timed in this process (a backend's process-wide settings)."""
         yield
 
     def time_in_process(
-        self, models: Mapping[str, Callable[[], Path | nn.Module]], *, reference: Path | nn.Module,
-        conditions: Conditions, vocab: int, options: TimingOptions, on_settled=None,
+        self,
+        models: Mapping[str, Callable[[], Path | nn.Module]],
+        *,
+        reference: Path | nn.Module,
+        workload: Workload,
+        vocab: int,
+        options: dict,
+        on_settled=None,
     ) -> dict:
-        """``run_bundle.time_paired`` over this backend's runners: each model built when its group is timed
-        (a group holds as many models as the reference's size fits ``options.memory_gb`` times)."""
-        with self.timing(conditions):
-            ref = self.runner(reference, conditions=conditions, vocab=vocab)
+        """``run_bundle.time_paired`` over this backend's runners (``options``: a TimingOptions' fields): each
+        model built when its group is timed (a group holds as many models as the reference's size fits
+        ``memory_gb`` times)."""
+        with self.timing(workload):
+            ref = self.runner(reference, workload=workload, vocab=vocab)
             try:
-                jobs = {name: (lambda build=build: self.runner(build(), conditions=conditions, vocab=vocab))
-                        for name, build in models.items()}
+                jobs = {
+                    name: (lambda build=build: self.runner(build(), workload=workload, vocab=vocab))
+                    for name, build in models.items()
+                }
                 size = model_bytes(reference)
-                return run_bundle.time_paired(ref, jobs, sizes={name: size for name in jobs}, on_settled=on_settled,
-                                              **options.model_dump())
+                return run_bundle.time_paired(
+                    ref, jobs, sizes={name: size for name in jobs}, on_settled=on_settled, **options
+                )
             finally:
                 ref.close()
 
@@ -90,9 +115,27 @@ def model_bytes(model: Path | nn.Module) -> int:
     return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
-def plan_for(conditions: Conditions, *, vocab: int) -> dict:
-    """The shapes and threads ``run_bundle.graph_runner`` reads, for one graph."""
-    return timing_plan(conditions, vocab=vocab, graphs=[], options=TimingOptions())
+def graph_plan(workload: Workload, *, vocab: int) -> dict:
+    """What ``run_bundle.graph_runner`` reads of a bundle's manifest: the workload and the vocabulary."""
+    return {"workload": workload.workload().model_dump(), "vocab": vocab}
+
+
+#: every backend by the name table Conditions record
+PROFILERS: dict[str, type[Profiler]] = {}
+
+
+def register_profiler(cls: type[Profiler]) -> type[Profiler]:
+    """Make a backend known to workloads, specs and ``prunesearch profile`` (a class decorator)."""
+    PROFILERS[cls.name] = cls
+    return cls
+
+
+def profiler_for(backend: str) -> Profiler:
+    """The profiler of ``backend``; whether it can run here is its ``check()``."""
+    try:
+        return PROFILERS[backend]()
+    except KeyError:
+        raise PruneSearchError(f"unknown backend {backend!r}: choose from {', '.join(PROFILERS)}") from None
 
 
 def cuda_step(launch: Callable[[], object]) -> Callable[[], None]:
@@ -125,18 +168,46 @@ def cuda_step(launch: Callable[[], object]) -> Callable[[], None]:
     return step
 
 
-def graph_feeds(path: str | Path, *, batch: int, seq_len: int, vocab: int, cache_len: int = 0) -> dict[str, np.ndarray]:
+def graph_feeds(path: str | Path, *, workload: Workload, vocab: int) -> dict[str, np.ndarray]:
     """``run_bundle.feeds_for`` of an ONNX graph read with onnx, for backends without an ONNX Runtime session."""
     import onnx
 
     graph = onnx.load(str(path), load_external_data=False).graph
     weights = {w.name for w in graph.initializer}
+    types = {onnx.TensorProto.FLOAT: "tensor(float)", onnx.TensorProto.FLOAT16: "tensor(float16)"}
     inputs = [
-        SimpleNamespace(name=i.name, shape=[d.dim_value or d.dim_param for d in i.type.tensor_type.shape.dim])
-        for i in graph.input if i.name not in weights
+        SimpleNamespace(
+            name=i.name,
+            shape=[d.dim_value or d.dim_param for d in i.type.tensor_type.shape.dim],
+            type=types.get(i.type.tensor_type.elem_type, "tensor(int64)"),
+        )
+        for i in graph.input
+        if i.name not in weights
     ]
-    return feeds_for(SimpleNamespace(get_inputs=lambda: inputs), batch=batch, seq_len=seq_len, vocab=vocab,
-                     cache_len=cache_len)
+    return feeds_for(SimpleNamespace(get_inputs=lambda: inputs), plan=graph_plan(workload, vocab=vocab))
+
+
+@lru_cache(maxsize=1)
+def gpu_platform() -> dict[str, str]:
+    """The first GPU's compute capability, its driver and the CUDA runtime torch was built with (a table from
+    another driver or CUDA major version is another table); a Jetson's power mode (``nvpmodel -q``) where that
+    tool answers."""
+    facts = {"driver": gpu_name().rsplit("(driver ", 1)[-1].rstrip(")")}
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            major, minor = torch.cuda.get_device_capability(0)
+            facts |= {"compute_capability": f"{major}.{minor}", "cuda": str(torch.version.cuda)}
+    except ImportError:
+        pass
+    try:
+        out = subprocess.run(["nvpmodel", "-q"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    if "Power Mode" in out:
+        facts["power_mode"] = out.split("Power Mode:", 1)[-1].splitlines()[0].strip()
+    return facts
 
 
 @lru_cache(maxsize=1)
@@ -146,12 +217,20 @@ def gpu_name() -> str:
     try:
         import pynvml
     except ImportError:
+        pynvml = None
+    if pynvml is None:
         try:
-            out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
-                                 capture_output=True, text=True, check=True, timeout=60).stdout
+            out = subprocess.run(
+                ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=60,
+            ).stdout
         except (OSError, subprocess.SubprocessError):
             raise BackendUnavailableError(
-                "no NVIDIA GPU here: nvidia-smi (part of the NVIDIA driver) did not answer") from None
+                "no NVIDIA GPU here: nvidia-smi (part of the NVIDIA driver) did not answer"
+            ) from None
         if "," not in out:
             raise BackendUnavailableError(f"no NVIDIA GPU here: nvidia-smi lists none ({out.strip()!r})")
         name, driver = out.splitlines()[0].rsplit(",", 1)

@@ -10,9 +10,9 @@ from typing import ClassVar
 
 import onnxruntime as ort
 
-from prunesearch.oracle.conditions import Conditions
-from prunesearch.oracle.profilers.base import Profiler, plan_for
+from prunesearch.oracle.profilers.base import Profiler, graph_plan, register_profiler
 from prunesearch.oracle.run_bundle import PROVIDERS, CallRunner, graph_runner
+from prunesearch.workload import Workload
 
 
 class OrtProfiler(Profiler):
@@ -28,34 +28,42 @@ class OrtProfiler(Profiler):
         available = ort.get_available_providers()
         if self.provider not in available:
             raise self.unavailable(
-                f"onnxruntime {ort.__version__} has no {self.provider} (it has {', '.join(available)}); {self.install}")
+                f"onnxruntime {ort.__version__} has no {self.provider} (it has {', '.join(available)}); {self.install}"
+            )
 
     def version(self) -> str:
         return ort.__version__
 
-    def runner(self, model: Path, *, conditions: Conditions, vocab: int) -> CallRunner:
+    def runner(self, model: Path, *, workload: Workload, vocab: int) -> CallRunner:
         try:
-            return graph_runner(Path(model), plan=plan_for(conditions, vocab=vocab), provider=self.provider)
+            return graph_runner(Path(model), plan=graph_plan(workload, vocab=vocab), provider=self.provider)
         except RuntimeError as err:  # the EP failed to load and the session fell back to the CPU
             raise self.unavailable(f"{err}; {self.install}") from None
 
 
+@register_profiler
 class OrtCpu(OrtProfiler):
     name = "ort-cpu"
     child_ep = "cpu"
     install = "install onnxruntime"
 
 
+@register_profiler
 class OrtCuda(OrtProfiler):
     name = "ort-cuda"
     child_ep = "cuda"
     on_gpu = True
+    precisions = ("fp32", "fp16")
     install = "install onnxruntime-gpu (pip install onnxruntime-gpu, in place of onnxruntime) with CUDA and cuDNN"
 
 
+@register_profiler
 class OrtTensorrt(OrtProfiler):
     name = "ort-tensorrt"
     child_ep = "tensorrt"
     on_gpu = True
-    install = ("install onnxruntime-gpu (pip install onnxruntime-gpu, in place of onnxruntime) and TensorRT "
-               "(pip install tensorrt)")
+    precisions = ("fp32", "fp16")
+    install = (
+        "install onnxruntime-gpu (pip install onnxruntime-gpu, in place of onnxruntime) and TensorRT "
+        "(pip install tensorrt)"
+    )

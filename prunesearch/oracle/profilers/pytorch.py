@@ -11,9 +11,11 @@ import torch
 from torch import nn
 
 from prunesearch.export.onnx import example_inputs, tensor_module
-from prunesearch.oracle.conditions import Conditions
-from prunesearch.oracle.profilers.base import Profiler, cuda_step
+from prunesearch.oracle.profilers.base import Profiler, cuda_step, register_profiler
 from prunesearch.oracle.run_bundle import CallRunner
+from prunesearch.workload import Workload
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 class TorchProfiler(Profiler):
@@ -29,22 +31,23 @@ class TorchProfiler(Profiler):
         return forward
 
     @contextmanager
-    def timing(self, conditions: Conditions) -> Iterator[None]:
-        """The conditions' intra-op threads while timing; the process's own setting afterwards."""
+    def timing(self, workload: Workload) -> Iterator[None]:
+        """The workload's intra-op threads while timing; the process's own setting afterwards."""
         before = torch.get_num_threads()
-        torch.set_num_threads(conditions.threads)
+        torch.set_num_threads(workload.threads)
         try:
             yield
         finally:
             torch.set_num_threads(before)
 
-    def runner(self, model: nn.Module, *, conditions: Conditions, vocab: int) -> CallRunner:
-        """Moves ``model`` to the device; token ids are drawn from the model's own vocabulary."""
-        c = conditions
-        decode = c.phase == "decode"
-        inputs = example_inputs(model, batch=c.batch, seq_len=c.seq_len, cache_len=c.cache_len if decode else None)
-        wrapped = tensor_module(model, decode=decode).to(self.target)
-        args = [t.to(self.target) for t in inputs.values()]
+    def runner(self, model: nn.Module, *, workload: Workload, vocab: int) -> CallRunner:
+        """Moves ``model`` to the device in the workload's precision; token ids come from the model's own
+        vocabulary."""
+        w = workload
+        dtype = PRECISIONS[w.precision]
+        inputs = example_inputs(model, batch=w.batch, seq_len=w.seq_len, cache_len=w.cached)
+        wrapped = tensor_module(model, decode=w.cached is not None).to(self.target, dtype)
+        args = [t.to(self.target, dtype) if t.is_floating_point() else t.to(self.target) for t in inputs.values()]
 
         def forward() -> object:
             with torch.inference_mode():
@@ -53,24 +56,29 @@ class TorchProfiler(Profiler):
         return CallRunner(self.step(forward))
 
 
+@register_profiler
 class TorchCpu(TorchProfiler):
     name = "torch-cpu"
     target = "cpu"
+    precisions = ("fp32", "bf16")  # CPU kernels for fp16 matmuls are slow or missing: not a deployment
 
     def check(self) -> None:
         """torch is a dependency: always available."""
 
 
+@register_profiler
 class TorchCuda(TorchProfiler):
     name = "torch-cuda"
     on_gpu = True
     target = "cuda"
+    precisions = ("fp32", "fp16", "bf16")
 
     def check(self) -> None:
         if not torch.cuda.is_available():
             raise self.unavailable(
                 f"this torch ({torch.__version__}) sees no CUDA GPU: install a CUDA build of torch "
-                "(https://pytorch.org/get-started/locally) on a machine with an NVIDIA GPU")
+                "(https://pytorch.org/get-started/locally) on a machine with an NVIDIA GPU"
+            )
 
     def step(self, forward: Callable[[], object]) -> Callable[[], object]:
         return cuda_step(forward)

@@ -1,6 +1,7 @@
-"""TensorRT through its Python API (10 and 11): each graph built into an engine for the table's shapes,
-timed with ``execute_async_v3`` on a CUDA stream, replayed from a CUDA graph where it can be captured.
-Buffers are torch CUDA tensors, so no pycuda is needed."""
+"""TensorRT through its Python API (10 and 11): each graph built into a strongly typed engine for the
+workload's shapes (export/tensorrt.py), or a saved engine loaded, timed with ``execute_async_v3`` on a CUDA
+stream, replayed from a CUDA graph where it can be captured. Buffers are torch CUDA tensors, so no pycuda
+is needed."""
 
 from __future__ import annotations
 
@@ -8,44 +9,53 @@ from pathlib import Path
 
 import numpy as np
 
-from prunesearch.export.tensorrt import serialize_network
-from prunesearch.oracle.conditions import Conditions
-from prunesearch.oracle.profilers.base import Profiler, cuda_step, graph_feeds
+from prunesearch.export.tensorrt import input_profiles, serialize_network
+from prunesearch.oracle.profilers.base import Profiler, cuda_step, graph_feeds, register_profiler
 from prunesearch.oracle.run_bundle import CallRunner
+from prunesearch.workload import Workload
 
 
+@register_profiler
 class TensorrtProfiler(Profiler):
     name = "tensorrt"
     on_gpu = True
     takes = "onnx"
+    precisions = ("fp32", "fp16", "bf16")
 
     def check(self) -> None:
         try:
             import tensorrt  # noqa: F401
         except ImportError:
-            raise self.unavailable("the TensorRT Python API is not installed "
-                                   "(pip install tensorrt, on a machine with an NVIDIA GPU)") from None
+            raise self.unavailable(
+                "the TensorRT Python API is not installed (pip install tensorrt, on a machine with an NVIDIA GPU)"
+            ) from None
         import torch
 
         if not torch.cuda.is_available():
             raise self.unavailable(
                 f"its buffers are torch CUDA tensors and this torch ({torch.__version__}) sees no CUDA GPU: "
-                "install a CUDA build of torch (https://pytorch.org/get-started/locally)")
+                "install a CUDA build of torch (https://pytorch.org/get-started/locally)"
+            )
 
     def version(self) -> str:
         import tensorrt
 
         return tensorrt.__version__
 
-    def runner(self, model: Path, *, conditions: Conditions, vocab: int) -> CallRunner:
-        """Builds ``model``'s engine for the conditions' shapes (held until the runner closes)."""
+    def runner(self, model: Path, *, workload: Workload, vocab: int) -> CallRunner:
+        """Builds ``model``'s engine (an ONNX graph, exported in the workload's precision) for the workload's
+        shapes, or loads a saved engine (a .plan file); held until the runner closes."""
         import tensorrt as trt
         import torch
 
-        c = conditions
-        feeds = graph_feeds(model, batch=c.batch, seq_len=c.seq_len, vocab=vocab,
-                            cache_len=c.cache_len if c.phase == "decode" else 0)
-        serialized = serialize_network(model, shape=lambda name: feeds[name].shape)
+        model = Path(model)
+        graph = model.with_suffix(".onnx")  # a saved engine sits beside the graph it was built from (export)
+        feeds = graph_feeds(graph, workload=workload, vocab=vocab)
+        serialized = (
+            model.read_bytes()
+            if model.suffix == ".plan"
+            else serialize_network(model, profile=input_profiles(graph, workload=workload, vocab=vocab).__getitem__)
+        )
         engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(serialized)
         context = engine.create_execution_context()
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]

@@ -14,26 +14,38 @@ import tempfile
 from pathlib import Path
 
 from prunesearch.errors import BackendUnavailableError, TableError
-from prunesearch.oracle.conditions import Conditions
-from prunesearch.oracle.profilers.base import Profiler, graph_feeds
+from prunesearch.oracle.profilers.base import Profiler, graph_feeds, register_profiler
 from prunesearch.oracle.run_bundle import CallRunner
+from prunesearch.workload import Workload
 
 
-def trtexec_command(model: Path, *, times: Path | None = None, precision: str = "fp32", shapes: str | None = None,
-                    save_engine: Path | None = None, iterations: int = 10, warmup_ms: int = 200) -> list[str]:
+def trtexec_command(
+    model: Path,
+    *,
+    times: Path | None = None,
+    shapes: str | None = None,
+    save_engine: Path | None = None,
+    iterations: int = 10,
+    warmup_ms: int = 200,
+) -> list[str]:
     """Flags held fixed so timings stay comparable: CUDA graph, no data transfers, spin wait, a fixed warm-up.
     ``model``: an ONNX graph (built into an engine, saved to ``save_engine`` with inference skipped) or a saved
-    engine (``.plan``), run ``iterations`` times with each inference written to ``times``."""
+    engine (``.plan``), run ``iterations`` times with each inference written to ``times``. No precision flag:
+    the graph's own types decide (strongly typed, the one way TensorRT 11 builds)."""
     source = f"--loadEngine={model}" if Path(model).suffix == ".plan" else f"--onnx={model}"
-    cmd = ["trtexec", source]
-    if precision in ("fp16", "bf16", "int8", "best"):
-        cmd.append(f"--{precision}")
+    cmd = ["trtexec", source, "--stronglyTyped"] if Path(model).suffix != ".plan" else ["trtexec", source]
     if shapes:
         cmd.append(f"--shapes={shapes}")
     if save_engine is not None:
         return [*cmd, f"--saveEngine={save_engine}", "--skipInference"]
-    cmd += [f"--warmUp={warmup_ms}", f"--iterations={iterations}", "--duration=0", "--useCudaGraph",
-            "--noDataTransfers", "--useSpinWait"]
+    cmd += [
+        f"--warmUp={warmup_ms}",
+        f"--iterations={iterations}",
+        "--duration=0",
+        "--useCudaGraph",
+        "--noDataTransfers",
+        "--useSpinWait",
+    ]
     return cmd + ([f"--exportTimes={times}"] if times is not None else [])
 
 
@@ -68,30 +80,34 @@ def run_trtexec(model: Path, **flags) -> None:
         raise BackendUnavailableError(f"trtexec failed on {model}: {done.stdout[-500:]}{done.stderr[-500:]}")
 
 
+@register_profiler
 class Trtexec(Profiler):
-    """Each graph built into an engine by trtexec once (fp32, as tables record), then each timed block one
-    trtexec run of that engine, its per-inference GPU compute times read from --exportTimes."""
+    """Each graph built into an engine by trtexec once, then each timed block one trtexec run of that engine,
+    its per-inference GPU compute times read from --exportTimes. Precision comes from the graph, exported in
+    the workload's precision: no precision flag is passed, so the commands hold on TensorRT 10 and 11 alike
+    (11 removed --fp16, --bf16, --int8 and --best)."""
+
     name = "trtexec"
     on_gpu = True
     takes = "onnx"
+    precisions = ("fp32", "fp16", "bf16")
 
     def check(self) -> None:
         if shutil.which("trtexec") is None:
             raise self.unavailable(
-                "trtexec is not on PATH: install TensorRT (it ships in TensorRT/bin, or the nvcr.io tensorrt container)")
+                "trtexec is not on PATH: install TensorRT (it ships in TensorRT/bin, or the nvcr.io tensorrt container)"
+            )
 
     def version(self) -> str:
         done = subprocess.run(["trtexec", "--help"], capture_output=True, text=True, timeout=60)
         return parse_version(done.stdout + done.stderr)
 
-    def runner(self, model: Path, *, conditions: Conditions, vocab: int) -> CallRunner:
-        c = conditions
-        feeds = graph_feeds(model, batch=c.batch, seq_len=c.seq_len, vocab=vocab,
-                            cache_len=c.cache_len if c.phase == "decode" else 0)
+    def runner(self, model: Path, *, workload: Workload, vocab: int) -> CallRunner:
+        feeds = graph_feeds(model, workload=workload, vocab=vocab)
         shapes = ",".join(f"{name}:{'x'.join(map(str, value.shape))}" for name, value in feeds.items())
         work = Path(tempfile.mkdtemp(prefix="prunesearch-trtexec-"))
         engine = work / f"{Path(model).stem}.plan"
-        run_trtexec(model, precision="fp32", shapes=shapes, save_engine=engine)
+        run_trtexec(model, shapes=shapes, save_engine=engine)
         return _EngineRunner(engine, shapes=shapes, work=work)
 
 
@@ -103,5 +119,5 @@ class _EngineRunner(CallRunner):
         self.engine, self.shapes, self.times = engine, shapes, work / "times.json"
 
     def block(self, runs: int) -> list[float]:
-        run_trtexec(self.engine, precision="fp32", shapes=self.shapes, iterations=runs, times=self.times)
+        run_trtexec(self.engine, shapes=self.shapes, iterations=runs, times=self.times)
         return parse_times(self.times)[-runs:]
