@@ -1,13 +1,21 @@
 """Search algorithms over the Config genome, and the resumable run store."""
 
-from prunesearch.search.evolution import EvolutionOptions, evolve
-from prunesearch.search.nsga import NSGA2Options, hypervolume, nsga2, optuna_nsga2
-from prunesearch.search.policy_gradient import PolicyGradientOptions, policy_gradient
-from prunesearch.search.operators import Fill, LevelSwitchMutation, RandomSampling, Repair, uniform_genome, uniform_start
+from prunesearch.search.algorithms.evolution import EvolutionOptions, evolve
+from prunesearch.search.algorithms.nsga import NSGA2Options, hypervolume, nsga2, optuna_nsga2
+from prunesearch.search.algorithms.policy_gradient import PolicyGradientOptions, policy_gradient
+from prunesearch.search.algorithms.random_search import RandomOptions, random_search
+from prunesearch.search.algorithms.supernet import SupernetOptions, supernet
+from prunesearch.search.operators import (
+    Fill,
+    LevelSwitchMutation,
+    RandomSampling,
+    Repair,
+    uniform_genome,
+    uniform_start,
+)
 from prunesearch.search.problem import BudgetExhausted, SearchProblem, best_within_budget
-from prunesearch.search.random_search import RandomOptions, random_search
-from prunesearch.search.runner import ALGORITHMS, SearchResult, algorithm_options, run_search
-from prunesearch.search.supernet import SupernetOptions, supernet
+from prunesearch.search.registry import ALGORITHMS, algorithm_options, all_algorithms, register_algorithm
+from prunesearch.search.runner import SearchResult, run_search
 from prunesearch.search.store import Evaluation, RunStore, load_trials, study_attrs
 
 __all__ = [
@@ -27,6 +35,7 @@ __all__ = [
     "SearchResult",
     "SupernetOptions",
     "algorithm_options",
+    "all_algorithms",
     "best_within_budget",
     "evolve",
     "hypervolume",
@@ -35,6 +44,7 @@ __all__ = [
     "optuna_nsga2",
     "policy_gradient",
     "random_search",
+    "register_algorithm",
     "run_search",
     "study_attrs",
     "supernet",

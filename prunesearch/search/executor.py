@@ -5,8 +5,9 @@ parallel run stores the same trials as a serial one."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import Callable, Literal, Protocol, Sequence
+from typing import Literal, Protocol
 
 from prunesearch.config import Config
 from prunesearch.errors import BackendUnavailableError, SpecError
@@ -73,7 +74,9 @@ class RayExecutor:
         self.ray = ray
         self.started = not ray.is_initialized()
         if self.started:
-            ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False, log_to_driver=False)
+            ray.init(
+                address=address, num_cpus=None if address else workers, include_dashboard=False, log_to_driver=False
+            )
         self.task = ray.remote(_call)
 
     def map(self, fitness: Fitness, configs: Sequence[Config], tokens: int) -> list[float]:
@@ -85,7 +88,9 @@ class RayExecutor:
             self.ray.shutdown()
 
 
-def make_executor(kind: Literal["local", "ray"] = "local", *, workers: int | None = None, address: str | None = None) -> Executor:
+def make_executor(
+    kind: Literal["local", "ray"] = "local", *, workers: int | None = None, address: str | None = None
+) -> Executor:
     if kind == "local":
         return LocalExecutor(workers)
     if kind == "ray":

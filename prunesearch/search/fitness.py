@@ -6,10 +6,11 @@ Encoders: 1 − mean cosine of mean-pooled embeddings. Decoders: KL(teacher ‖ 
 of next-token distributions.
 
 Training-aware selection (DarwinLM): with ``finetune_steps > 0``, a config scored on at
-least ``finetune_from_tokens`` (the final selection step) is first fine-tuned briefly
-(AdamW, small lr, distillation loss on the cached teacher) so survivors are ranked by
-how well they recover, not only by their one-shot loss. Off by default: it costs
-forward+backward passes per survivor.
+least ``finetune_from_tokens`` tokens is first fine-tuned briefly (AdamW, the recovery
+distillation's loss, prune/recover.py) on ``tuning`` rows, calibration rows that no
+score is taken on, so survivors are ranked by how well they recover rather than by
+their one-shot loss, and not by how well they memorised the rows they are scored on.
+Off by default: it costs forward and backward passes per evaluation.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from torch import nn
 
 from prunesearch.config import Config
 from prunesearch.prune.apply import UnitSource, prune
+from prunesearch.prune.recover import distillation_loss
 from prunesearch.quality import mean_pool
 
 
@@ -36,7 +38,10 @@ class DistillationFitness:
         finetune_steps: int = 0,
         finetune_lr: float = 1e-5,
         finetune_from_tokens: int = 0,
+        tuning: dict[str, torch.Tensor] | None = None,
     ) -> None:
+        if finetune_steps and tuning is None:
+            raise ValueError("fine-tuning needs tuning rows apart from the rows fitness scores on")
         self.model = model
         self.database = database
         self.batch = batch
@@ -46,6 +51,7 @@ class DistillationFitness:
         self.finetune_lr = finetune_lr
         self.finetune_from_tokens = finetune_from_tokens
         self.teacher = self._outputs(model, len(batch["input_ids"]))
+        self.tuning = [] if tuning is None else self._tuning_targets(tuning)
 
     def _rows(self, tokens: int) -> int:
         """The fewest leading rows holding ``tokens`` real (unpadded) tokens."""
@@ -65,20 +71,27 @@ class DistillationFitness:
     def _outputs(self, model: nn.Module, rows: int) -> list[torch.Tensor]:
         return [self._forward(model, self._part(start, rows)) for start in range(0, rows, self.micro_batch)]
 
+    def _raw(self, model: nn.Module, part: dict[str, torch.Tensor]) -> tuple[torch.Tensor]:
+        out = model(**part, use_cache=False) if self.is_decoder else model(**part)
+        return (out.logits.float(),) if self.is_decoder else (out.last_hidden_state,)
+
+    @torch.no_grad()
+    def _tuning_targets(self, tuning: dict[str, torch.Tensor]) -> list[tuple[dict, tuple]]:
+        parts = [
+            {k: v[s : s + self.micro_batch] for k, v in tuning.items()}
+            for s in range(0, len(tuning["input_ids"]), self.micro_batch)
+        ]
+        return [(p, self._raw(self.model, p)) for p in parts]
+
     def _finetune(self, student: nn.Module) -> None:
-        """A few AdamW steps of distillation on the cached teacher's micro-batches (cycled)."""
-        student.eval()  # no dropout: the same config always gets the same fine-tuned loss
+        """A few AdamW steps of distillation on the tuning rows' micro-batches (cycled)."""
         optimizer = torch.optim.AdamW(student.parameters(), lr=self.finetune_lr)
-        rows = len(self.batch["input_ids"])
         for step in range(self.finetune_steps):
-            i = step % len(self.teacher)
-            part = self._part(i * self.micro_batch, rows)
-            s, t = self._forward(student, part), self.teacher[i]
-            if self.is_decoder:
-                mask = part["attention_mask"].float()
-                loss = ((t.exp() * (t - s)).sum(-1) * mask).sum() / mask.sum().clamp(min=1.0)
-            else:
-                loss = (1 - torch.cosine_similarity(s, t, dim=-1)).mean()
+            part, target = self.tuning[step % len(self.tuning)]
+            student.eval()  # no dropout: the same config always gets the same fine-tuned loss
+            loss = distillation_loss(
+                self._raw(student, part), target, part["attention_mask"], is_decoder=self.is_decoder
+            )
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -1,34 +1,33 @@
-"""A search problem: the space, the fitness, the latency oracle, the budget and the store."""
+"""A search problem: the space, the fitness, the objectives and constraints, the budget and the store."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any
 
 import numpy as np
 
 from prunesearch.config import Config
 from prunesearch.errors import InfeasibleTargetError
+from prunesearch.objectives import OBJECTIVES, Constraint, Metrics
 from prunesearch.search.store import Evaluation, RunStore
 from prunesearch.space import Space
 
 
-class LatencyModel(Protocol):
-    def latency_ms(self, genomes: np.ndarray) -> np.ndarray: ...
-
-    def energy_mj(self, genomes: np.ndarray) -> np.ndarray | None: ...
-
-
-def check_feasible(predictor: LatencyModel, space: Space, target_ms: float) -> None:
-    """Refuse a target below the predicted latency of the model with every block removed."""
-    lightest = np.zeros((1, 2 * space.n_layers), dtype=np.int64)
-    floor = float(predictor.latency_ms(lightest)[0])
-    if floor > target_ms:
-        raise InfeasibleTargetError(
-            f"target {target_ms:.3f} ms is below {floor:.3f} ms, the predicted latency of the "
-            "model with every block removed; raise the target (or lower the speed-up)"
-        )
+def check_feasible(metrics: Metrics, constraints: Sequence[Constraint], *, margin: float = 0.0) -> None:
+    """Refuse constraints that even the model with every block removed cannot meet (every built-in objective
+    is best there), naming the one that fails and how far it is."""
+    lightest = np.zeros((1, 2 * metrics.space.n_layers), dtype=np.int64)
+    for c in constraints:
+        value = float(metrics.of([c.objective], lightest)[c.objective][0])
+        if not c.tightened(margin).satisfied(np.array([value]))[0]:
+            searched = f" (searched with a {margin:.0%} margin)" if margin and not c.of.exact else ""
+            raise InfeasibleTargetError(
+                f"{c.describe()}{searched} cannot be met: the model with every block removed is predicted at "
+                f"{c.of.format(value)}; relax that limit"
+            )
 
 
 class BudgetExhausted(Exception):
@@ -37,17 +36,20 @@ class BudgetExhausted(Exception):
 
 @dataclass
 class SearchProblem:
-    """Everything an algorithm needs. ``fitness(config, tokens) -> loss`` (lower is better)."""
+    """Everything an algorithm needs. ``fitness(config, tokens) -> loss`` (lower is better); a config is
+    feasible when every constraint holds on its predicted objectives (tightened by ``margin`` where
+    predicted from timings), and multi-objective algorithms trade off ``objectives``."""
 
     space: Space
     fitness: Callable[[Config, int], float]
-    predictor: LatencyModel
-    target_ms: float
+    metrics: Metrics
+    constraints: list[Constraint]
     store: RunStore
-    params: Callable[[Config], int]
+    objectives: tuple[str, ...] = ("loss", "latency_ms")
+    margin: float = 0.0
     max_evaluations: int = 200
     max_seconds: float | None = None
-    on_evaluation: Callable[[int, float, float], None] | None = None
+    on_evaluation: Callable[[int, float, dict], None] | None = None
     executor: Any = None  # search.executor.Executor: batches of new configs computed in parallel
     #: per genome entry, the importance share of each unit group (LevelDatabase.group_importance):
     #: where an algorithm starts from importance (policy gradient's initial keep-probabilities)
@@ -56,22 +58,45 @@ class SearchProblem:
     _started: float = field(default_factory=time.monotonic, init=False)
 
     def __post_init__(self) -> None:
-        check_feasible(self.predictor, self.space, self.target_ms)
+        check_feasible(self.metrics, self.constraints, margin=self.margin)
+        #: the constraints as the search holds predictions to them (margin-tightened)
+        self.budget = [c.tightened(self.margin) for c in self.constraints]
+        #: every predicted objective stored with an evaluation: the constraints', the traded-off ones', and
+        #: whatever else the metrics can give (a table without energy gives none)
+        wanted = [c.objective for c in self.constraints] + [o for o in self.objectives if o != "loss"]
+        self.recorded = list(dict.fromkeys(wanted + self.metrics.predicted()))
 
-    def latency(self, genomes: np.ndarray) -> np.ndarray:
-        return self.predictor.latency_ms(np.atleast_2d(genomes))
+    def predict(self, genomes: np.ndarray, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        return self.metrics.of(names or self.recorded, np.atleast_2d(genomes))
+
+    def feasible(self, genomes: np.ndarray) -> np.ndarray:
+        genomes = np.atleast_2d(genomes)
+        values = self.predict(genomes, [c.objective for c in self.budget])
+        ok = np.ones(len(genomes), dtype=bool)
+        for c in self.budget:
+            ok &= c.satisfied(values[c.objective])
+        return ok
+
+    def excess(self, genomes: np.ndarray) -> np.ndarray:
+        """How far past the constraints, summed over them as shares of their (margin-tightened) limits:
+        0 where feasible; the penalty and the cost that penalised and greedy searches trade loss against."""
+        genomes = np.atleast_2d(genomes)
+        values = self.predict(genomes, [c.objective for c in self.budget])
+        return sum((c.excess(values[c.objective]) for c in self.budget), np.zeros(len(genomes)))
+
+    def objective_matrix(self, genomes: np.ndarray, losses: np.ndarray) -> np.ndarray:
+        """(n, len(objectives)), each column turned so that lower is better (Pareto fronts, NSGA-II)."""
+        values = self.predict(genomes, [o for o in self.objectives if o != "loss"])
+        values["loss"] = np.asarray(losses, dtype=float)
+        return np.column_stack([OBJECTIVES[o].minimised(values[o]) for o in self.objectives])
 
     def evaluations_left(self) -> int:
         return max(0, self.max_evaluations - self.evaluations)
 
-    def feasible(self, genomes: np.ndarray) -> np.ndarray:
-        return self.latency(genomes) <= self.target_ms
-
     def evaluate(self, genomes: np.ndarray, *, tokens: int, algorithm: str, stage: str) -> np.ndarray:
         """Losses of ``genomes`` at a token budget; stored results are reused, new ones stored."""
         genomes = np.atleast_2d(np.asarray(genomes, dtype=np.int64))
-        latencies = self.latency(genomes)
-        energies = self.predictor.energy_mj(genomes)
+        predicted = self.predict(genomes)
         losses = np.empty(len(genomes))
         computed = self._compute_batch(genomes, tokens)
         for i, genome in enumerate(genomes):
@@ -85,15 +110,13 @@ class SearchProblem:
                 loss = computed.get(tuple(genome))
                 known = Evaluation(
                     loss=float(self.fitness(config, tokens)) if loss is None else loss,
-                    latency_ms=float(latencies[i]),
-                    energy_mj=None if energies is None else float(energies[i]),
-                    params=int(self.params(config)),
+                    metrics={name: float(v[i]) for name, v in predicted.items()},
                 )
                 self.store.add(genome, tokens, known, config=config.to_dict(), algorithm=algorithm, stage=stage)
             self.evaluations += 1
             losses[i] = known.loss
             if self.on_evaluation is not None:
-                self.on_evaluation(self.evaluations, known.loss, known.latency_ms)
+                self.on_evaluation(self.evaluations, known.loss, known.metrics)
         return losses
 
     def _compute_batch(self, genomes: np.ndarray, tokens: int) -> dict[tuple, float]:
@@ -110,11 +133,13 @@ class SearchProblem:
 
 
 def best_within_budget(problem: SearchProblem) -> np.ndarray | None:
-    """Lowest-loss stored genome within the latency target, among those evaluated on the
-    largest token budget (losses on different budgets are not comparable)."""
+    """Lowest-loss stored genome meeting every constraint, among those evaluated on the largest token
+    budget (losses on different budgets are not comparable)."""
     items = problem.store.items()
     if not items:
         return None
     top = max(tokens for _, tokens, _ in items)
-    feasible = [(ev.loss, genome) for genome, tokens, ev in items if tokens == top and ev.latency_ms <= problem.target_ms]
-    return np.array(min(feasible)[1]) if feasible else None
+    final = [(ev.loss, genome) for genome, tokens, ev in items if tokens == top]
+    feasible = problem.feasible(np.array([g for _, g in final]))
+    candidates = [pair for pair, ok in zip(final, feasible) if ok]
+    return np.array(min(candidates)[1]) if candidates else None

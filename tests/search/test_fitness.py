@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from prunesearch.prune.apply import MagnitudeSource
@@ -6,8 +7,8 @@ from prunesearch.space import adapter_for
 from tests.space.tiny import FAMILIES, FFN_STEP
 
 
-def _batch(vocab: int, rows: int = 8, seq: int = 16) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
+def _batch(vocab: int, rows: int = 8, seq: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
     mask = torch.ones(rows, seq, dtype=torch.long)
     mask[::2, seq // 2 :] = 0  # padded rows
     return {"input_ids": torch.randint(0, vocab, (rows, seq), generator=g), "attention_mask": mask}
@@ -15,7 +16,9 @@ def _batch(vocab: int, rows: int = 8, seq: int = 16) -> dict[str, torch.Tensor]:
 
 def _fitness(model, *, is_decoder):
     source = MagnitudeSource(adapter_for(model), ffn_step=FFN_STEP)
-    return DistillationFitness(model, source, _batch(model.config.vocab_size - 3), is_decoder=is_decoder, micro_batch=3), source
+    return DistillationFitness(
+        model, source, _batch(model.config.vocab_size - 3), is_decoder=is_decoder, micro_batch=3
+    ), source
 
 
 def test_dense_has_zero_loss_and_pruning_costs():
@@ -37,20 +40,30 @@ def test_token_budget_uses_a_prefix():
     assert fitness(config, 16) != fitness(config, 10_000)
 
 
-def test_training_aware_finetune_lowers_the_loss_only_on_the_final_budget():
+def test_training_aware_finetune_on_other_rows_lowers_the_loss_from_its_budget_on():
     for name, is_decoder in (("bert", False), ("llama", True)):
         model = FAMILIES[name].model()
         source = MagnitudeSource(adapter_for(model), ffn_step=FFN_STEP)
-        batch = _batch(model.config.vocab_size - 3)
+        vocab = model.config.vocab_size - 3
+        batch, tuning = _batch(vocab), _batch(vocab, rows=16, seed=1)  # tuned on rows it is never scored on
         plain = DistillationFitness(model, source, batch, is_decoder=is_decoder, micro_batch=4)
         tuned = DistillationFitness(
-            model, source, batch, is_decoder=is_decoder, micro_batch=4,
-            finetune_steps=6, finetune_lr=1e-3, finetune_from_tokens=10_000,
+            model,
+            source,
+            batch,
+            is_decoder=is_decoder,
+            micro_batch=4,
+            finetune_steps=6,
+            finetune_lr=1e-3,
+            finetune_from_tokens=64,
+            tuning=tuning,
         )
         config = source.space.from_genome(source.space.genome_upper // 2)
-        assert tuned(config, 16) == plain(config, 16)  # below the final budget: no fine-tune
+        assert tuned(config, 16) == plain(config, 16)  # below its budget: no fine-tune
         assert tuned(config, 10_000) < plain(config, 10_000)
         assert tuned(config, 10_000) == tuned(config, 10_000)  # reproducible, so stored trials stay valid
+    with pytest.raises(ValueError, match="tuning rows apart"):
+        DistillationFitness(model, source, batch, is_decoder=True, finetune_steps=2)
 
 
 def test_local_executor_ships_the_real_fitness_once_and_matches_serial():

@@ -10,7 +10,15 @@ import pytest
 
 from prunesearch.errors import InfeasibleTargetError, PruneSearchError, SpecError
 from prunesearch.pareto import pareto_mask
-from prunesearch.search import Fill, LevelSwitchMutation, hypervolume, load_trials, run_search, uniform_genome, uniform_start
+from prunesearch.search import (
+    Fill,
+    LevelSwitchMutation,
+    hypervolume,
+    load_trials,
+    run_search,
+    uniform_genome,
+    uniform_start,
+)
 
 from .toy import SPACE, toy_loss, toy_problem
 
@@ -56,32 +64,40 @@ def test_fill_raises_levels_up_to_the_budget_only(tmp_path):
 
 def test_evolution_beats_uniform_and_is_reproducible(tmp_path):
     problem = toy_problem(_url(tmp_path), name="a")
-    result = run_search(problem, "evolution", {"generations": 15, "offspring": 8, "selection": [[64, 2], [128, 1]]}, seed=3)
+    result = run_search(
+        problem, "evolution", {"generations": 15, "offspring": 8, "selection": [[64, 2], [128, 1]]}, seed=3
+    )
     uniform_loss = toy_loss(SPACE.from_genome(uniform_start(problem)), 0)
-    assert result.best_latency_ms <= 7.0
+    assert result.best_metrics["latency_ms"] <= 7.0
     assert result.best_loss < 0.8 * uniform_loss
     # the important layers keep more than the unimportant one
     assert result.best.heads[0] >= result.best.heads[2] and result.best.ffn[0] >= result.best.ffn[2]
-    again = run_search(toy_problem(_url(tmp_path), name="b"), "evolution",
-                       {"generations": 15, "offspring": 8, "selection": [[64, 2], [128, 1]]}, seed=3)
+    again = run_search(
+        toy_problem(_url(tmp_path), name="b"),
+        "evolution",
+        {"generations": 15, "offspring": 8, "selection": [[64, 2], [128, 1]]},
+        seed=3,
+    )
     assert again.best == result.best and again.evaluations == result.evaluations
 
 
 def test_random_search_and_nsga_front(tmp_path):
-    rnd = run_search(toy_problem(_url(tmp_path), name="r", max_evaluations=60), "random", {"samples": 60, "tokens": 128}, seed=0)
-    assert rnd.best_latency_ms <= 7.0 and rnd.evaluations == 60
+    rnd = run_search(
+        toy_problem(_url(tmp_path), name="r", max_evaluations=60), "random", {"samples": 60, "tokens": 128}, seed=0
+    )
+    assert rnd.best_metrics["latency_ms"] <= 7.0 and rnd.evaluations == 60
     problem = toy_problem(_url(tmp_path), name="n", max_evaluations=96)
     result = run_search(problem, "nsga2", {"population": 16, "tokens": 128}, seed=0)
-    assert result.best is not None and result.best_latency_ms <= 7.0
+    assert result.best is not None and result.best_metrics["latency_ms"] <= 7.0
     df = load_trials(_url(tmp_path), "n")
     front = df[pareto_mask(df[["loss", "latency_ms"]].to_numpy())]
     assert len(front) >= 3
     assert pareto_mask(front[["loss", "latency_ms"]].to_numpy()).all()
-    assert hypervolume(df.loss.to_numpy(), df.latency_ms.to_numpy(), reference=(50.0, 20.0)) > 0
+    assert hypervolume(df[["loss", "latency_ms"]].to_numpy(), reference=(50.0, 20.0)) > 0
 
 
 def test_infeasible_target_and_bad_options(tmp_path):
-    with pytest.raises(InfeasibleTargetError, match="raise the target"):
+    with pytest.raises(InfeasibleTargetError, match="latency_ms <= 0.5 ms cannot be met.*1 ms; relax"):
         toy_problem(_url(tmp_path), target_ms=0.5)
     with pytest.raises(SpecError, match="options.generation"):
         run_search(toy_problem(_url(tmp_path), name="o"), "evolution", {"generation": 3}, seed=0)
@@ -102,7 +118,8 @@ def fitness(config, tokens):
     return slow(config, tokens)
 problem = toy.toy_problem(sys.argv[1], name=sys.argv[2], resume=True)
 problem.fitness = fitness
-result = run_search(problem, "evolution", {{"generations": 10, "offspring": 8, "selection": [[64, 2], [128, 1]]}}, seed=7)
+options = {{"generations": 10, "offspring": 8, "selection": [[64, 2], [128, 1]]}}
+result = run_search(problem, "evolution", options, seed=7)
 print(result.stored, result.evaluations)
 """
 
@@ -126,8 +143,39 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     proc.wait()
     partial = len(load_trials(url, "killed"))
     assert 0 < partial < int(full.stdout.split()[0])
-    resumed = subprocess.run([sys.executable, str(script), url, "killed", "0"], capture_output=True, text=True, check=True)
+    resumed = subprocess.run(
+        [sys.executable, str(script), url, "killed", "0"], capture_output=True, text=True, check=True
+    )
     assert resumed.stdout.split() == full.stdout.split()
     killed = load_trials(url, "killed")
     assert len(killed) == len(load_trials(url, "full"))
     assert not killed.assign(g=killed.genome.map(tuple)).duplicated(subset=["g", "tokens"]).any()
+
+
+def test_a_parameter_limit_is_held_beside_the_latency_one(tmp_path):
+    from prunesearch.objectives import Constraint
+
+    limits = [Constraint(objective="latency_ms", limit=10.0), Constraint(objective="params", limit=900)]
+    problem = toy_problem(_url(tmp_path), name="params", constraints=limits)
+    result = run_search(
+        problem, "evolution", {"generations": 10, "offspring": 8, "selection": [[64, 2], [128, 1]]}, seed=0
+    )
+    assert result.best_metrics["params"] <= 900 and result.best_metrics["latency_ms"] <= 10.0
+    free = run_search(
+        toy_problem(_url(tmp_path), name="latency", target_ms=10.0),
+        "evolution",
+        {"generations": 10, "offspring": 8, "selection": [[64, 2], [128, 1]]},
+        seed=0,
+    )
+    assert free.best_metrics["params"] > 900  # the latency budget alone spends more parameters
+
+
+def test_three_objective_nsga_front_is_non_dominated_in_all_three(tmp_path):
+    objectives = ("loss", "latency_ms", "params")
+    problem = toy_problem(_url(tmp_path), name="three", constraints=[], objectives=objectives, max_evaluations=80)
+    run_search(problem, "nsga2", {"population": 16, "tokens": 128}, seed=0)
+    df = load_trials(_url(tmp_path), "three")
+    study = __import__("optuna").load_study(storage=_url(tmp_path), study_name="three")
+    assert [d.name for d in study.directions] == ["MINIMIZE"] * 3 and len(study.trials[0].values) == 3
+    front = df[pareto_mask(df[list(objectives)].to_numpy())]
+    assert len(front) >= 3 and pareto_mask(front[list(objectives)].to_numpy()).all()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from prunesearch.config import Config
+from prunesearch.objectives import Constraint, Metrics
 from prunesearch.search import RunStore, SearchProblem
 from prunesearch.space import Space
 
@@ -14,14 +15,30 @@ SPACE = Space.uniform(n_layers=4, n_heads=4, ffn_width=512, head_dim=8, hidden_s
 
 
 class AdditiveLatency:
-    """Stand-in oracle: 1 ms fixed + 0.5 ms a head level + 0.25 ms an FFN level."""
+    """Stand-in oracle: 1 ms fixed + 0.5 ms a head level + 0.25 ms an FFN level (dense: 16 ms)."""
+
+    reference_ms = 16.0
 
     def latency_ms(self, genomes: np.ndarray) -> np.ndarray:
         g = np.atleast_2d(genomes)
         return 1.0 + 0.5 * g[:, 0::2].sum(1) + 0.25 * g[:, 1::2].sum(1)
 
+    def speedup(self, genomes: np.ndarray) -> np.ndarray:
+        return self.reference_ms / self.latency_ms(genomes)
+
     def energy_mj(self, genomes: np.ndarray) -> None:
         return None
+
+
+class CountingAdapter:
+    """Stand-in for a model's adapter: a config's 'parameters' are its kept heads plus FFN channels."""
+
+    def param_count(self, config: Config) -> int:
+        return sum(config.heads) + sum(config.ffn)
+
+
+def toy_metrics() -> Metrics:
+    return Metrics(space=SPACE, adapter=CountingAdapter(), predictor=AdditiveLatency())
 
 
 def toy_loss(config: Config, tokens: int) -> float:
@@ -30,13 +47,22 @@ def toy_loss(config: Config, tokens: int) -> float:
     return float((IMPORTANCE * ((1 - heads) ** 2 + (1 - ffn) ** 2)).sum())
 
 
-def toy_problem(storage: str, *, name: str = "toy", resume: bool = False, target_ms: float = 7.0, max_evaluations: int = 120) -> SearchProblem:
+def toy_problem(
+    storage: str,
+    *,
+    name: str = "toy",
+    resume: bool = False,
+    target_ms: float = 7.0,
+    max_evaluations: int = 120,
+    constraints: list[Constraint] | None = None,
+    objectives: tuple[str, ...] = ("loss", "latency_ms"),
+) -> SearchProblem:
     return SearchProblem(
         space=SPACE,
         fitness=toy_loss,
-        predictor=AdditiveLatency(),
-        target_ms=target_ms,
-        store=RunStore.open(storage, name, resume=resume),
-        params=lambda c: sum(c.heads) + sum(c.ffn),
+        metrics=toy_metrics(),
+        constraints=[Constraint(objective="latency_ms", limit=target_ms)] if constraints is None else constraints,
+        store=RunStore.open(storage, name, resume=resume, objectives=objectives),
+        objectives=objectives,
         max_evaluations=max_evaluations,
     )

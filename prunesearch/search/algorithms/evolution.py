@@ -1,4 +1,4 @@
-"""DarwinLM/EvoPress-style evolution under a measured-latency budget.
+"""DarwinLM/EvoPress-style evolution under the search's constraints (a measured-latency budget first).
 
 Each generation mutates the parent into offspring by level switches, then
 selects in steps on progressively more calibration tokens with fewer survivors
@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, PositiveInt, model_validator
 
 from prunesearch.search.operators import LevelSwitchMutation, uniform_start
 from prunesearch.search.problem import SearchProblem
+from prunesearch.search.registry import register_algorithm
 
 
 class EvolutionOptions(BaseModel):
@@ -31,8 +32,9 @@ class EvolutionOptions(BaseModel):
         return self
 
 
+@register_algorithm("evolution", EvolutionOptions)
 def evolve(problem: SearchProblem, options: EvolutionOptions, rng: np.random.Generator) -> np.ndarray:
-    """Returns the best genome found (always within the latency budget)."""
+    """Returns the best genome found (always within the constraints)."""
     mutate = LevelSwitchMutation(problem)
     final_tokens = options.selection[-1][0]
     parent = uniform_start(problem)

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, PositiveInt
 
 from prunesearch.search.operators import RandomSampling
 from prunesearch.search.problem import SearchProblem
+from prunesearch.search.registry import register_algorithm
 
 
 class RandomOptions(BaseModel):
@@ -16,6 +17,7 @@ class RandomOptions(BaseModel):
     tokens: PositiveInt = 8192
 
 
+@register_algorithm("random", RandomOptions)
 def random_search(problem: SearchProblem, options: RandomOptions, rng: np.random.Generator) -> np.ndarray:
     sampler = RandomSampling(problem)
     best, best_loss = None, np.inf

@@ -1,6 +1,9 @@
-"""Multi-objective search with pymoo's NSGA-II: loss × predicted latency on an integer genome."""
+"""Multi-objective search with NSGA-II (pymoo's, or Optuna's sampler) over the run's objectives: the
+loss and any predicted ones (latency, speed-up, energy, parameters, size), on an integer genome."""
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, PositiveInt
@@ -14,9 +17,11 @@ from pymoo.operators.repair.rounding import RoundingRepair
 from pymoo.operators.sampling.rnd import IntegerRandomSampling
 from pymoo.optimize import minimize
 
+from prunesearch.objectives import OBJECTIVES
 from prunesearch.pareto import pareto_mask
 from prunesearch.search.operators import Repair
 from prunesearch.search.problem import BudgetExhausted, SearchProblem, best_within_budget
+from prunesearch.search.registry import register_algorithm
 
 
 class NSGA2Options(BaseModel):
@@ -24,25 +29,25 @@ class NSGA2Options(BaseModel):
 
     population: PositiveInt = 24
     tokens: PositiveInt = 8192
-    #: keep every individual within the latency target (a constrained front) or span all latencies
+    #: keep every individual within the constraints (a constrained front) or span the whole space
     constrained: bool = False
 
 
 class _PruningProblem(Problem):
     def __init__(self, problem: SearchProblem, options: NSGA2Options) -> None:
         upper = problem.space.genome_upper
-        super().__init__(n_var=len(upper), n_obj=2, xl=np.zeros_like(upper), xu=upper, vtype=int)
+        super().__init__(n_var=len(upper), n_obj=len(problem.objectives), xl=np.zeros_like(upper), xu=upper, vtype=int)
         self.search = problem
         self.tokens = options.tokens
 
     def _evaluate(self, x, out, *args, **kwargs):
         genomes = np.rint(x).astype(np.int64)
         losses = self.search.evaluate(genomes, tokens=self.tokens, algorithm="nsga2", stage="population")
-        out["F"] = np.column_stack([losses, self.search.latency(genomes)])
+        out["F"] = self.search.objective_matrix(genomes, losses)
 
 
 class _IntoBudget(PymooRepair):
-    """Rounds onto the level grid, then (constrained fronts) lowers levels into the budget."""
+    """Rounds onto the level grid, then (constrained fronts) lowers levels until every constraint holds."""
 
     def __init__(self, problem: SearchProblem, rng: np.random.Generator, *, constrained: bool) -> None:
         super().__init__()
@@ -58,8 +63,9 @@ class _IntoBudget(PymooRepair):
         return X
 
 
+@register_algorithm("nsga2", NSGA2Options, multi_objective=True)
 def nsga2(problem: SearchProblem, options: NSGA2Options, rng: np.random.Generator) -> np.ndarray:
-    """Runs until the evaluation budget; returns the best in-budget genome of the front."""
+    """Runs until the evaluation budget; returns the lowest-loss genome meeting the constraints."""
     repair = _IntoBudget(problem, rng, constrained=options.constrained)
     algorithm = NSGA2(
         pop_size=options.population,
@@ -70,20 +76,21 @@ def nsga2(problem: SearchProblem, options: NSGA2Options, rng: np.random.Generato
         eliminate_duplicates=True,
     )
     seed = int(rng.integers(0, 2**31 - 1))
-    try:
-        minimize(_PruningProblem(problem, options), algorithm, ("n_eval", problem.max_evaluations), seed=seed, verbose=False)
-    except BudgetExhausted:
-        pass
+    with contextlib.suppress(BudgetExhausted):
+        minimize(
+            _PruningProblem(problem, options), algorithm, ("n_eval", problem.max_evaluations), seed=seed, verbose=False
+        )
     return best_within_budget(problem)
 
 
-def hypervolume(losses: np.ndarray, latencies: np.ndarray, *, reference: tuple[float, float]) -> float:
-    """Hypervolume of the front (pymoo's indicator) against a reference point (worse than all)."""
-    points = np.column_stack([losses, latencies])
-    front = points[pareto_mask(points)]
-    return float(HV(ref_point=np.asarray(reference, dtype=float))(front))
+def hypervolume(points: np.ndarray, *, reference) -> float:
+    """Hypervolume of the front of ``points`` (n x m, all minimised: ``SearchProblem.objective_matrix``),
+    pymoo's indicator, against a reference point worse than all of them."""
+    points = np.asarray(points, dtype=float)
+    return float(HV(ref_point=np.asarray(reference, dtype=float))(points[pareto_mask(points)]))
 
 
+@register_algorithm("optuna_nsga2", NSGA2Options, multi_objective=True)
 def optuna_nsga2(problem: SearchProblem, options: NSGA2Options, rng: np.random.Generator) -> np.ndarray:
     """The same search with Optuna's NSGAIISampler (ask/tell), until the evaluation budget."""
     import optuna
@@ -91,7 +98,7 @@ def optuna_nsga2(problem: SearchProblem, options: NSGA2Options, rng: np.random.G
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.NSGAIISampler(population_size=options.population, seed=int(rng.integers(0, 2**31 - 1)))
     # an in-memory study drives the sampler; the run store keeps the evaluations
-    study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
+    study = optuna.create_study(directions=[OBJECTIVES[o].direction for o in problem.objectives], sampler=sampler)
     upper = problem.space.genome_upper
     budget = Repair(problem)
     try:
@@ -101,7 +108,8 @@ def optuna_nsga2(problem: SearchProblem, options: NSGA2Options, rng: np.random.G
             if options.constrained:
                 genome = budget.do(genome, rng)  # the sampler learns from the sampled point's objectives
             loss = problem.evaluate(genome, tokens=options.tokens, algorithm="optuna_nsga2", stage="population")[0]
-            study.tell(trial, [float(loss), float(problem.latency(genome)[0])])
+            values = problem.predict(genome, [o for o in problem.objectives if o != "loss"])
+            study.tell(trial, [float(loss) if o == "loss" else float(values[o][0]) for o in problem.objectives])
     except BudgetExhausted:
         pass
     return best_within_budget(problem)

@@ -1,6 +1,6 @@
 """Policy gradient over unit masks (Bypass Back-propagation): a Bernoulli keep-probability
 per unit group, sampled masks scored with forward passes only, REINFORCE with a moving-average
-baseline and a latency (or energy) penalty from the oracle."""
+baseline and a penalty on the predicted excess over every constraint (latency, energy, parameters)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
 from prunesearch.search.operators import Fill
 from prunesearch.search.problem import SearchProblem
+from prunesearch.search.registry import register_algorithm
 
 
 class PolicyGradientOptions(BaseModel):
@@ -18,7 +19,7 @@ class PolicyGradientOptions(BaseModel):
     samples: PositiveInt = 8  # masks per iteration
     learning_rate: PositiveFloat = 0.5
     baseline_decay: float = Field(0.8, ge=0.0, lt=1.0)
-    penalty: PositiveFloat = 10.0  # lambda on max(0, cost/target - 1)
+    penalty: PositiveFloat = 10.0  # lambda on the summed constraint excess, sum of max(0, value/limit - 1)
     tokens: PositiveInt = 8192
 
 
@@ -63,14 +64,6 @@ def _fit_to_budget(problem: SearchProblem, logits: list[np.ndarray]) -> list[np.
     return [t + low for t in logits]
 
 
-def _cost_ratio(problem: SearchProblem, genomes: np.ndarray) -> np.ndarray:
-    energy = problem.predictor.energy_mj(genomes)
-    target_energy = getattr(problem, "target_mj", None)
-    if energy is not None and target_energy is not None:
-        return energy / target_energy
-    return problem.latency(genomes) / problem.target_ms
-
-
 def deterministic_genome(problem: SearchProblem, probs: list[np.ndarray]) -> np.ndarray:
     """Keep units with p > 0.5, then drop the least probable kept unit until the budget holds
     (unlike operators.Repair, which lowers random levels, this spends the cut where the policy
@@ -83,6 +76,7 @@ def deterministic_genome(problem: SearchProblem, probs: list[np.ndarray]) -> np.
     return Fill(problem).do(genome)
 
 
+@register_algorithm("policy_gradient", PolicyGradientOptions)
 def policy_gradient(problem: SearchProblem, options: PolicyGradientOptions, rng: np.random.Generator) -> np.ndarray:
     logits = _fit_to_budget(problem, _initial_logits(problem))
     problem.policy_probabilities = None  # exposed for inspection (tests, reports)
@@ -96,8 +90,12 @@ def policy_gradient(problem: SearchProblem, options: PolicyGradientOptions, rng:
         # mask's count, not which units, selects the level.
         genomes = np.array([[m.sum() for m in mask] for mask in masks], dtype=np.int64)
         losses = problem.evaluate(genomes, tokens=options.tokens, algorithm="policy_gradient", stage=f"iter{it}")
-        rewards = -losses - options.penalty * np.maximum(0.0, _cost_ratio(problem, genomes) - 1.0)
-        baseline = rewards.mean() if baseline is None else options.baseline_decay * baseline + (1 - options.baseline_decay) * rewards.mean()
+        rewards = -losses - options.penalty * problem.excess(genomes)
+        baseline = (
+            rewards.mean()
+            if baseline is None
+            else options.baseline_decay * baseline + (1 - options.baseline_decay) * rewards.mean()
+        )
         advantage = rewards - baseline
         for k, p in enumerate(probs):
             # d log Bernoulli(m; sigmoid(t)) / dt = m - p

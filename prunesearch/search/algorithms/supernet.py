@@ -1,7 +1,7 @@
 """Týr-the-Pruner-style supernet allocation: per-layer candidates at the space's levels, each
 scored with the other layers at the current (expected) allocation so a choice sees the
 upstream error it will really get (expectation error accumulation), then a greedy allocation
-under the latency budget; coarse grid first, then the levels around the current best."""
+under the constraints; coarse grid first, then the levels around the current best."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, PositiveInt
 
 from prunesearch.search.operators import Fill, uniform_start
 from prunesearch.search.problem import SearchProblem
+from prunesearch.search.registry import register_algorithm
 
 
 class SupernetOptions(BaseModel):
@@ -22,7 +23,7 @@ class SupernetOptions(BaseModel):
 
 def _candidates(genome: np.ndarray, upper: np.ndarray, coarse: bool) -> list[np.ndarray]:
     out = []
-    for k, (g, u) in enumerate(zip(genome, upper)):
+    for g, u in zip(genome, upper):
         levels = set(range(0, int(u) + 1, 2)) | {int(u)} if coarse else {g - 1, g + 1}
         out.append(np.array(sorted(v for v in levels | {int(g)} if 0 <= v <= u), dtype=np.int64))
     return out
@@ -30,19 +31,20 @@ def _candidates(genome: np.ndarray, upper: np.ndarray, coarse: bool) -> list[np.
 
 def allocate(problem: SearchProblem, candidates: list[np.ndarray], delta_loss: list[np.ndarray]) -> np.ndarray:
     """From every entry at its highest candidate, lower the entry whose next candidate costs the
-    least loss per millisecond saved until the predicted latency meets the target. Latency saved
-    is the predictor's difference between genomes differing in that entry only."""
+    least loss per unit of constraint excess saved (a latency budget alone: per millisecond) until
+    every constraint holds. Excess saved is the prediction's difference between genomes differing
+    in that entry only."""
     index = np.array([len(c) - 1 for c in candidates])
     genome = np.array([c[-1] for c in candidates], dtype=np.int64)
     while not problem.feasible(genome)[0]:
         best, best_ratio = None, np.inf
-        base = problem.latency(genome)[0]
+        base = problem.excess(genome)[0]
         for k, c in enumerate(candidates):
             if index[k] == 0:
                 continue
             lower = genome.copy()
             lower[k] = c[index[k] - 1]
-            saved = base - problem.latency(lower)[0]
+            saved = base - problem.excess(lower)[0]
             extra = delta_loss[k][index[k] - 1] - delta_loss[k][index[k]]
             ratio = extra / max(saved, 1e-9)
             if ratio < best_ratio:
@@ -54,6 +56,7 @@ def allocate(problem: SearchProblem, candidates: list[np.ndarray], delta_loss: l
     return Fill(problem).do(genome)
 
 
+@register_algorithm("supernet", SupernetOptions)
 def supernet(problem: SearchProblem, options: SupernetOptions, rng: np.random.Generator) -> np.ndarray:
     del rng  # deterministic: same problem, same allocation
     upper = problem.space.genome_upper
