@@ -43,7 +43,9 @@ def perplexity(model: nn.Module, batch: dict[str, torch.Tensor], *, micro_batch:
 
 
 @torch.no_grad()
-def kl_to_dense(model: nn.Module, dense_logits: torch.Tensor, batch: dict[str, torch.Tensor], *, micro_batch: int = 8) -> float:
+def kl_to_dense(
+    model: nn.Module, dense_logits: torch.Tensor, batch: dict[str, torch.Tensor], *, micro_batch: int = 8
+) -> float:
     """Mean KL(dense || model) of next-token distributions over the batch's real tokens."""
     total, count = 0.0, 0
     for i in range(0, len(batch["input_ids"]), micro_batch):
@@ -55,3 +57,43 @@ def kl_to_dense(model: nn.Module, dense_logits: torch.Tensor, batch: dict[str, t
         total += (kl * mask).sum().item()
         count += mask.sum().item()
     return total / count
+
+
+class HeldOut:
+    """Held-out text a pruned model is scored on against its dense model: the calibration text's own held-out
+    part ("in-domain") and text from another source it never saw ("out-of-domain", the shipped fortunes
+    unless given). Encoders: mean cosine of sentence embeddings; decoders: perplexity and KL to the dense
+    model's next-token distributions. The dense model's outputs are computed once."""
+
+    def __init__(self, loaded, calibration, *, out_of_domain=None, sentences: int = 256, tokens: int = 4096) -> None:
+        from prunesearch.prune.calibration import OUT_OF_DOMAIN, load_calibration
+
+        self.decoder = loaded.is_decoder
+        other = out_of_domain or load_calibration(
+            loaded.tokenizer, files=[OUT_OF_DOMAIN], seq_len=calibration.seq_len, rows=calibration.rows
+        )
+        self.texts = {}
+        for name, text in (("in-domain", calibration), ("out-of-domain", other)):
+            if self.decoder:
+                batch = text.heldout(tokens)
+                with torch.no_grad():
+                    reference = loaded.model(**batch, use_cache=False).logits.half()
+            else:
+                batch = text.heldout_sentences(sentences)
+                reference = embeddings(loaded.model, batch)
+            self.texts[name] = (batch, reference)
+        self.dense = self(loaded.model)
+
+    @property
+    def metric(self) -> str:
+        """The headline score, and whether higher is better."""
+        return "perplexity" if self.decoder else "cosine"
+
+    def __call__(self, model: nn.Module) -> dict[str, dict[str, float]]:
+        scores = {}
+        for name, (batch, reference) in self.texts.items():
+            if self.decoder:
+                scores[name] = {"perplexity": perplexity(model, batch), "kl": kl_to_dense(model, reference, batch)}
+            else:
+                scores[name] = {"cosine": embedding_cosine(model, reference, batch)}
+        return scores

@@ -23,7 +23,11 @@ import torch
 
 from prunesearch.errors import PruneSearchError
 
-DEFAULT_TEXT = Path(__file__).resolve().parents[1] / "data" / "python_docs.txt"
+DATA = Path(__file__).resolve().parents[1] / "data"
+#: the default calibration text: everyday and technical English (scripts/make_calibration_text.py says how)
+DEFAULT_FILES = [DATA / "general_en.txt", DATA / "python_docs.txt"]
+#: human-written text from another source, never calibrated on: the out-of-domain held-out set
+OUT_OF_DOMAIN = DATA / "fortunes_en.txt"
 HELDOUT_SHARE = 0.2
 Rows = Literal["chunks", "texts"]
 
@@ -39,7 +43,9 @@ def read_paragraphs(files: list[Path]) -> list[str]:
             raise PruneSearchError(f"calibration file {f} is not UTF-8 text ({exc.__class__.__name__})") from None
         paragraphs += [p.strip() for p in re.split(r"\n\s*\n|\n", text) if p.strip() and not p.startswith("#")]
     if len(paragraphs) < 10:
-        raise PruneSearchError(f"calibration text too short: {len(paragraphs)} paragraphs in {', '.join(map(str, files))} (need 10+)")
+        raise PruneSearchError(
+            f"calibration text too short: {len(paragraphs)} paragraphs in {', '.join(map(str, files))} (need 10+)"
+        )
     return paragraphs
 
 
@@ -63,7 +69,9 @@ def special_tokens(tokenizer) -> tuple[list[int], list[int]]:
 class CalibrationSet:
     """Deterministic calibration and held-out splits of some text for one tokenizer."""
 
-    def __init__(self, tokenizer, paragraphs: list[str], *, seq_len: int = 128, seed: int = 0, rows: Rows = "chunks") -> None:
+    def __init__(
+        self, tokenizer, paragraphs: list[str], *, seq_len: int = 128, seed: int = 0, rows: Rows = "chunks"
+    ) -> None:
         if rows not in ("chunks", "texts"):
             raise PruneSearchError(f"calibration rows {rows!r}: choose 'chunks' (decoders) or 'texts' (encoders)")
         self.tokenizer = tokenizer
@@ -124,7 +132,9 @@ class CalibrationSet:
                 f"calibration text holds {int(lengths[-1]) if len(rows) else 0} tokens, {n_tokens} asked; "
                 "give more text or a smaller budget"
             )
-        taken = rows[: int(np.searchsorted(lengths, n_tokens)) + 1]
+        return self._pad(rows[: int(np.searchsorted(lengths, n_tokens)) + 1])
+
+    def _pad(self, taken: list[list[int]]) -> dict[str, torch.Tensor]:
         width = max(len(r) for r in taken)
         pad = self.tokenizer.pad_token_id or 0
         ids = torch.tensor([r + [pad] * (width - len(r)) for r in taken], dtype=torch.long)
@@ -132,7 +142,42 @@ class CalibrationSet:
         return {"input_ids": ids, "attention_mask": mask}
 
     def calib(self, n_tokens: int) -> dict[str, torch.Tensor]:
+        """The calibration split's first rows holding ``n_tokens``: what fitness scores on (budgets nest)."""
         return self._take(self._calib, n_tokens)
+
+    def _split_tail(self, held_back: int) -> int:
+        """The index of the first row of the calibration split's last ``held_back`` tokens."""
+        lengths = np.cumsum([len(r) for r in self._calib[::-1]])
+        if not len(lengths) or lengths[-1] <= 2 * held_back:
+            raise PruneSearchError(
+                f"calibration text too short to hold back {held_back} tokens for validation; give more text"
+            )
+        return len(self._calib) - int(np.searchsorted(lengths, held_back)) - 1
+
+    def validation(self, n_tokens: int) -> dict[str, torch.Tensor]:
+        """The calibration split's last rows holding ``n_tokens``: held back from training to stop it early."""
+        return self._pad(self._calib[self._split_tail(n_tokens) :])
+
+    def training(self, n_tokens: int, *, held_back: int, skip: int = 0) -> dict[str, torch.Tensor]:
+        """``n_tokens`` of training rows from the calibration split, after its first ``skip`` tokens and before
+        the last ``held_back`` ones (validation), cycled when asked for more than they hold."""
+        rows = self._calib[: self._split_tail(held_back)]
+        if skip:
+            start = int(np.searchsorted(np.cumsum([len(r) for r in rows]), skip)) + 1
+            if start >= len(rows):
+                raise PruneSearchError(
+                    f"calibration text holds no training rows beyond the first {skip} tokens; "
+                    "give more text or a smaller budget"
+                )
+            rows = rows[start:]
+        taken, total = [], 0
+        while total < n_tokens:
+            for r in rows:
+                taken.append(r)
+                total += len(r)
+                if total >= n_tokens:
+                    break
+        return self._pad(taken)
 
     def heldout(self, n_tokens: int) -> dict[str, torch.Tensor]:
         return self._take(self._heldout, n_tokens)
@@ -140,14 +185,16 @@ class CalibrationSet:
     def heldout_sentences(self, n: int = 512) -> dict[str, torch.Tensor]:
         """The first ``n`` held-out sentences, padded into one batch (sentence-embedding evaluation)."""
         sentences = sentences_of(self.heldout_paragraphs)[:n]
-        return dict(self.tokenizer(sentences, padding=True, truncation=True, max_length=self.seq_len, return_tensors="pt"))
+        return dict(
+            self.tokenizer(sentences, padding=True, truncation=True, max_length=self.seq_len, return_tensors="pt")
+        )
 
 
 def load_calibration(
     tokenizer, *, files: list[Path] | None = None, seq_len: int = 128, seed: int = 0, rows: Rows = "chunks"
 ) -> CalibrationSet:
-    """The user's text files, or the shipped default (prose from Python's documentation).
+    """The user's text files, or the shipped default (general and technical English, ``DEFAULT_FILES``).
     ``rows``: ``"chunks"`` for decoders, ``"texts"`` for encoders (see the module docstring)."""
     if tokenizer is None:
         raise PruneSearchError("this model has no tokenizer; calibration needs one (save it beside the weights)")
-    return CalibrationSet(tokenizer, read_paragraphs(files or [DEFAULT_TEXT]), seq_len=seq_len, seed=seed, rows=rows)
+    return CalibrationSet(tokenizer, read_paragraphs(files or DEFAULT_FILES), seq_len=seq_len, seed=seed, rows=rows)

@@ -85,11 +85,13 @@ class _Probe:
         def hook(module, args, out):
             self.data[f"{kind}.z"] = args[0].detach()
             self.data[f"{kind}.y"] = (out[0] if isinstance(out, tuple) else out).detach()
+
         return hook
 
     def _residual(self, kind, pos):
         def hook(module, args):
             self.data[f"{kind}.r"] = args[pos].detach()
+
         return hook
 
     def close(self) -> None:
@@ -166,8 +168,17 @@ class LevelDatabase:
         path = cache_dir("databases") / f"{loaded.name.replace('/', '_')}-{key}.safetensors"
         if cache and path.is_file():
             return cls(space, load_file(str(path)), key=key, path=path)
-        tensors = _Builder(model, adapter, space, calibration.calib(n_tokens), importance=importance,
-                           reconstruct=reconstruct, target=target, streams=streams, reporter=reporter).run()
+        tensors = _Builder(
+            model,
+            adapter,
+            space,
+            calibration.calib(n_tokens),
+            importance=importance,
+            reconstruct=reconstruct,
+            target=target,
+            streams=streams,
+            reporter=reporter,
+        ).run()
         if cache:
             tmp = path.with_suffix(".partial")
             save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
@@ -176,11 +187,24 @@ class LevelDatabase:
 
 
 class _Builder:
-    def __init__(self, model, adapter: Adapter, space: Space, batch: dict, *, importance: str, reconstruct: bool,
-                 target: str, streams: int, reporter: Reporter) -> None:
+    def __init__(
+        self,
+        model,
+        adapter: Adapter,
+        space: Space,
+        batch: dict,
+        *,
+        importance: str,
+        reconstruct: bool,
+        target: str,
+        streams: int,
+        reporter: Reporter,
+    ) -> None:
         self.model, self.adapter, self.space, self.batch = model, adapter, space, batch
         self.importance, self.reconstruct, self.target, self.reporter = importance, reconstruct, target, reporter
-        self.fractions = np.linspace(1.0, 1.0 / streams, streams) if streams > 1 else np.ones(1)  # kept share per stream
+        self.fractions = (
+            np.linspace(1.0, 1.0 / streams, streams) if streams > 1 else np.ones(1)
+        )  # kept share per stream
         self.scratch = copy.deepcopy(model)  # a model whose layers are swapped for pruned copies
         self.scratch_adapter = adapter_for(self.scratch)
         self.tensors: dict[str, torch.Tensor] = {}
@@ -239,7 +263,9 @@ class _Builder:
                     self.tensors[f"{layer}.{kind}.0.bias"] = gram.mean_target()
                 continue
             cols = self.adapter.columns(kind, order[:size].sort().values)
-            w, b = gram.solve(cols, bias=has_bias, prior=self.adapter.output_weight(layer, kind).detach()[:, cols].double())
+            w, b = gram.solve(
+                cols, bias=has_bias, prior=self.adapter.output_weight(layer, kind).detach()[:, cols].double()
+            )
             self.tensors[f"{layer}.{kind}.{size}.weight"] = w.half()
             if b is not None:
                 self.tensors[f"{layer}.{kind}.{size}.bias"] = b.half()
@@ -267,7 +293,13 @@ class _Builder:
                             if not sizes:
                                 continue
                             # attention sees the stream as is; the FFN sees it after the stream's own attention
-                            module = dense_layer if kind == "attn" else self._pruned_layer(layer, {"attn": self._stream_sizes(layer, s)["attn"], "ffn": None})
+                            module = (
+                                dense_layer
+                                if kind == "attn"
+                                else self._pruned_layer(
+                                    layer, {"attn": self._stream_sizes(layer, s)["attn"], "ffn": None}
+                                )
+                            )
                             probe_adapter = self.adapter if kind == "attn" else self.scratch_adapter
                             p, _ = self._probe(layer, module, h, args, kwargs, adapter=probe_adapter)
                             goal = targets[kind] - p[f"{kind}.r"] if self.target == "corrected" else d[f"{kind}.y"]

@@ -54,8 +54,9 @@ def taylor(inputs: torch.Tensor, input_grads: torch.Tensor, adapter: Adapter, ki
     return per_unit.pow(2).sum(0)
 
 
-def taylor_scores(model: torch.nn.Module, adapter: Adapter, batch: dict[str, torch.Tensor],
-                  *, micro_batch: int = 8, seed: int = 0) -> dict[tuple[int, Kind], torch.Tensor]:
+def taylor_scores(
+    model: torch.nn.Module, adapter: Adapter, batch: dict[str, torch.Tensor], *, micro_batch: int = 8, seed: int = 0
+) -> dict[tuple[int, Kind], torch.Tensor]:
     """Taylor scores of every (layer, kind) from one backward pass per micro-batch.
 
     Loss: next-token negative log-likelihood for decoders. Encoders have no labels: the loss is
@@ -74,6 +75,7 @@ def taylor_scores(model: torch.nn.Module, adapter: Adapter, batch: dict[str, tor
         def hook(module, args):
             args[0].retain_grad()
             saved[key] = args[0]
+
         return hook
 
     for layer in range(adapter.n_layers):

@@ -39,7 +39,13 @@ def test_config_is_validated_against_the_source_space():
     with pytest.raises(ConfigError, match="layer 0: ffn=20 is off the grid"):
         prune(model, Config.uniform(3, heads=4, ffn=20), ffn_step=FFN_STEP)
     with pytest.raises(ConfigError, match="layer 1: ffn=16 is off the grid.*allowed: 0, 32, 64"):
-        prune(model, Config.from_dict({"layers": [{"heads": 4, "ffn": 32}, {"heads": 4, "ffn": 16}] + [{"heads": 4, "ffn": 64}]}), ffn_step=32)
+        prune(
+            model,
+            Config.from_dict(
+                {"layers": [{"heads": 4, "ffn": 32}, {"heads": 4, "ffn": 16}] + [{"heads": 4, "ffn": 64}]}
+            ),
+            ffn_step=32,
+        )
     with pytest.raises(ConfigError, match="ffn_step 128 exceeds the FFN width 64"):
         prune(model, Config.uniform(3, heads=4, ffn=64))
 

@@ -3,7 +3,7 @@ import torch
 
 from prunesearch.errors import PruneSearchError
 from prunesearch.models import load_model
-from prunesearch.prune.calibration import DEFAULT_TEXT, load_calibration
+from prunesearch.prune.calibration import DEFAULT_FILES, OUT_OF_DOMAIN, load_calibration
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def test_user_files_and_bad_input(tokenizer, tmp_path):
         load_calibration(tokenizer, files=[short])
     with pytest.raises(PruneSearchError, match="tokens"):
         load_calibration(tokenizer).calib(10**8)
-    assert DEFAULT_TEXT.stat().st_size > 100_000
+    assert all(f.stat().st_size > 100_000 for f in [*DEFAULT_FILES, OUT_OF_DOMAIN])
 
 
 def test_text_rows_are_separate_padded_texts_and_budgets_count_real_tokens(tokenizer):
@@ -54,3 +54,16 @@ def test_text_rows_are_separate_padded_texts_and_budgets_count_real_tokens(token
     assert (ids[: len(small["input_ids"]), : small["input_ids"].shape[1]] == small["input_ids"]).all()
     with pytest.raises(PruneSearchError, match="choose 'chunks'"):
         load_calibration(tokenizer, rows="sentences")
+
+
+def test_training_validation_and_heldout_rows_never_overlap(tokenizer):
+    texts = load_calibration(tokenizer, rows="texts")
+    rows = lambda batch: {tuple(r[m.bool()].tolist()) for r, m in zip(batch["input_ids"], batch["attention_mask"])}  # noqa: E731
+    validation = rows(texts.validation(2048))
+    training = rows(texts.training(8192, held_back=2048))
+    assert validation and training and not validation & training
+    assert not rows(texts.heldout(4096)) & (validation | training)  # reported quality never trains or stops training
+    scored = rows(texts.calib(4096))
+    assert not scored & rows(texts.training(2048, held_back=2048, skip=4096))  # tuning rows apart from scored ones
+    many = texts.training(10**6, held_back=2048)  # more than it holds: the rows cycle
+    assert int(many["attention_mask"].sum()) >= 10**6

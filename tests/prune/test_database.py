@@ -1,7 +1,6 @@
 import importlib
 
 import numpy as np
-
 import pytest
 import torch
 
@@ -50,7 +49,9 @@ def test_reconstruction_lowers_error_and_dense_stays_exact(family, tmp_path, mon
     fitted = LevelDatabase.build(loaded, calib, **kw)
     batch = calib.calib(1024)
     config = space.from_genome(space.genome_upper // 2)
-    assert _error(prune(loaded.model, config, fitted), loaded.model, batch) < _error(prune(loaded.model, config, plain), loaded.model, batch)
+    assert _error(prune(loaded.model, config, fitted), loaded.model, batch) < _error(
+        prune(loaded.model, config, plain), loaded.model, batch
+    )
     assert _error(prune(loaded.model, space.dense(), fitted), loaded.model, batch) == 0.0
 
 
@@ -83,8 +84,9 @@ def test_group_importance_follows_the_ranking_one_share_per_level_step(family, t
     monkeypatch.setenv("PRUNESEARCH_CACHE", str(tmp_path))
     loaded = _loaded(family)
     space = adapter_for(loaded.model).space(ffn_step=FFN_STEP)
-    database = LevelDatabase.build(loaded, TokenCalibration(loaded.model.config.vocab_size), space=space, n_tokens=512,
-                                   reconstruct=False)
+    database = LevelDatabase.build(
+        loaded, TokenCalibration(loaded.model.config.vocab_size), space=space, n_tokens=512, reconstruct=False
+    )
     shares = database.group_importance()
     assert [len(s) for s in shares] == list(space.genome_upper)
     for s in shares:

@@ -25,11 +25,17 @@ def test_every_score_ranks_a_planted_dominant_unit_first(kind, unit):
     _plant(adapter, 1, kind, unit)
     batch = _batch()
     inputs = {}
-    handle = adapter.output_projection(1, kind).register_forward_pre_hook(lambda m, a: inputs.setdefault("z", a[0].detach()))
+    handle = adapter.output_projection(1, kind).register_forward_pre_hook(
+        lambda m, a: inputs.setdefault("z", a[0].detach())
+    )
     with torch.no_grad():
         model(**batch)
     handle.remove()
-    for scores in (magnitude(adapter, 1, kind), wanda(adapter, 1, kind, inputs["z"]), taylor_scores(model, adapter, batch)[(1, kind)]):
+    for scores in (
+        magnitude(adapter, 1, kind),
+        wanda(adapter, 1, kind, inputs["z"]),
+        taylor_scores(model, adapter, batch)[(1, kind)],
+    ):
         assert scores.shape == (adapter.n_units(kind),) and (scores >= 0).all()
         assert ranking(adapter, kind, scores)[0].item() == unit
 

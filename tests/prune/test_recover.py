@@ -1,0 +1,63 @@
+"""Recovery distillation: the student moves towards the teacher, validated on rows it does not train on."""
+
+import copy
+
+import torch
+
+from prunesearch.prune.apply import MagnitudeSource, prune
+from prunesearch.prune.recover import RecoveryOptions, distillation_loss, recover
+from prunesearch.space import adapter_for
+from tests.space.tiny import FAMILIES, FFN_STEP
+
+
+class RandomText:
+    """Random-token training and validation rows for tiny models (the real text needs a tokenizer)."""
+
+    def __init__(self, vocab: int) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.train, self.valid = (
+            torch.randint(3, vocab, (96, 16), generator=g),
+            torch.randint(3, vocab, (16, 16), generator=g),
+        )
+
+    def training(self, n_tokens: int, *, held_back: int) -> dict:
+        ids = self.train[: max(1, n_tokens // 16)]
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+    def validation(self, n_tokens: int) -> dict:
+        return {"input_ids": self.valid, "attention_mask": torch.ones_like(self.valid)}
+
+
+def test_recovery_lowers_the_validation_loss_and_keeps_the_best_state():
+    for family, is_decoder in (("bert", False), ("llama", True)):
+        teacher = FAMILIES[family].model()
+        space = adapter_for(teacher).space(ffn_step=FFN_STEP)
+        student = prune(
+            teacher,
+            space.from_genome(space.genome_upper // 2),
+            MagnitudeSource(adapter_for(teacher), ffn_step=FFN_STEP),
+        )
+        untouched = copy.deepcopy(student)
+        options = RecoveryOptions(tokens=1536, lr=3e-3, batch=8, validate_every=3, patience=50)
+        result = recover(
+            student, teacher, RandomText(teacher.config.vocab_size - 3), is_decoder=is_decoder, options=options
+        )
+        assert result.validation_after < result.validation_before and result.tokens == 1536 and result.steps == 12
+        assert min(loss for _, loss in result.history) == result.validation_after  # the best state is the one kept
+        changed = any(
+            not torch.equal(a, b) for a, b in zip(student.state_dict().values(), untouched.state_dict().values())
+        )
+        assert changed and not student.training
+
+
+def test_top_k_distillation_reads_the_teachers_likeliest_tokens_only():
+    teacher = torch.randn(2, 5, 50)
+    mask = torch.ones(2, 5)
+    top = teacher.topk(8, dim=-1).indices
+    off_top = teacher.clone()
+    off_top.scatter_(-1, teacher.topk(42, dim=-1, largest=False).indices, -20.0)  # only the tail differs
+    assert distillation_loss((off_top,), (teacher,), mask, is_decoder=True, top_k=8).item() < 1e-6
+    assert distillation_loss((off_top,), (teacher,), mask, is_decoder=True).item() > 1e-3  # the full KL sees it
+    moved = teacher.clone()
+    moved.scatter_add_(-1, top[..., :1], torch.full((2, 5, 1), 3.0))
+    assert distillation_loss((moved,), (teacher,), mask, is_decoder=True, top_k=8).item() > 1e-3
