@@ -28,8 +28,15 @@ class Reporter:
     @contextmanager
     def bar(self, stage: str, label: str, *, total: int | None = None) -> Iterator[Update]:
         """A progress bar "<stage> <label> [bar] done/total elapsed" for the ``with`` block."""
-        bar = Progress(TextColumn(f"[bold]{stage}[/] {{task.description}}"), BarColumn(), MofNCompleteColumn(),
-                       TimeElapsedColumn(), console=self.console, transient=False, disable=self.console is None)
+        bar = Progress(
+            TextColumn(f"[bold]{stage}[/] {{task.description}}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=False,
+            disable=self.console is None,
+        )
         task = bar.add_task(label, total=total)
 
         def update(completed: int | None = None, total: int | None = None, description: str | None = None) -> None:

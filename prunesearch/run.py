@@ -18,8 +18,8 @@ class Run:
     folder: Path
     spec: SearchSpec
     storage: str
-    #: the study's attributes: model, table, dense_ms (the reference its milliseconds scale), target_ms,
-    #: target_speedup, margin, algorithm
+    #: the study's attributes: model, table, dense_ms (the reference its milliseconds scale), constraints,
+    #: margin, objectives, algorithm, report_facts
     attrs: dict
 
     @classmethod
@@ -50,16 +50,15 @@ class Run:
 
         return load_trials(self.storage, self.name)
 
+    def constraints(self) -> list:
+        """The run's target, as its search held it (objectives.Constraint)."""
+        from prunesearch.objectives import Constraint
+
+        return [Constraint.model_validate(c) for c in self.attrs.get("constraints", [])]
+
     def table(self):
         """The table this run searched against and the dense model's milliseconds it scaled, as stored:
         an export or a resumed search must predict and target as the search did."""
         from prunesearch.oracle import TableChoice
 
         return TableChoice(path=Path(self.attrs["table"]), reference_ms=float(self.attrs["dense_ms"]), how="the run's")
-
-    def prepare(self, *, reporter=None):
-        """The run's search prepared again (model, space, its own table and reference): see pipeline.prepare."""
-        from prunesearch.pipeline import prepare
-        from prunesearch.reporter import QUIET
-
-        return prepare(self.spec, table=self.table(), reporter=reporter or QUIET)

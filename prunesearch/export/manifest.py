@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, PositiveFloat, model_validator
+from pydantic import BaseModel, ConfigDict
 
 from prunesearch.errors import PruneSearchError
+from prunesearch.objectives import Constraint
+from prunesearch.oracle.conditions import Conditions
 from prunesearch.paths import atomic_write_text
 
 MANIFEST = "export.json"
@@ -26,31 +27,35 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Limit(_Record):
-    """What an export must meet, measured: a speed-up over the dense model, or milliseconds."""
+def known_values(
+    measured, *, predicted: dict[str, float], exact: dict[str, float], conservative: bool = False
+) -> dict[str, float]:
+    """What a model is known to be, best source first: latency and speed-up as measured beside the dense
+    model (a PairedMeasurement), exact counts (parameters, size), else the prediction (energy).
+    ``conservative``: the measured values at the slow end of their 95% confidence interval."""
+    values = dict(predicted) | dict(exact)
+    if measured is not None:
+        low, _ = measured.speedup_interval()
+        speedup = low if conservative else measured.speedup
+        values |= {"latency_ms": measured.reference_ms / speedup, "speedup": speedup}
+    return values
 
-    speedup: PositiveFloat | None = None
-    latency_ms: PositiveFloat | None = None
 
-    @model_validator(mode="after")
-    def _one(self) -> Limit:
-        if (self.speedup is None) == (self.latency_ms is None):
-            raise ValueError("a limit is a speed-up or milliseconds, exactly one")
-        return self
-
-    def ms_at(self, reference_ms: float) -> float:
-        """The limit in milliseconds where the dense model takes ``reference_ms``."""
-        return reference_ms / self.speedup if self.speedup is not None else self.latency_ms
-
-    def met(self, measured, *, tolerance: float = 0.0) -> bool:
-        """Whether a PairedMeasurement meets it: a speed-up checked as a speed-up, milliseconds as the
-        measured ratio times the dense model measured in the same window."""
-        if self.speedup is not None:
-            return measured.speedup >= self.speedup * (1 - tolerance)
-        return measured.latency_ms <= self.latency_ms * (1 + tolerance)
-
-    def describe(self) -> str:
-        return f"{self.speedup:.2f}x over dense" if self.speedup is not None else f"{self.latency_ms:.3f} ms"
+def meets(constraints: list[Constraint], values: dict[str, float], *, tolerance: float = 0.0) -> bool:
+    """Whether every constraint holds on ``values``, measured ones allowed ``tolerance`` (a share of the limit)."""
+    for c in constraints:
+        loose = (
+            c
+            if c.of.exact
+            else c.model_copy(
+                update={
+                    "limit": c.limit * (1 + tolerance) if c.of.direction == "minimize" else c.limit * (1 - tolerance)
+                }
+            )
+        )
+        if not loose.satisfied(values[c.objective]):
+            return False
+    return True
 
 
 class Measured(_Record):
@@ -69,17 +74,30 @@ class Measured(_Record):
     @classmethod
     def of(cls, m, *, backend: str) -> Measured:
         low, high = m.speedup_interval()
-        return cls(speedup=m.speedup, speedup_low=low, speedup_high=high, ratio=m.ratio, se=m.se, rounds=m.rounds,
-                   latency_ms=m.latency_ms, dense_ms=m.reference_ms, backend=backend)
+        return cls(
+            speedup=m.speedup,
+            speedup_low=low,
+            speedup_high=high,
+            ratio=m.ratio,
+            se=m.se,
+            rounds=m.rounds,
+            latency_ms=m.latency_ms,
+            dense_ms=m.reference_ms,
+            backend=backend,
+        )
+
+    @property
+    def reference_ms(self) -> float:
+        return self.dense_ms
+
+    def speedup_interval(self) -> tuple[float, float]:
+        return self.speedup_low, self.speedup_high
 
     def describe(self) -> str:
-        return (f"{self.speedup:.3f}x (95% CI {self.speedup_low:.3f}-{self.speedup_high:.3f}x, {self.rounds} paired "
-                f"rounds): {self.latency_ms:.3f} ms beside dense {self.dense_ms:.3f} ms")
-
-
-class Predicted(_Record):
-    speedup: float
-    latency_ms: float  # at the dense time the search scaled by
+        return (
+            f"{self.speedup:.3f}x (95% CI {self.speedup_low:.3f}-{self.speedup_high:.3f}x, {self.rounds} paired "
+            f"rounds): {self.latency_ms:.3f} ms beside dense {self.dense_ms:.3f} ms"
+        )
 
 
 class Candidate(_Record):
@@ -87,7 +105,8 @@ class Candidate(_Record):
 
     config: dict
     loss: float | None
-    predicted_speedup: float
+    #: its predicted objectives (objectives.py names)
+    predicted: dict[str, float]
     measured: Measured
     meets: bool
     chosen: bool
@@ -96,7 +115,7 @@ class Candidate(_Record):
 class Verification(_Record):
     measured: Measured
     #: what it was checked against: the export's target, or (without one) its predicted speed-up
-    against: Limit
+    against: list[Constraint]
     of: Literal["target", "prediction"]
     tolerance: float
     passed: bool
@@ -108,15 +127,33 @@ class ExportManifest(_Record):
     config: dict
     formats: list[str]
     table: str | None
-    backend: str | None
-    conditions: dict | None
-    target: Limit | None = None
-    predicted: Predicted | None = None
+    #: the table's conditions: the workload the graphs are exported for and measured under
+    conditions: Conditions | None
+    target: list[Constraint] = []
+    #: every objective the table and shapes predict for the exported config
+    predicted: dict[str, float] = {}
+    #: exact, counted on the exported model
+    params: int
+    size_mb: float
     measured: Measured | None = None
     candidates: list[Candidate] = []
+    #: held-out quality against the dense model, by text ("in-domain": the calibration text's held-out part,
+    #: "out-of-domain": another source) and stage ("pruned", then "recovered" where recovery ran)
+    quality: dict[str, dict[str, dict[str, float]]] = {}
+    #: the recovery distillation's budget and course (None: not run)
+    recovery: dict | None = None
     verifications: list[Verification] = []
     onnx_max_abs_diff: float | None = None
+    #: the TensorRT engine written beside model.onnx, and its measurement (export --to tensorrt)
+    engine: str | None = None
+    engine_measured: Measured | None = None
     exported_at: str
+
+    def known(self) -> dict[str, float]:
+        """The export's values as best known (``known_values``)."""
+        return known_values(
+            self.measured, predicted=self.predicted, exact={"params": self.params, "size_mb": self.size_mb}
+        )
 
     def save(self, folder: Path) -> Path:
         atomic_write_text(Path(folder) / MANIFEST, self.model_dump_json(indent=2))
@@ -127,7 +164,9 @@ def parse_formats(text: str) -> list[str]:
     formats = [f.strip() for f in text.split(",") if f.strip()]
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
-        raise PruneSearchError(f"--to {text!r}: unknown format {bad[0] if bad else '(none)'}; choose from {', '.join(FORMATS)}")
+        raise PruneSearchError(
+            f"--to {text!r}: unknown format {bad[0] if bad else '(none)'}; choose from {', '.join(FORMATS)}"
+        )
     return formats
 
 
@@ -139,4 +178,5 @@ def read_manifest(folder: Path) -> ExportManifest:
         return ExportManifest.model_validate(json.loads(path.read_text()))
     except (json.JSONDecodeError, ValueError) as exc:
         raise PruneSearchError(
-            f"{path}: corrupt or older export manifest ({str(exc).splitlines()[0]}); export again") from None
+            f"{path}: corrupt or older export manifest ({str(exc).splitlines()[0]}); export again"
+        ) from None

@@ -1,13 +1,16 @@
 """ONNX export of a (pruned) model with dynamic batch and sequence, checked against torch.
 
-With ``cache_len`` a decoder is exported as one decode step: ``seq_len`` new tokens (1 when
-generating; fixed in the graph, since attention takes a single-token path) after a KV cache of
-any length (``cache_len`` is the example's) and any batch. Its inputs are ``input_ids``,
+Text models take ``input_ids`` and ``attention_mask``; a ViT takes ``pixel_values`` of its own image
+size. With ``cache_len`` a decoder is exported as one decode step: ``seq_len`` new tokens (1 when
+generating; fixed in the graph, since attention takes a single-token path) after a KV cache of any
+length (``cache_len`` is the example's) and any batch. Its inputs are ``input_ids``,
 ``attention_mask`` (over cached and new tokens), ``position_ids`` and ``past.{i}.key`` /
-``past.{i}.value`` of shape (batch, KV heads, cache_len, head_dim) for each layer the cache
-holds: the attention blocks left in the pruned model (a removed block has no KV), each with
-its own kept KV heads. Inside, they become a transformers ``DynamicCache``; the output is the
-new tokens' logits (appending to the cache is part of the step's work).
+``past.{i}.value`` of shape (batch, KV heads, cache_len, head_dim) for each layer the cache holds:
+the attention blocks left in the pruned model (a removed block has no KV), each with its own kept KV
+heads. Inside, they become a transformers ``DynamicCache``; the output is the new tokens' logits
+(appending to the cache is part of the step's work). ``precision`` fp16/bf16 exports a graph typed
+in it (weights, float inputs and output), which is how TensorRT 11 and strongly typed builds take
+their precision.
 """
 
 from __future__ import annotations
@@ -20,18 +23,24 @@ import torch
 from torch import nn
 from transformers import DynamicCache
 
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
 
 class _TensorOutput(nn.Module):
     """Returns one tensor: last_hidden_state for encoders, logits for decoders; with ``decode``,
     the inputs after the mask are position_ids and each cached layer's past key and value."""
 
-    def __init__(self, model: nn.Module, *, is_decoder: bool, decode: bool = False) -> None:
+    def __init__(self, model: nn.Module, *, is_decoder: bool, decode: bool = False, pixels: bool = False) -> None:
         super().__init__()
         self.model = model
         self.is_decoder = is_decoder
         self.decode = decode
+        self.pixels = pixels
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, *past: torch.Tensor) -> torch.Tensor:
+    def forward(self, first: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        if self.pixels:
+            return self.model(pixel_values=first).last_hidden_state
+        input_ids, attention_mask, past = first, rest[0], rest[1:]
         if not self.is_decoder:
             return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         if not self.decode:
@@ -39,9 +48,18 @@ class _TensorOutput(nn.Module):
         position_ids, *kv = past
         cache = DynamicCache(list(zip(kv[::2], kv[1::2]))) if kv else None
         return self.model(
-            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, cache=cache,
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
             use_cache=cache is not None,
         ).logits
+
+
+def takes_pixels(model: nn.Module) -> bool:
+    from prunesearch.space import adapter_for
+
+    return adapter_for(model).inputs == "pixels"
 
 
 def tensor_module(model: nn.Module, *, decode: bool) -> _TensorOutput:
@@ -52,7 +70,7 @@ def tensor_module(model: nn.Module, *, decode: bool) -> _TensorOutput:
     if decode and not is_decoder:
         raise ValueError("a KV-cache decode step needs a decoder; this model is an encoder")
     # eval on the wrapper too: the exporter restores the wrapper's mode, and with it the model's
-    return _TensorOutput(model.eval(), is_decoder=is_decoder, decode=decode).eval()
+    return _TensorOutput(model.eval(), is_decoder=is_decoder, decode=decode, pixels=takes_pixels(model)).eval()
 
 
 def cache_shapes(model: nn.Module) -> list[tuple[int, int]]:
@@ -63,10 +81,20 @@ def cache_shapes(model: nn.Module) -> list[tuple[int, int]]:
 
 
 def example_inputs(
-    model: nn.Module, *, batch: int, seq_len: int, cache_len: int | None = None, seed: int = 0,
+    model: nn.Module,
+    *,
+    batch: int,
+    seq_len: int | None,
+    cache_len: int | None = None,
+    seed: int = 0,
 ) -> dict[str, torch.Tensor]:
-    """Random token ids and a full mask; with ``cache_len``, also positions and random past keys/values."""
+    """Random token ids and a full mask (a ViT: random pixels of its image size); with ``cache_len``,
+    also positions and random past keys/values. Float inputs take the model's own dtype."""
     g = torch.Generator().manual_seed(seed)
+    dtype = next(model.parameters()).dtype
+    if takes_pixels(model):
+        c = model.config
+        return {"pixel_values": torch.randn(batch, c.num_channels, c.image_size, c.image_size, generator=g).to(dtype)}
     vocab = model.config.vocab_size
     ids = torch.randint(3, vocab, (batch, seq_len), generator=g)
     if cache_len is None:
@@ -78,26 +106,43 @@ def example_inputs(
     }
     for i, (heads, head_dim) in enumerate(cache_shapes(model)):
         for kv in ("key", "value"):
-            inputs[f"past.{i}.{kv}"] = torch.randn(batch, heads, cache_len, head_dim, generator=g)
+            inputs[f"past.{i}.{kv}"] = torch.randn(batch, heads, cache_len, head_dim, generator=g).to(dtype)
     return inputs
 
 
 def export_onnx(
-    model: nn.Module, path: str | Path, *, batch: int = 1, seq_len: int = 128, cache_len: int | None = None,
+    model: nn.Module,
+    path: str | Path,
+    *,
+    batch: int = 1,
+    seq_len: int | None = 128,
+    cache_len: int | None = None,
+    precision: str = "fp32",
     opset: int = 17,
 ) -> Path:
-    """Write ``model`` as ONNX (legacy TorchScript exporter: fast, and matches torch to ~1e-6);
-    with ``cache_len``, one decode step of a decoder (see the module docstring)."""
+    """Write ``model`` as ONNX (legacy TorchScript exporter: fast, and matches torch to ~1e-6) in
+    ``precision``; with ``cache_len``, one decode step of a decoder (see the module docstring)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    dtype = PRECISIONS[precision]
+    if dtype != torch.float32:
+        import copy
+
+        model = copy.deepcopy(model).to(dtype)
     wrapped = tensor_module(model, decode=cache_len is not None)
     inputs = example_inputs(model, batch=batch, seq_len=seq_len, cache_len=cache_len)
-    if cache_len is None:
+    if "pixel_values" in inputs:
+        axes = {"pixel_values": {0: "batch"}, "output": {0: "batch"}}
+    elif cache_len is None:
         tokens = {0: "batch", 1: "sequence"}
         axes = {"input_ids": tokens, "attention_mask": tokens, "output": tokens}
     else:
-        axes = {"input_ids": {0: "batch"}, "attention_mask": {0: "batch", 1: "total"}, "position_ids": {0: "batch"},
-                "output": {0: "batch"}}
+        axes = {
+            "input_ids": {0: "batch"},
+            "attention_mask": {0: "batch", 1: "total"},
+            "position_ids": {0: "batch"},
+            "output": {0: "batch"},
+        }
         axes |= {name: {0: "batch", 2: "past"} for name in inputs if name.startswith("past.")}
     # The tracer warns about shape checks it freezes and about index ops with negative indices;
     # neither applies here, and check_onnx compares the graph with torch at another length.
@@ -118,9 +163,14 @@ def export_onnx(
 
 
 def check_onnx(
-    model: nn.Module, path: str | Path, *, batch: int = 2, seq_len: int = 16, cache_len: int | None = None,
+    model: nn.Module,
+    path: str | Path,
+    *,
+    batch: int = 2,
+    seq_len: int = 16,
+    cache_len: int | None = None,
 ) -> float:
-    """Max |ONNX Runtime − torch| on random inputs of another shape than the export's."""
+    """Max |ONNX Runtime − torch| on random inputs of another shape than the export's (fp32 graphs)."""
     import onnxruntime as ort
 
     inputs = example_inputs(model, batch=batch, seq_len=seq_len, cache_len=cache_len, seed=1)

@@ -10,9 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from prunesearch.errors import PruneSearchError
-from prunesearch.export.manifest import Limit, Measured, Verification, read_manifest
+from prunesearch.export.manifest import Measured, Verification, known_values, meets, read_manifest
 from prunesearch.export.write import now
-from prunesearch.oracle import Conditions, TimingOptions
+from prunesearch.objectives import Constraint
+from prunesearch.oracle import TimingOptions
+from prunesearch.oracle.measure import vocab_of
 from prunesearch.reporter import QUIET, Reporter
 
 #: verify decides pass or fail: more rounds and a tighter error than a profile's
@@ -20,10 +22,15 @@ VERIFY_TIMING = TimingOptions(min_rounds=12, max_rounds=40, rel_se=0.002)
 
 
 def verify_export(
-    folder: Path, *, tolerance: float = 0.05, options: TimingOptions = VERIFY_TIMING, reporter: Reporter = QUIET,
+    folder: Path,
+    *,
+    tolerance: float = 0.05,
+    options: TimingOptions = VERIFY_TIMING,
+    reporter: Reporter = QUIET,
 ) -> Verification:
     """Measure ``folder``'s model beside the dense model under its table's conditions, against its target
-    (or, without one, its predicted speed-up) within ``tolerance``; the verification is recorded."""
+    (or, without one, its predicted speed-up) within ``tolerance``; the verification is recorded. A
+    TensorRT engine the export wrote is what is measured, through the table's TensorRT profiler."""
     from prunesearch.io import load
     from prunesearch.models import load_model
     from prunesearch.oracle.measure import dense_graph, time_side_by_side
@@ -32,38 +39,56 @@ def verify_export(
     folder = Path(folder)
     manifest = read_manifest(folder)
     if manifest.conditions is None:
-        raise PruneSearchError(f"{folder} was exported without a latency table: nothing says how to measure it; "
-                               "export from a run, or with --table")
-    against = manifest.target or (Limit(speedup=manifest.predicted.speedup) if manifest.predicted else None)
-    if against is None:
+        raise PruneSearchError(
+            f"{folder} was exported without a latency table: nothing says how to measure it; "
+            "export from a run, or with --table"
+        )
+    against = manifest.target or (
+        [Constraint(objective="speedup", limit=manifest.predicted["speedup"])]
+        if "speedup" in manifest.predicted
+        else []
+    )
+    if not against:
         raise PruneSearchError(f"{folder} has neither a target nor a prediction to verify against")
-    conditions = Conditions.model_validate(manifest.conditions)
+    conditions = manifest.conditions
     profiler = profiler_for(conditions.backend)
     try:
         profiler.check()
     except PruneSearchError as exc:
-        raise type(exc)(f"{exc}; this export's table is for {conditions.backend} on {conditions.device}: "
-                        "run verify on that device") from None
-    if profiler.takes == "onnx" and not (folder / "model.onnx").is_file():
-        raise PruneSearchError(f"{folder} has no model.onnx; export with --to hf,onnx")
+        raise type(exc)(
+            f"{exc}; this export's table is for {conditions.backend} on {conditions.device}: run verify on that device"
+        ) from None
+    # the engine export wrote is what deploys, where the table's backend is the TensorRT one that runs it
+    timed = folder / (manifest.engine if manifest.engine and conditions.backend == "tensorrt" else "model.onnx")
+    if profiler.takes == "onnx" and not timed.is_file():
+        raise PruneSearchError(f"{folder} has no {timed.name}; export with --to hf,onnx")
     reporter.line(f"loading the dense model {manifest.model} as the reference")
     loaded = load_model(manifest.model)
     if loaded.weights_hash != conditions.model_hash:
         raise PruneSearchError(
             f"{manifest.model} here has weights {loaded.weights_hash}, the export was pruned from "
-            f"{conditions.model_hash}: verify beside the model it was pruned from")
+            f"{conditions.model_hash}: verify beside the model it was pruned from"
+        )
     onnx = profiler.takes == "onnx"
     with reporter.bar("verify", "the export beside the dense model") as update:
         measured = time_side_by_side(
-            {"export": folder / "model.onnx" if onnx else load(folder)},
-            reference=dense_graph(loaded, conditions) if onnx else loaded.model, conditions=conditions,
-            vocab=loaded.model.config.vocab_size, options=options,
+            {"export": timed if onnx else load(folder)},
+            reference=dense_graph(loaded, conditions) if onnx else loaded.model,
+            workload=conditions,
+            vocab=vocab_of(loaded.model),
+            options=options,
             progress=lambda stage, done, total: update(completed=done, total=total, description=stage),
         )["export"]
+    values = known_values(
+        measured, predicted=manifest.predicted, exact={"params": manifest.params, "size_mb": manifest.size_mb}
+    )
     verification = Verification(
-        measured=Measured.of(measured, backend=conditions.backend), against=against,
-        of="target" if manifest.target else "prediction", tolerance=tolerance,
-        passed=against.met(measured, tolerance=tolerance), at=now(),
+        measured=Measured.of(measured, backend=conditions.backend),
+        against=against,
+        of="target" if manifest.target else "prediction",
+        tolerance=tolerance,
+        passed=meets(against, values, tolerance=tolerance),
+        at=now(),
     )
     manifest.verifications.append(verification)
     manifest.save(folder)

@@ -8,7 +8,10 @@ from pathlib import Path
 
 from prunesearch.config import Config
 from prunesearch.errors import PruneSearchError
-from prunesearch.export.manifest import Candidate, ExportManifest, Limit, Measured, Predicted
+from prunesearch.export.manifest import Candidate, ExportManifest, Measured
+from prunesearch.objectives import Constraint
+from prunesearch.oracle.measure import vocab_of
+from prunesearch.workload import BYTES
 
 
 def writable(out: Path) -> Path:
@@ -25,7 +28,7 @@ def writable(out: Path) -> Path:
 
 
 def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def write_export(
@@ -37,47 +40,85 @@ def write_export(
     source=None,
     conditions=None,
     table: Path | None = None,
-    target: Limit | None = None,
-    predicted: Predicted | None = None,
+    target: list[Constraint] | None = None,
+    predicted: dict[str, float] | None = None,
     measured=None,
     candidates: list[Candidate] | None = None,
     graph: Path | None = None,
+    pruned=None,
+    quality: dict | None = None,
+    recovery: dict | None = None,
 ) -> ExportManifest:
     """Prune ``config`` (units from ``source``, a level database), write ``formats`` and export.json.
 
-    ``conditions`` (a table's): the shapes the ONNX graph is exported for, and what ``measured`` (a
-    PairedMeasurement beside the dense model) was measured under; ``graph``: that measured graph,
-    copied as model.onnx rather than exported again."""
+    ``conditions`` (a table's): the workload the ONNX graph is exported for (precision, batch, inputs, a
+    decode step), and what ``measured`` (a PairedMeasurement beside the dense model) was measured under;
+    ``graph``: that measured graph, copied as model.onnx rather than exported again. ``pruned``: the model to
+    write when it is not ``config`` pruned afresh (recovery trained it); ``quality``, ``recovery``: what
+    recovery did to it, recorded."""
     from prunesearch.export.onnx import check_onnx, export_onnx
     from prunesearch.io import save
+    from prunesearch.oracle.measure import export_for
     from prunesearch.prune.apply import prune
 
     out = writable(out)
-    pruned = prune(loaded.model, config, source)
+    pruned = pruned if pruned is not None else prune(loaded.model, config, source)
     if "hf" in formats:
         save(pruned, out, tokenizer=loaded.tokenizer)
-    diff = None
+    diff = engine = engine_measured = None
     if "onnx" in formats or "tensorrt" in formats:
         c = conditions
-        decode = c is not None and c.phase == "decode"  # a decode table's export is its KV-cache decode step
-        cache_len = c.cache_len if decode else None
         if graph is not None:
             shutil.copyfile(graph, out / "model.onnx")
+        elif c is not None:
+            export_for(pruned, out / "model.onnx", c)
         else:  # without a table: a 128-token example, or shorter where the model's positions end earlier
             longest = getattr(loaded.model.config, "max_position_embeddings", None) or 128
-            export_onnx(pruned, out / "model.onnx", batch=c.batch if c else 1,
-                        seq_len=c.seq_len if c else min(128, longest), cache_len=cache_len)
-        diff = check_onnx(pruned, out / "model.onnx", seq_len=c.seq_len if decode else 16, cache_len=cache_len)
+            export_onnx(pruned, out / "model.onnx", batch=1, seq_len=min(128, longest))
+        if c is None or c.precision == "fp32":  # ONNX Runtime CPU checks fp32 graphs against torch
+            decode = c is not None and c.phase == "decode"
+            diff = check_onnx(
+                pruned,
+                out / "model.onnx",
+                seq_len=c.seq_len if decode else 16,
+                cache_len=c.cache_len if decode else None,
+            )
     if "tensorrt" in formats:
         from prunesearch.export.tensorrt import build_engine
 
-        build_engine(out / "model.onnx", out / "model.plan", conditions=None if conditions is None else conditions.model_dump())
+        if conditions is None:
+            raise PruneSearchError(
+                "--to tensorrt builds the engine for a table's workload: export from a run, or with --table"
+            )
+        engine = build_engine(out / "model.onnx", out / "model.plan", workload=conditions, vocab=vocab_of(loaded.model))
+        if conditions.backend == "tensorrt":  # the engine itself, timed beside the dense model as its table was
+            from prunesearch.oracle.measure import dense_graph, time_side_by_side
+
+            engine_measured = time_side_by_side(
+                {"engine": engine},
+                reference=dense_graph(loaded, conditions),
+                workload=conditions,
+                vocab=vocab_of(loaded.model),
+            )["engine"]
+    params = int(sum(p.numel() for p in pruned.parameters()))
     manifest = ExportManifest(
-        model=loaded.name, config=config.to_dict(), formats=formats, table=None if table is None else str(table),
-        backend=None if conditions is None else conditions.backend,
-        conditions=None if conditions is None else conditions.model_dump(), target=target, predicted=predicted,
+        model=loaded.name,
+        config=config.to_dict(),
+        formats=formats,
+        table=None if table is None else str(table),
+        conditions=conditions,
+        target=target or [],
+        predicted=predicted or {},
+        params=params,
+        size_mb=params * BYTES[conditions.precision if conditions else "fp32"] / 1e6,
         measured=None if measured is None else Measured.of(measured, backend=conditions.backend),
-        candidates=candidates or [], onnx_max_abs_diff=diff, exported_at=now(),
+        candidates=candidates or [],
+        quality=quality or {},
+        recovery=recovery,
+        onnx_max_abs_diff=diff,
+        engine=None if engine is None else engine.name,
+        engine_measured=None if engine_measured is None else Measured.of(engine_measured, backend=conditions.backend),
+        exported_at=now(),
     )
     manifest.save(out)
     return manifest

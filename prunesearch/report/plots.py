@@ -26,48 +26,82 @@ def _final_budget(df: pd.DataFrame) -> pd.Series:
     return df.tokens == df.tokens.max() if "tokens" in df else pd.Series(True, index=df.index)
 
 
-def quality_vs_latency(runs: dict[str, pd.DataFrame], path: Path, *, target_ms: float | None) -> Path:
+def pair_front(runs: dict[str, pd.DataFrame], x: str, y: str, path: Path, *, constraints=()) -> Path:
+    """Every config on two objectives, the front of that pair (each run's configs no other beats on both),
+    and the constraints' limits on either axis."""
+    from prunesearch.objectives import OBJECTIVES
+    from prunesearch.pareto import pareto_mask
+
+    ox, oy = OBJECTIVES[x], OBJECTIVES[y]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for colour, (label, df) in zip(RUN_COLOURS, runs.items()):
         final = _final_budget(df)
-        if (~final).any():
-            ax.scatter(df.latency_ms[~final], df.loss[~final], s=8, alpha=0.25, color="grey",
-                       label=f"{label}: screened on fewer tokens")
+        if (~final).any() and "loss" in (x, y):
+            ax.scatter(
+                df[x][~final], df[y][~final], s=8, alpha=0.25, color="grey", label=f"{label}: screened on fewer tokens"
+            )
         tokens = f" ({int(df.tokens.max())} tokens)" if "tokens" in df else ""
-        ax.scatter(df.latency_ms[final], df.loss[final], s=14, alpha=0.5, color=colour, label=f"{label}: evaluated{tokens}")
-        front = df[df.pareto].sort_values("latency_ms")
-        ax.step(front.latency_ms, front.loss, where="post", color=colour, lw=1.5)
-        ax.scatter(front.latency_ms, front.loss, s=36, color=colour, edgecolor="black", label=f"{label}: Pareto front")
-    if target_ms is not None:
-        ax.axvline(target_ms, color="grey", ls="--", lw=1, label=f"target {target_ms:.2f} ms")
-    ax.set_xlabel("predicted latency (ms)")
-    ax.set_ylabel("distillation loss vs dense (lower is better)")
-    ax.set_title("Quality against latency")
+        shown = df[final]
+        ax.scatter(shown[x], shown[y], s=14, alpha=0.5, color=colour, label=f"{label}: evaluated{tokens}")
+        points = np.column_stack([ox.minimised(shown[x]), oy.minimised(shown[y])])
+        front = shown[pareto_mask(points)].sort_values(x)
+        ax.step(front[x], front[y], where="post", color=colour, lw=1.5)
+        ax.scatter(front[x], front[y], s=36, color=colour, edgecolor="black", label=f"{label}: front of this pair")
+    for c in constraints:
+        if c.objective in (x, y):
+            line = ax.axvline if c.objective == x else ax.axhline
+            line(c.limit, color="grey", ls="--", lw=1, label=c.describe())
+    ax.set_xlabel(ox.label)
+    ax.set_ylabel(oy.label)
+    ax.set_title(f"{oy.name} against {ox.name}")
     ax.legend(fontsize=7)
     return _save(fig, path)
 
 
-def energy_vs_latency(runs: dict[str, pd.DataFrame], path: Path) -> Path | None:
-    runs = {k: df.dropna(subset=["energy_mj"]) for k, df in runs.items() if "energy_mj" in df}
-    runs = {k: df for k, df in runs.items() if len(df)}
-    if not runs:
-        return None
+def three_objectives(runs: dict[str, pd.DataFrame], objectives: tuple[str, str, str], path: Path) -> Path:
+    """The first objective as colour over the other two, the three-objective front ringed."""
+    from prunesearch.objectives import OBJECTIVES
+
+    c, x, y = objectives
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for colour, (label, df) in zip(RUN_COLOURS, runs.items()):
-        ax.scatter(df.latency_ms, df.energy_mj, s=12, alpha=0.5, color=colour, label=label)
-    ax.set_xlabel("predicted latency (ms)")
-    ax.set_ylabel("predicted energy per inference (mJ)")
-    ax.set_title("Energy against latency")
+    for marker, (label, df) in zip("osD^v", runs.items()):
+        shown = df[_final_budget(df)]
+        points = ax.scatter(
+            shown[x],
+            shown[y],
+            c=shown[c],
+            s=16,
+            cmap="viridis_r",
+            marker=marker,
+            alpha=0.7,
+            label=f"{label}: evaluated",
+        )
+        front = shown[shown.pareto]
+        ax.scatter(
+            front[x],
+            front[y],
+            s=60,
+            facecolors="none",
+            edgecolors="black",
+            marker=marker,
+            label=f"{label}: front over all three",
+        )
+    fig.colorbar(points, ax=ax, label=OBJECTIVES[c].label)
+    ax.set_xlabel(OBJECTIVES[x].label)
+    ax.set_ylabel(OBJECTIVES[y].label)
+    ax.set_title(f"{', '.join(objectives)}: the three-objective front")
     ax.legend(fontsize=7)
     return _save(fig, path)
 
 
-def layer_heatmap(chosen: pd.DataFrame, path: Path) -> Path:
-    """Kept heads and FFN width per layer of the chosen (Pareto) configs, fastest first."""
-    chosen = chosen.sort_values("latency_ms")
+def layer_heatmap(chosen: pd.DataFrame, path: Path, *, by: str = "latency_ms") -> Path:
+    """Kept heads and FFN width per layer of the chosen (Pareto) configs, ordered by objective ``by``."""
+    from prunesearch.objectives import OBJECTIVES
+
+    chosen = chosen.sort_values(by)
     heads = np.array([[l["heads"] for l in c["layers"]] for c in chosen.config])
     ffn = np.array([[l["ffn"] for l in c["layers"]] for c in chosen.config])
-    labels = [f"{ms:.2f} ms" for ms in chosen.latency_ms]
+    labels = [OBJECTIVES[by].format(v) for v in chosen[by]]
     fig, axes = plt.subplots(1, 2, figsize=(9, 0.35 * len(chosen) + 1.8))
     for ax, data, title in zip(axes, (heads, ffn), ("kept query heads", "kept FFN width")):
         im = ax.imshow(data, aspect="auto", cmap="viridis")

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from prunesearch.objectives import Constraint
 from prunesearch.pareto import pareto_mask
 from prunesearch.report import build_report
 
@@ -22,7 +23,8 @@ def _trials(n: int, seed: int) -> pd.DataFrame:
                 "loss": 1.0 / latency + rng.normal(0, 0.01),
                 "latency_ms": latency,
                 "energy_mj": latency * 3.0,
-                "params": 1000 + i,
+                "params": 1000 + 40 * sum(heads) + sum(ffn),
+                "tokens": 2048,
             }
         )
     return pd.DataFrame(rows)
@@ -34,15 +36,24 @@ def test_pareto_mask_keeps_only_non_dominated():
 
 
 def test_report_writes_tables_plots_and_html(tmp_path):
-    index = build_report({"a": _trials(40, 0), "b": _trials(30, 1)}, tmp_path, target_ms=4.0, title="t")
+    limit = [Constraint(objective="latency_ms", limit=4.0)]
+    index = build_report({"a": _trials(40, 0), "b": _trials(30, 1)}, tmp_path, constraints=limit, title="t")
     results = pd.read_csv(tmp_path / "results.csv")
     front = pd.read_csv(tmp_path / "pareto.csv")
-    assert len(results) == 70
+    assert len(results) == 70 and (results.feasible == (results.latency_ms <= 4.0)).all()
     assert set(front.run) == {"a", "b"}
-    for run, df in front.groupby("run"):
+    for _, df in front.groupby("run"):
         assert pareto_mask(df[["loss", "latency_ms"]].to_numpy()).all()
     json.loads(results.config[0])  # configs stay machine-readable
-    for name in ("quality_vs_latency", "energy_vs_latency", "layers_heatmap", "progress"):
+    for name in ("front_loss_vs_latency_ms", "layers_heatmap", "progress"):
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
-    page = index.read_text()
-    assert page.count("data:image/png;base64,") == 4
+    assert index.read_text().count("data:image/png;base64,") == 3
+
+
+def test_a_three_objective_report_draws_every_pair_and_the_three_at_once(tmp_path):
+    objectives = ("loss", "latency_ms", "params")
+    build_report({"a": _trials(60, 2)}, tmp_path, objectives=objectives)
+    front = pd.read_csv(tmp_path / "pareto.csv")
+    assert pareto_mask(front[list(objectives)].to_numpy()).all() and len(front) >= 3
+    names = {p.stem for p in tmp_path.glob("front_*.png")}
+    assert names == {"front_loss_vs_latency_ms", "front_loss_vs_params", "front_latency_ms_vs_params", "front_3d"}
