@@ -41,6 +41,20 @@ _LAZY = {
     "load_spec": "prunesearch.spec",
     "run_spec": "prunesearch.pipeline",
     "build_report": "prunesearch.report",
+    "Workload": "prunesearch.workload",
+    "Objective": "prunesearch.objectives",
+    "Constraint": "prunesearch.objectives",
+    "register_objective": "prunesearch.objectives",
+    "register_algorithm": "prunesearch.search.registry",
+    "register_profiler": "prunesearch.oracle.profilers",
+    "Run": "prunesearch.run",
+    "PreparedSearch": "prunesearch.pipeline",
+    "prepare": "prunesearch.pipeline",
+    "RecoveryOptions": "prunesearch.prune.recover",
+    "recover": "prunesearch.prune.recover",
+    "export_from_run": "prunesearch.export.from_run",
+    "export_config": "prunesearch.export.from_config",
+    "verify_export": "prunesearch.export.verify",
 }
 
 

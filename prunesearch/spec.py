@@ -10,12 +10,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from prunesearch.errors import SpecError
-
-Algorithm = Literal["evolution", "supernet", "policy_gradient", "nsga2", "optuna_nsga2", "random"]
-Objective = Literal["loss", "latency_ms", "energy_mj", "params"]
+from prunesearch.objectives import Constraint, objective
+from prunesearch.prune.recover import RecoveryOptions
+from prunesearch.workload import Workload
 
 
 class _Strict(BaseModel):
@@ -32,35 +41,48 @@ class SpaceSpec(_Strict):
     ffn_step: PositiveInt = 128
 
 
-class DeviceSpec(_Strict):
-    """Which latency table the search trusts. ``table: auto`` = this machine's CPU table."""
+class DeviceSpec(Workload):
+    """The workload a search budgets for, and which latency table it trusts: ``table: auto`` is this
+    machine's table for the workload (shipped, cached or profiled now)."""
 
     table: str = "auto"
-    backend: Literal["ort-cpu", "ort-cuda", "ort-tensorrt", "tensorrt", "trtexec", "torch-cpu", "torch-cuda"] = "ort-cpu"
-    batch: PositiveInt = 1
-    seq_len: PositiveInt = 128
-    threads: PositiveInt = 1
-    phase: Literal["encode", "prefill", "decode"] = "encode"
-    cache_len: int = 0
     force: bool = False  # accept a table from other conditions
-    requires: str | None = None  # free text shown when the device is absent, e.g. "an NVIDIA GPU with TensorRT"
+
+    @field_validator("backend")
+    @classmethod
+    def _backend(cls, name: str) -> str:
+        from prunesearch.oracle.profilers import PROFILERS
+
+        if name not in PROFILERS:
+            raise ValueError(f"unknown backend {name!r}: choose from {', '.join(PROFILERS)}")
+        return name
+
+    #: what the device is, said where its backend is missing here (e.g. "an NVIDIA GPU with TensorRT 10 or 11")
+    requires: str | None = None
 
 
 class TargetSpec(_Strict):
-    """The latency budget: an absolute time or a speed-up over the dense model."""
+    """The constraints the pick must meet: latency (milliseconds, or a speed-up over the dense model),
+    energy per inference, parameters, weights' size. ``margin`` keeps a share of each predicted limit
+    (latency, speed-up, energy) in reserve for prediction error: the search holds predictions to the
+    limit tightened by it; exact ones (parameters, size) are held as given."""
 
     latency_ms: PositiveFloat | None = None
     speedup: PositiveFloat | None = None
     energy_mj: PositiveFloat | None = None
     params: PositiveInt | None = None
-    #: share of the target kept in reserve for prediction error: the search budget is target × (1 − margin)
+    size_mb: PositiveFloat | None = None
     margin: float = Field(default=0.0, ge=0.0, lt=0.5)
 
     @model_validator(mode="after")
     def _one_latency(self) -> TargetSpec:
-        if (self.latency_ms is None) == (self.speedup is None):
-            raise ValueError("give exactly one of target.latency_ms or target.speedup")
+        if self.latency_ms is not None and self.speedup is not None:
+            raise ValueError("give target.latency_ms or target.speedup, not both")
         return self
+
+    def constraints(self) -> list[Constraint]:
+        limits = self.model_dump(exclude={"margin"}, exclude_none=True)
+        return [Constraint(objective=name, limit=float(limit)) for name, limit in limits.items()]
 
 
 class BudgetSpec(_Strict):
@@ -78,11 +100,14 @@ class ExecutorSpec(_Strict):
 
 
 class FitnessSpec(_Strict):
-    """Training-aware selection (DarwinLM): configs scored on the final token budget are first
-    fine-tuned for ``finetune_steps`` distillation steps. 0 = one-shot losses."""
+    """Training-aware selection (DarwinLM): configs scored on at least ``finetune_from_tokens`` tokens (every
+    selection step when unset) are first fine-tuned for ``finetune_steps`` distillation steps on
+    ``finetune_tokens`` of calibration rows that scores are never taken on. 0 steps = one-shot losses."""
 
     finetune_steps: int = Field(default=0, ge=0)
     finetune_lr: PositiveFloat = 1e-5
+    finetune_from_tokens: PositiveInt | None = None
+    finetune_tokens: PositiveInt = 8192
 
 
 class SearchSpec(_Strict):
@@ -91,22 +116,83 @@ class SearchSpec(_Strict):
     calibration: CalibrationSpec = CalibrationSpec()
     space: SpaceSpec = SpaceSpec()
     device: DeviceSpec = DeviceSpec()
-    target: TargetSpec
-    objectives: tuple[Objective, ...] = ("loss", "latency_ms")
-    algorithm: Algorithm = "evolution"
+    target: TargetSpec = TargetSpec()
+    #: what multi-objective algorithms trade off and the report's fronts show (loss first)
+    objectives: tuple[str, ...] = ("loss", "latency_ms")
+    algorithm: str = "evolution"
     options: dict[str, Any] = Field(default_factory=dict)  # validated by the algorithm's own options model
     budget: BudgetSpec = BudgetSpec()
     executor: ExecutorSpec = ExecutorSpec()
     fitness: FitnessSpec = FitnessSpec()
+    #: the exported pick's distillation towards the dense model (``tokens: 0``: none)
+    recovery: RecoveryOptions = RecoveryOptions(tokens=65536)
     seed: int = 0
     storage: str | None = None  # Optuna storage URL; default sqlite file in the run folder
 
-    @model_validator(mode="after")
-    def _objectives(self) -> SearchSpec:
-        if "loss" not in self.objectives:
+    @field_validator("objectives")
+    @classmethod
+    def _objectives(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        try:
+            names = tuple(objective(n).name for n in names)
+        except SpecError as exc:
+            raise ValueError(str(exc)) from None
+        if "loss" not in names:
             raise ValueError("objectives must include 'loss'")
-        if len(set(self.objectives)) != len(self.objectives):
+        if len(set(names)) != len(names):
             raise ValueError("objectives must not repeat")
+        return names
+
+    @field_validator("algorithm")
+    @classmethod
+    def _algorithm(cls, name: str) -> str:
+        from prunesearch.search.registry import algorithm
+
+        try:
+            algorithm(name)
+        except SpecError as exc:
+            raise ValueError(str(exc)) from None
+        return name
+
+    @model_validator(mode="after")
+    def _searchable(self) -> SearchSpec:
+        from prunesearch.search.registry import algorithm
+
+        if algorithm(self.algorithm).multi_objective:
+            if len(self.objectives) < 2:
+                raise ValueError(f"{self.algorithm} trades off objectives: give at least two (e.g. [loss, latency_ms])")
+        elif not self.target.constraints():
+            raise ValueError(
+                f"{self.algorithm} minimises the loss under a target: give at least one target "
+                "(speedup, latency_ms, energy_mj, params or size_mb)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _budgets(self) -> SearchSpec:
+        """Token budgets the algorithm asks for must fit the calibration budget, and fine-tuning must start at
+        one of them: a spec that asks for fine-tuning and could never get it is refused."""
+        from prunesearch.search.registry import algorithm_options, token_budgets
+
+        try:
+            budgets = token_budgets(algorithm_options(self.algorithm, self.options))
+        except SpecError:
+            return self  # parse_spec reports the options themselves
+        if budgets and max(budgets) > self.calibration.tokens:
+            raise ValueError(
+                f"the algorithm scores on up to {max(budgets)} tokens, more than calibration.tokens "
+                f"({self.calibration.tokens}): raise calibration.tokens or lower the options' tokens"
+            )
+        f = self.fitness
+        if f.finetune_from_tokens is not None and not f.finetune_steps:
+            raise ValueError(
+                "fitness.finetune_from_tokens is set but fitness.finetune_steps is 0: nothing would be "
+                "fine-tuned; give finetune_steps"
+            )
+        if f.finetune_steps and f.finetune_from_tokens and budgets and f.finetune_from_tokens > max(budgets):
+            raise ValueError(
+                f"fitness.finetune_from_tokens {f.finetune_from_tokens} exceeds every token budget the algorithm "
+                f"scores on ({', '.join(map(str, sorted(set(budgets))))}): it would never fine-tune; lower it"
+            )
         return self
 
     def with_executor(self, *, kind: str | None = None, workers: int | None = None) -> SearchSpec:
@@ -132,6 +218,8 @@ def _format_error(exc: ValidationError, source: str) -> str:
         msg = f"{first['input']!r} is not allowed ({first['ctx']['expected']})"
     elif first["type"] == "missing":
         msg = "required key is missing"
+    elif first["type"] == "value_error":
+        msg = str(first["ctx"]["error"])
     return f"{source}: {where}: {msg}"
 
 
@@ -152,7 +240,7 @@ def parse_spec(data: object, *, source: str = "spec") -> SearchSpec:
         spec = SearchSpec.model_validate(data)
     except ValidationError as exc:
         raise SpecError(_format_error(exc, source)) from None
-    from prunesearch.search.runner import algorithm_options
+    from prunesearch.search.registry import algorithm_options
 
     try:  # the algorithm's own options model, checked before anything slow runs
         algorithm_options(spec.algorithm, spec.options)

@@ -11,4 +11,7 @@ def test_every_public_name_resolves():
 
 def test_import_stays_light():
     code = "import sys, prunesearch; print(any(m in sys.modules for m in ('optuna', 'pymoo', 'onnxruntime')))"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
 from rich.console import Console
 
-from prunesearch.errors import PruneSearchError
 from prunesearch.reporter import Reporter
 
 app = typer.Typer(
@@ -26,6 +23,7 @@ reporter = Reporter(console)
 def _group() -> None:
     """Hardware-aware search for structured pruning of transformer models."""
 
+
 #: click's usage-error base as typer raises it (typer >= 0.29 vendors its own click)
 _CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
@@ -40,34 +38,3 @@ def fail(message: str, *, code: int = EXIT_USER_ERROR) -> typer.Exit:
     """Print one line to stderr and return the Exit to raise."""
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
-
-
-def main() -> None:
-    """Entry point: user errors become one line and a non-zero exit, never a traceback."""
-    from prunesearch.cli import commands  # noqa: F401  (registers every command)
-    from prunesearch.errors import BackendUnavailableError
-
-    try:
-        # without standalone mode, click *returns* the code of a typer.Exit raised in a command
-        code = app(standalone_mode=False)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except BackendUnavailableError as exc:
-        fail(str(exc), code=EXIT_BACKEND_MISSING)
-        sys.exit(EXIT_BACKEND_MISSING)
-    except PruneSearchError as exc:
-        fail(str(exc))
-        sys.exit(EXIT_USER_ERROR)
-    except KeyboardInterrupt:
-        console.print("interrupted; everything already stored is kept (resume with --resume)")
-        sys.exit(130)
-    except OSError as exc:
-        where = f": {exc.filename}" if exc.filename else ""
-        fail(f"{exc.strerror or exc}{where}")
-        sys.exit(EXIT_USER_ERROR)
-    except _CLICK_ERROR as exc:  # usage errors: unknown option, bad value
-        fail(exc.format_message())
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(130)
-    sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -11,41 +11,6 @@ from prunesearch.errors import PruneSearchError
 from prunesearch.export.pick import PICKS
 
 
-def export_config(model: str, config: Path, out: Path, formats: list[str], *, table: Path | None):
-    """A hand-written config, pruned by weight magnitude; with ``table``, predicted from it and, on its
-    device, measured beside the dense model."""
-    from prunesearch.config import Config
-    from prunesearch.errors import BackendUnavailableError
-    from prunesearch.export.manifest import Predicted
-    from prunesearch.export.write import write_export, writable
-    from prunesearch.models import load_model
-    from prunesearch.oracle import LatencyTable, Predictor, time_configs
-    from prunesearch.oracle.profilers import profiler_for
-    from prunesearch.space import adapter_for
-
-    writable(out)
-    cfg = Config.load(config)
-    loaded = load_model(model)
-    if table is None:
-        return write_export(loaded, cfg, out, formats=formats)
-    t = LatencyTable.load(table)
-    c = t.conditions
-    predictor = Predictor(t, adapter_for(loaded.model).space(ffn_step=c.ffn_step))
-    measured = None
-    try:
-        profiler_for(c.backend).check()
-        if profiler_for(c.backend).device() == c.device:
-            measured = time_configs(loaded, {"export": cfg}, conditions=c)["export"]
-    except BackendUnavailableError:
-        pass
-    ratio = predictor.config_ratio(cfg)
-    reference = measured.reference_ms if measured else t.meta.dense_ms
-    if measured is None:
-        console.print(f"not measured: the table is for {c.backend} on {c.device}")
-    return write_export(loaded, cfg, out, formats=formats, conditions=c, table=t.path, measured=measured,
-                        predicted=Predicted(speedup=1 / ratio, latency_ms=ratio * reference))
-
-
 @app.command()
 def export(
     out: Path = typer.Option(..., "--out", help="output folder"),
@@ -55,32 +20,98 @@ def export(
     config: Path = typer.Option(None, "--config", help='config JSON: {"layers": [{"heads": .., "ffn": ..}, ...]}'),
     table: Path = typer.Option(None, "--table", help="with --model: latency table to predict and measure against"),
     to: str = typer.Option("hf,onnx", "--to", help="comma-separated formats: hf, onnx, tensorrt"),
-    candidates: int = typer.Option(5, "--candidates", min=1, help="with --run and a limit: the best candidates "
-                                   "predicted within it, timed side by side with the dense model in one window"),
-    tries: int = typer.Option(2, "--tries", min=1, help="with --run and a limit: windows of --candidates measured "
-                              "until one candidate's measured speed-up meets the limit"),
-    tolerance: float = typer.Option(0.0, "--tolerance", min=0.0, help="with --run: allowed measured shortfall from "
-                                    "the limit, as a fraction"),
+    units: str = typer.Option(
+        "database",
+        "--units",
+        help="with --model: database (the level database a search "
+        "scores with: Wanda ranking + least-squares reconstruction) or magnitude (plain weight "
+        "magnitude, no reconstruction)",
+    ),
+    candidates: int = typer.Option(
+        5,
+        "--candidates",
+        min=1,
+        help="with --run and a limit: the best candidates "
+        "predicted within it, timed side by side with the dense model in one window",
+    ),
+    tries: int = typer.Option(
+        2,
+        "--tries",
+        min=1,
+        help="with --run and a limit: windows of --candidates measured "
+        "until one candidate's measured speed-up meets the limit",
+    ),
+    tolerance: float = typer.Option(
+        0.0, "--tolerance", min=0.0, help="with --run: allowed measured shortfall from the limit, as a fraction"
+    ),
+    recover_tokens: int = typer.Option(
+        None,
+        "--recover-tokens",
+        min=0,
+        help="tokens of recovery distillation towards the dense model before writing (0: none; default: the "
+        "run's spec's recovery.tokens, none for --model)",
+    ),
 ) -> None:
     """Write a pruned model (Hugging Face safetensors + arch.json, ONNX, TensorRT) and export.json."""
     from prunesearch.export.manifest import parse_formats
+    from prunesearch.prune.recover import RecoveryOptions
 
     formats = parse_formats(to)
     if (run is None) == (model is None):
         raise PruneSearchError("give either --run RUN (with --pick) or --model MODEL with --config CONFIG")
+    given = {"--units": units != "database", "--table": table is not None, "--config": config is not None}
+    picking = {
+        "--pick": pick != "best",
+        "--candidates": candidates != 5,
+        "--tries": tries != 2,
+        "--tolerance": tolerance != 0.0,
+    }
+    wrong = [o for o, set_ in (given if run is not None else picking).items() if set_]
+    if wrong:
+        which = "--model" if run is not None else "--run"
+        raise PruneSearchError(
+            f"{', '.join(wrong)} applies to {which} exports only; this export is from "
+            f"{'a run' if run is not None else 'a model and config'}"
+        )
+    recovery = None if recover_tokens is None else RecoveryOptions(tokens=recover_tokens)
     if run is not None:
         from prunesearch.export.from_run import export_from_run
         from prunesearch.run import Run
 
-        manifest = export_from_run(Run.open(run), pick=pick, out=out, formats=formats, per_window=candidates,
-                                   windows=tries, tolerance=tolerance, reporter=reporter)
+        manifest = export_from_run(
+            Run.open(run),
+            pick=pick,
+            out=out,
+            formats=formats,
+            per_window=candidates,
+            windows=tries,
+            tolerance=tolerance,
+            recovery=recovery,
+            reporter=reporter,
+        )
     else:
+        from prunesearch.config import Config
+        from prunesearch.export.from_config import export_config
+
         if config is None:
             raise PruneSearchError("--model needs --config CONFIG (a pruning config JSON)")
-        manifest = export_config(model, config, out, formats, table=table)
-    console.print(f"wrote {out} ({', '.join(formats)})")
-    if manifest.predicted is not None:
-        console.print(f"predicted {manifest.predicted.speedup:.3f}x ({manifest.predicted.latency_ms:.3f} ms)")
+        if units not in ("database", "magnitude"):
+            raise PruneSearchError(f"--units {units!r}: choose database or magnitude")
+        manifest = export_config(
+            model,
+            Config.load(config),
+            out,
+            formats=formats,
+            table=table,
+            units=units,
+            recovery=recovery or RecoveryOptions(),
+            reporter=reporter,
+        )
+    console.print(
+        f"wrote {out} ({', '.join(formats)}): {manifest.params / 1e6:.2f}M parameters, {manifest.size_mb:.1f} MB"
+    )
+    if "speedup" in manifest.predicted:
+        console.print(f"predicted {manifest.predicted['speedup']:.3f}x ({manifest.predicted['latency_ms']:.3f} ms)")
     if manifest.measured is not None:
-        target = f"; target {manifest.target.describe()}" if manifest.target else ""
+        target = "; target " + ", ".join(c.describe() for c in manifest.target) if manifest.target else ""
         console.print(f"measured {manifest.measured.describe()}{target}")

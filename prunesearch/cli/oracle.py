@@ -8,79 +8,123 @@ from pathlib import Path
 import typer
 
 from prunesearch.cli.app import app, console, reporter
-from prunesearch.oracle.conditions import Phase
+from prunesearch.workload import Phase, Precision
+
+
+def workload_from(**fields):
+    """The CLI's workload options as one Workload, refused in one line where they do not fit together."""
+    from pydantic import ValidationError
+
+    from prunesearch.errors import PruneSearchError
+    from prunesearch.workload import Workload
+
+    try:
+        return Workload(**{k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise PruneSearchError(
+            f"{'.'.join(map(str, first['loc'])) or 'workload'}: {first.get('ctx', {}).get('error', first['msg'])}"
+        ) from None
 
 
 @app.command()
 def profile(
     model: str = typer.Option("minilm", "--model", help="model alias or local HF folder"),
-    backend: str = typer.Option("ort-cpu", "--backend", help="measurement backend: ort-cpu, ort-cuda, ort-tensorrt (ONNX "
-                                "Runtime EPs), tensorrt (Python API), trtexec, torch-cpu, torch-cuda; one missing here "
-                                "exits 4 naming what to install"),
+    backend: str = typer.Option(
+        "ort-cpu",
+        "--backend",
+        help="measurement backend (`prunesearch list` shows them all and which run here); one missing here "
+        "exits 4 naming what to install",
+    ),
+    precision: Precision = typer.Option(
+        "fp32", "--precision", help="weights and activations as timed (fp16/bf16 on backends that run them)"
+    ),
     batch: int = typer.Option(1, "--batch", min=1),
     seq: int = typer.Option(None, "--seq", min=1, help="tokens per run (default 128; decode: 1 new token per step)"),
-    phase: Phase = typer.Option(None, "--phase",
-                              help="decode: one KV-cache decode step (decoders; needs --cache-len); default the model's "
-                              "full-sequence pass (prefill or encode)"),
+    phase: Phase = typer.Option(
+        None,
+        "--phase",
+        help="decode: one KV-cache decode step (decoders; needs --cache-len); default the model's "
+        "full-sequence pass (prefill or encode)",
+    ),
     cache_len: int = typer.Option(0, "--cache-len", min=0, help="decode: tokens already in the KV cache"),
     threads: int = typer.Option(1, "--threads", min=1, help="intra-op threads"),
     ffn_step: int = typer.Option(128, "--ffn-step", min=1, help="FFN width grid step"),
-    out: Path = typer.Option(None, "--out", help="table path: PATH.csv and PATH.json (default: "
-                             "latency_tables/<device>/<model>-...csv)"),
-    bundle: Path = typer.Option(None, "--emit-bundle", help="instead of measuring here, write DIR to run on a remote "
-                                "device (ONNX graphs, manifest.json, run_bundle.py: needs python3, numpy, onnxruntime)"),
-    results: Path = typer.Option(None, "--import", help="build the table from the results.json that run_bundle.py "
-                                 "wrote on the device"),
+    out: Path = typer.Option(
+        None, "--out", help="table path: PATH.csv and PATH.json (default: latency_tables/<device>/<model>-...csv)"
+    ),
+    bundle: Path = typer.Option(
+        None,
+        "--emit-bundle",
+        help="instead of measuring here, write DIR to run on a remote "
+        "device (ONNX graphs, manifest.json, run_bundle.py: needs python3, numpy, onnxruntime)",
+    ),
+    results: Path = typer.Option(
+        None, "--import", help="build the table from the results.json that run_bundle.py wrote on the device"
+    ),
 ) -> None:
-    """Measure a latency table on this machine with --backend: every block at every level, as whole models timed
-    side by side with the dense model; or write a bundle for a remote device (--emit-bundle) and build the table
-    from its results (--import)."""
+    """Measure a latency table here, or emit and import a remote device's bundle.
+
+    Every block at every level, as whole models timed side by side with the dense model, with --backend; or
+    write a bundle for a remote device (--emit-bundle) and build the table from its results (--import)."""
     from prunesearch.models import load_model
     from prunesearch.oracle import device_slug, profile_table
     from prunesearch.oracle.bundle import emit_bundle, import_results
-    from prunesearch.oracle.ensure import SHIPPED, table_name
+    from prunesearch.oracle.ensure import SHIPPED
     from prunesearch.oracle.profilers import profiler_for
 
     if results is not None:
         table = import_results(results)
         c = table.conditions
-        name = table_name(c.model, backend=c.backend, batch=c.batch, seq_len=c.seq_len, threads=c.threads, phase=c.phase,
-                          cache_len=c.cache_len)
-        path = table.save(out or SHIPPED / device_slug(c.device) / name)
+        path = table.save(out or SHIPPED / device_slug(c.device) / c.file_name())
         console.print(f"wrote {path} (measured on {c.device}, {c.backend} {c.backend_version})")
         return
+    workload = workload_from(
+        backend=backend,
+        precision=precision,
+        batch=batch,
+        seq_len=seq,
+        phase=phase,
+        cache_len=cache_len,
+        threads=threads,
+    )
     if bundle is not None:
-        emit_bundle(load_model(model), bundle, batch=batch, seq_len=seq, threads=threads, ffn_step=ffn_step, phase=phase,
-                    cache_len=cache_len, reporter=reporter)
-        console.print(f"wrote {bundle}: copy it to the device, run `python3 run_bundle.py` there, then "
-                      f"`prunesearch profile --import {bundle}/results.json`")
+        emit_bundle(load_model(model), bundle, workload, ffn_step=ffn_step, reporter=reporter)
+        console.print(
+            f"wrote {bundle}: copy it to the device, run `python3 run_bundle.py` there, then "
+            f"`prunesearch profile --import {bundle}/results.json`"
+        )
         return
 
     profiler_for(backend).check()  # before the model loads: a missing backend fails at once
     loaded = load_model(model)
-    table = profile_table(loaded, backend=backend, batch=batch, seq_len=seq, threads=threads, ffn_step=ffn_step,
-                          phase=phase, cache_len=cache_len, reporter=reporter)
+    table = profile_table(loaded, workload, ffn_step=ffn_step, reporter=reporter)
     c = table.conditions
-    path = table.save(out or SHIPPED / device_slug(c.device) / table_name(
-        model, backend=backend, batch=batch, seq_len=c.seq_len, threads=threads, phase=c.phase, cache_len=c.cache_len))
+    path = table.save(out or SHIPPED / device_slug(c.device) / c.file_name())
     m, cal = table.meta, table.meta.calibration
-    console.print(f"wrote {path} ({m.profiling_seconds:.0f} s; dense {m.dense_ms:.3f} ms, drifting "
-                  f"{m.dense_p10_ms:.3f}-{m.dense_p90_ms:.3f} ms while profiling; calibration x{cal.scale:.3f} "
-                  f"{cal.offset:+.4f}, residual {cal.rms:.2%} of dense on {cal.n_models} whole models)")
+    console.print(
+        f"wrote {path} ({m.profiling_seconds:.0f} s; dense {m.dense_ms:.3f} ms, drifting "
+        f"{m.dense_p10_ms:.3f}-{m.dense_p90_ms:.3f} ms while profiling; calibration x{cal.scale:.3f} "
+        f"{cal.offset:+.4f}, residual {cal.rms:.2%} of dense on {cal.n_models} whole models)"
+    )
 
 
 @app.command()
 def predict(
     table: Path = typer.Option(..., "--table", help="latency table CSV (its JSON beside it)"),
     config: Path = typer.Option(..., "--config", help="pruning config JSON"),
-    prefill_table: Path = typer.Option(None, "--prefill-table", help="with a decode --table: the same model's prefill "
-                                       "table, for the time to first token"),
+    prefill_table: Path = typer.Option(
+        None,
+        "--prefill-table",
+        help="with a decode --table: the same model's prefill table, for the time to first token",
+    ),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
-    """Predicted speed-up of CONFIG over the dense model from TABLE, and its milliseconds at the dense model's
-    time as measured with the table, in microseconds of work: no model is built. A decode table also gives
-    tokens per second; with --prefill-table, the time to first token too; a table with an energy_mj column,
-    the energy per inference."""
+    """Predict a config's speed-up, latency and energy from a table.
+
+    The speed-up over the dense model, and milliseconds at the dense model's time as measured with the table,
+    in microseconds of work: no model is built. A decode table also gives tokens per second; with
+    --prefill-table, the time to first token too; a table with an energy_mj column, energy per inference."""
     from prunesearch.config import Config
     from prunesearch.oracle import LatencyTable, Predictor, decoder_speed
     from prunesearch.space import Space
@@ -93,14 +137,25 @@ def predict(
     def predictor(of: LatencyTable) -> Predictor:
         heads = sorted(set(int(s) for s in of.rows[of.rows.kind == "attn"]["size"]) | {0})
         ffn = sorted(set(int(s) for s in of.rows[of.rows.kind == "ffn"]["size"]) | {0})
-        space = Space(layers=(LayerSpace(heads=tuple(heads), ffn=tuple(ffn)),) * len(cfg.layers), head_dim=0, hidden_size=0)
+        space = Space(
+            layers=(LayerSpace(heads=tuple(heads), ffn=tuple(ffn)),) * len(cfg.layers), head_dim=0, hidden_size=0
+        )
         return Predictor(of, space)
 
     p = predictor(t)
     c = p.table.conditions
     ms = p.config_latency_ms(cfg)
-    facts = {"latency_ms": ms, "speedup": 1.0 / p.config_ratio(cfg), "dense_ms": p.reference_ms, "table": str(t.path),
-             "device": c.device, "backend": c.backend, "batch": c.batch, "seq_len": c.seq_len, "phase": c.phase}
+    facts = {
+        "latency_ms": ms,
+        "speedup": 1.0 / p.config_ratio(cfg),
+        "dense_ms": p.reference_ms,
+        "table": str(t.path),
+        "device": c.device,
+        "backend": c.backend,
+        "batch": c.batch,
+        "seq_len": c.seq_len,
+        "phase": c.phase,
+    }
     energy = p.energy_mj(p.space.to_genome(cfg))
     if energy is not None:
         facts["energy_mj"] = float(energy[0])
@@ -113,8 +168,10 @@ def predict(
         print(json.dumps(facts))
         return
     cached = f", {c.cache_len} cached" if c.phase == "decode" else ""
-    console.print(f"{facts['speedup']:.3f}x over dense predicted: {ms:.3f} ms where the dense model takes "
-                  f"{p.reference_ms:.3f} ms ({c.backend}, {c.phase}, batch {c.batch}, seq {c.seq_len}{cached}, {c.device})")
+    console.print(
+        f"{facts['speedup']:.3f}x over dense predicted: {ms:.3f} ms where the dense model takes "
+        f"{p.reference_ms:.3f} ms ({c.backend}, {c.phase}, batch {c.batch}, seq {c.seq_len}{cached}, {c.device})"
+    )
     if "energy_mj" in facts:
         console.print(f"{facts['energy_mj']:.3f} mJ per inference predicted")
     if facts.get("tokens_per_s"):

@@ -14,8 +14,11 @@ from prunesearch.errors import PruneSearchError
 def report(
     runs: list[Path] = typer.Argument(..., help="run folders written by `prunesearch search`"),
     out: Path = typer.Option(None, "--out", help="output folder (default: the first run's folder)"),
-    export: Path = typer.Option(None, "--export", help="with one run: a folder `prunesearch export` wrote from it, "
-                                "whose measured pick the report shows"),
+    export: Path = typer.Option(
+        None,
+        "--export",
+        help="with one run: a folder `prunesearch export` wrote from it, whose measured pick the report shows",
+    ),
 ) -> None:
     """Write results.csv, pareto.csv, plots and index.html for one run or several overlaid."""
     from prunesearch.report import build_report, report_run
@@ -27,8 +30,18 @@ def report(
         return
     if export is not None:
         raise PruneSearchError("--export shows one run's pick; give one run with it")
-    targets = {run.attrs.get("target_ms") for run in opened}
-    index = build_report({run.name: run.trials() for run in opened}, out or runs[0],
-                         target_ms=targets.pop() if len(targets) == 1 else None,
-                         title="prunesearch: " + ", ".join(run.name for run in opened))
+    # one front over the objectives every run has, and the constraints every run shares
+    shared = [
+        o
+        for o in opened[0].attrs.get("objectives", ("loss", "latency_ms"))
+        if all(o in run.attrs.get("objectives", ("loss", "latency_ms")) for run in opened)
+    ]
+    constraints = [c for c in opened[0].constraints() if all(c in run.constraints() for run in opened)]
+    index = build_report(
+        {run.name: run.trials() for run in opened},
+        out or runs[0],
+        constraints=constraints,
+        objectives=tuple(shared),
+        title="prunesearch: " + ", ".join(run.name for run in opened),
+    )
     console.print(f"report: {index}")

@@ -16,8 +16,12 @@ def search(
     resume: bool = typer.Option(False, "--resume", help="continue a stopped run; stored evaluations are not redone"),
     executor: str = typer.Option(None, "--executor", help="override the spec's executor.kind: serial, local or ray"),
     workers: int = typer.Option(None, "--workers", min=1, help="override the spec's executor.workers"),
-    force: bool = typer.Option(False, "--force", help="use the spec's table even where it was measured under other "
-                               "conditions (another CPU, threads, shapes) than the search asks for"),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="use the spec's table even where it was measured under other "
+        "conditions (another CPU, threads, shapes) than the search asks for",
+    ),
 ) -> None:
     """Search SPEC's space for the configs that keep the most quality within its budget."""
     from prunesearch.pipeline import run_spec
@@ -33,6 +37,8 @@ def search(
         console.print("no evaluated config met the target; see the report for the front")
     else:
         target = outcome.prepared.target
-        console.print(f"best within {target.budget_ms:.3f} ms: {outcome.best} ({outcome.best_predicted_ms:.3f} ms "
-                      f"predicted); export it measured with `prunesearch export --run {runs / parsed.name} --out DIR`")
+        console.print(
+            f"best within {target.budget_ms:.3f} ms: {outcome.best} ({outcome.best_predicted_ms:.3f} ms "
+            f"predicted); export it measured with `prunesearch export --run {runs / parsed.name} --out DIR`"
+        )
     console.print(f"report: {outcome.report}")

@@ -21,8 +21,21 @@ def minilm():
 
 
 def minilm_conditions(minilm) -> Conditions:
-    return Conditions(device=cpu_name(), backend="ort-cpu", backend_version="x", threads=1, batch=1, seq_len=128,
-                      model="minilm", model_hash=minilm.weights_hash, ffn_step=128)
+    import onnxruntime
+
+    return Conditions(
+        device=cpu_name(),
+        backend="ort-cpu",
+        backend_version=onnxruntime.__version__,
+        threads=1,
+        batch=1,
+        seq_len=128,
+        phase="encode",
+        inputs="tokens",
+        model="minilm",
+        model_hash=minilm.weights_hash,
+        ffn_step=128,
+    )
 
 
 @pytest.fixture
@@ -31,8 +44,9 @@ def table(tmp_path, minilm):
     costs 5% of the dense model's 20 ms."""
     space = adapter_for(minilm.model).space()
     costs = {"base": 0.05, "attn": 0.005, "ffn": 0.00005}
-    return hand_table(space, minilm_conditions(minilm), cost=lambda k, s: costs[k] * max(s, 1),
-                      dense_ms=20.0).save(tmp_path / "t.csv")
+    return hand_table(space, minilm_conditions(minilm), cost=lambda k, s: costs[k] * max(s, 1), dense_ms=20.0).save(
+        tmp_path / "t.csv"
+    )
 
 
 def cli(args, capsys, tmp_path, monkeypatch) -> tuple[int, str]:
@@ -73,11 +87,21 @@ def run_folder(tmp_path, spec: str):
 
 def hf_only_manifest(conditions: Conditions) -> str:
     """An export WE WROTE of the HF format alone, from a table: nothing for verify to time."""
-    return json.dumps({
-        "model": "minilm", "config": {"layers": []}, "table": "t.csv", "backend": conditions.backend,
-        "conditions": conditions.model_dump(), "target": {"speedup": 2.0}, "formats": ["hf"],
-        "exported_at": "2026-01-01",
-    })
+    return json.dumps(
+        {
+            "model": "minilm",
+            "config": {"layers": []},
+            "table": "t.csv",
+            "conditions": conditions.model_dump(),
+            "target": [{"objective": "speedup", "limit": 2.0}],
+            "formats": ["hf"],
+            "params": 1,
+            "size_mb": 0.0,
+            "exported_at": "2026-01-01",
+        }
+    )
+
+
 RUN_SPEC = "name: t\nmodel: minilm\ntarget: {speedup: 2}\n"
 
 CASES = {
@@ -85,38 +109,185 @@ CASES = {
     "empty spec": (lambda tmp, table: ["search", spec_file(tmp, "  \n")], "is empty"),
     "malformed yaml": (lambda tmp, table: ["search", spec_file(tmp, "name: [a\nmodel: minilm")], "malformed YAML"),
     "not a mapping": (lambda tmp, table: ["search", spec_file(tmp, "- a\n- b\n")], "expected a mapping"),
-    "unknown key": (lambda tmp, table: ["search", spec_file(tmp, SPEC.format(table=table, extra="algoritm: evolution\n"))], "algoritm: unknown key"),
-    "wrong type": (lambda tmp, table: ["search", spec_file(tmp, "name: t\nmodel: minilm\ntarget: {speedup: fast}\n")], "target.speedup"),
-    "bad algorithm": (lambda tmp, table: ["search", spec_file(tmp, SPEC.format(table=table, extra="algorithm: annealing\n"))], "algorithm: 'annealing' is not allowed"),
-    "bad option": (lambda tmp, table: ["search", spec_file(tmp, SPEC.format(table=table, extra="options: {generation: 3}\n"))], "options.generation"),
-    "unknown model": (lambda tmp, table: ["search", spec_file(tmp, SPEC.format(table=table, extra="").replace("minilm", "nosuch"))], "unknown model 'nosuch'"),
-    "infeasible target": (lambda tmp, table: ["search", spec_file(tmp, SPEC.format(table=table, extra="").replace("{speedup: 2}", "{latency_ms: 0.5}"))], "raise the target"),
-    "table other conditions": (lambda tmp, table: ["search", spec_file(tmp, SPEC.format(table=table, extra="").replace("threads: 1", "threads: 2"))], "threads: table 1, wanted 2"),
-    "corrupt table": (lambda tmp, table: (table.write_text("kind,size\nbase"), ["search", spec_file(tmp, SPEC.format(table=table, extra=""))])[1], "truncated or malformed"),
-    "missing table": (lambda tmp, table: ["search", spec_file(tmp, SPEC.format(table=tmp / "none.csv", extra=""))], "latency table file not found"),
-    "config wrong layer count": (lambda tmp, table: ["export", "--model", "minilm", "--config", config_file(tmp, [{"heads": 12, "ffn": 1536}]), "--out", tmp / "o"], "config has 1 layers, the model has 6"),
-    "config too many heads": (lambda tmp, table: ["export", "--model", "minilm", "--config", config_file(tmp, [{"heads": 16, "ffn": 1536}] * 6), "--out", tmp / "o"], "layer 0: heads=16"),
-    "config off grid": (lambda tmp, table: ["export", "--model", "minilm", "--config", config_file(tmp, [{"heads": 12, "ffn": 1000}] * 6), "--out", tmp / "o"], "ffn=1000"),
-    "config malformed json": (lambda tmp, table: ["export", "--model", "minilm", "--config", spec_file(tmp, "{layers: "), "--out", tmp / "o"], "not valid JSON"),
-    "config missing": (lambda tmp, table: ["export", "--model", "minilm", "--config", tmp / "none.json", "--out", tmp / "o"], "config file not found"),
-    "unwritable output": (lambda tmp, table: ["export", "--model", "minilm", "--config", config_file(tmp, [{"heads": 12, "ffn": 1536}] * 6), "--out", table / "sub"], "cannot write to output folder"),
-    "unknown format": (lambda tmp, table: ["export", "--model", "minilm", "--config", tmp / "c.json", "--out", tmp / "o", "--to", "hf,pdf"], "unknown format pdf"),
+    "unknown key": (
+        lambda tmp, table: ["search", spec_file(tmp, SPEC.format(table=table, extra="algoritm: evolution\n"))],
+        "algoritm: unknown key",
+    ),
+    "wrong type": (
+        lambda tmp, table: ["search", spec_file(tmp, "name: t\nmodel: minilm\ntarget: {speedup: fast}\n")],
+        "target.speedup",
+    ),
+    "bad algorithm": (
+        lambda tmp, table: ["search", spec_file(tmp, SPEC.format(table=table, extra="algorithm: annealing\n"))],
+        "algorithm: algorithm 'annealing' is not available; choose one of evolution",
+    ),
+    "bad option": (
+        lambda tmp, table: ["search", spec_file(tmp, SPEC.format(table=table, extra="options: {generation: 3}\n"))],
+        "options.generation",
+    ),
+    "unknown model": (
+        lambda tmp, table: ["search", spec_file(tmp, SPEC.format(table=table, extra="").replace("minilm", "nosuch"))],
+        "unknown model 'nosuch'",
+    ),
+    "infeasible target": (
+        lambda tmp, table: [
+            "search",
+            spec_file(tmp, SPEC.format(table=table, extra="").replace("{speedup: 2}", "{latency_ms: 0.5}")),
+        ],
+        "latency_ms <= 0.5 ms cannot be met",
+    ),
+    "energy without an energy table": (
+        lambda tmp, table: [
+            "search",
+            spec_file(tmp, SPEC.format(table=table, extra="").replace("{speedup: 2}", "{speedup: 2, energy_mj: 5}")),
+        ],
+        "energy_mj needs a latency table with an energy_mj column",
+    ),
+    "params below any config": (
+        lambda tmp, table: [
+            "search",
+            spec_file(tmp, SPEC.format(table=table, extra="").replace("{speedup: 2}", "{speedup: 2, params: 1000}")),
+        ],
+        "params <= 0.00M cannot be met",
+    ),
+    "table other conditions": (
+        lambda tmp, table: [
+            "search",
+            spec_file(tmp, SPEC.format(table=table, extra="").replace("threads: 1", "threads: 2")),
+        ],
+        "threads: table 1, wanted 2",
+    ),
+    "corrupt table": (
+        lambda tmp, table: (
+            table.write_text("kind,size\nbase"),
+            ["search", spec_file(tmp, SPEC.format(table=table, extra=""))],
+        )[1],
+        "truncated or malformed",
+    ),
+    "missing table": (
+        lambda tmp, table: ["search", spec_file(tmp, SPEC.format(table=tmp / "none.csv", extra=""))],
+        "latency table file not found",
+    ),
+    "config wrong layer count": (
+        lambda tmp, table: [
+            "export",
+            "--model",
+            "minilm",
+            "--config",
+            config_file(tmp, [{"heads": 12, "ffn": 1536}]),
+            "--out",
+            tmp / "o",
+        ],
+        "config has 1 layers, the model has 6",
+    ),
+    "config too many heads": (
+        lambda tmp, table: [
+            "export",
+            "--model",
+            "minilm",
+            "--config",
+            config_file(tmp, [{"heads": 16, "ffn": 1536}] * 6),
+            "--out",
+            tmp / "o",
+        ],
+        "layer 0: heads=16",
+    ),
+    "config off grid": (
+        lambda tmp, table: [
+            "export",
+            "--model",
+            "minilm",
+            "--config",
+            config_file(tmp, [{"heads": 12, "ffn": 1000}] * 6),
+            "--out",
+            tmp / "o",
+        ],
+        "ffn=1000",
+    ),
+    "config malformed json": (
+        lambda tmp, table: ["export", "--model", "minilm", "--config", spec_file(tmp, "{layers: "), "--out", tmp / "o"],
+        "not valid JSON",
+    ),
+    "config missing": (
+        lambda tmp, table: ["export", "--model", "minilm", "--config", tmp / "none.json", "--out", tmp / "o"],
+        "config file not found",
+    ),
+    "unwritable output": (
+        lambda tmp, table: [
+            "export",
+            "--model",
+            "minilm",
+            "--config",
+            config_file(tmp, [{"heads": 12, "ffn": 1536}] * 6),
+            "--out",
+            table / "sub",
+        ],
+        "cannot write to output folder",
+    ),
+    "unknown format": (
+        lambda tmp, table: [
+            "export",
+            "--model",
+            "minilm",
+            "--config",
+            tmp / "c.json",
+            "--out",
+            tmp / "o",
+            "--to",
+            "hf,pdf",
+        ],
+        "unknown format pdf",
+    ),
     "export needs a source": (lambda tmp, table: ["export", "--out", tmp / "o"], "give either --run"),
     "verify without export": (lambda tmp, table: ["verify", tmp], "holds no export.json"),
     "report not a run": (lambda tmp, table: ["report", tmp], "is not a run folder"),
-    "report run without a study": (lambda tmp, table: ["report", run_folder(tmp, RUN_SPEC)], "holds no stored search 't'"),
-    "export run without a study": (lambda tmp, table: ["export", "--run", run_folder(tmp, RUN_SPEC), "--out", tmp / "o"], "holds no stored search 't'"),
+    "report run without a study": (
+        lambda tmp, table: ["report", run_folder(tmp, RUN_SPEC)],
+        "holds no stored search 't'",
+    ),
+    "export run without a study": (
+        lambda tmp, table: ["export", "--run", run_folder(tmp, RUN_SPEC), "--out", tmp / "o"],
+        "holds no stored search 't'",
+    ),
     "report run malformed spec": (lambda tmp, table: ["report", run_folder(tmp, "name: [")], "malformed YAML"),
-    "export unknown model": (lambda tmp, table: ["export", "--model", "nosuch", "--config", config_file(tmp, [{"heads": 12, "ffn": 1536}] * 6), "--out", tmp / "o"], "unknown model 'nosuch'"),
-    "verify corrupt manifest": (lambda tmp, table: ["verify", export_folder(tmp, "{oops")], "corrupt or older export manifest"),
-    "verify export without onnx": (lambda tmp, table: ["verify", export_folder(tmp, hf_only_manifest(
-        LatencyTable.load(table).conditions))], "has no model.onnx"),
-    "profile unavailable backend": (lambda tmp, table: ["profile", "--backend", "tensorrt"], "backend 'tensorrt' is not available"),
+    "export unknown model": (
+        lambda tmp, table: [
+            "export",
+            "--model",
+            "nosuch",
+            "--config",
+            config_file(tmp, [{"heads": 12, "ffn": 1536}] * 6),
+            "--out",
+            tmp / "o",
+        ],
+        "unknown model 'nosuch'",
+    ),
+    "verify corrupt manifest": (
+        lambda tmp, table: ["verify", export_folder(tmp, "{oops")],
+        "corrupt or older export manifest",
+    ),
+    "verify export without onnx": (
+        lambda tmp, table: ["verify", export_folder(tmp, hf_only_manifest(LatencyTable.load(table).conditions))],
+        "has no model.onnx",
+    ),
+    "profile unavailable backend": (
+        lambda tmp, table: ["profile", "--backend", "tensorrt"],
+        "backend 'tensorrt' is not available",
+    ),
     "profile bad phase": (lambda tmp, table: ["profile", "--phase", "foo"], "Invalid value for '--phase'"),
     "profile batch 0": (lambda tmp, table: ["profile", "--batch", "0"], "Invalid value for '--batch'"),
     "unknown option": (lambda tmp, table: ["search", "--bogus"], "No such option: --bogus"),
-    "predict missing table": (lambda tmp, table: ["predict", "--table", tmp / "none.csv", "--config", tmp / "c.json"], "latency table file not found"),
-    "predict corrupt table": (lambda tmp, table: (table.write_text("kind,size\nbase"), ["predict", "--table", table, "--config", tmp / "c.json"])[1], "truncated or malformed"),
+    "predict missing table": (
+        lambda tmp, table: ["predict", "--table", tmp / "none.csv", "--config", tmp / "c.json"],
+        "latency table file not found",
+    ),
+    "predict corrupt table": (
+        lambda tmp, table: (
+            table.write_text("kind,size\nbase"),
+            ["predict", "--table", table, "--config", tmp / "c.json"],
+        )[1],
+        "truncated or malformed",
+    ),
 }
 
 
@@ -133,7 +304,8 @@ def test_bad_input_gives_one_clear_line(case, capsys, tmp_path, monkeypatch, tab
 def test_real_process_prints_no_traceback(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-c", "from prunesearch.cli import main; main()", "search", str(tmp_path / "x.yaml")],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: spec file not found: {tmp_path / 'x.yaml'}"
@@ -142,20 +314,44 @@ def test_real_process_prints_no_traceback(tmp_path):
 def test_a_failed_verification_exits_3(tmp_path, capsys, monkeypatch):
     """A command that ends with typer.Exit(3) must reach the shell as 3, not 0."""
     import prunesearch.export.verify as verify_module
-    from prunesearch.export.manifest import Limit, Measured, Verification
+    from prunesearch.export.manifest import Measured, Verification
+    from prunesearch.objectives import Constraint
 
-    measured = Measured(speedup=1.9, speedup_low=1.88, speedup_high=1.92, ratio=1 / 1.9, se=0.003, rounds=16,
-                        latency_ms=10.5, dense_ms=20.0, backend="ort-cpu")
-    monkeypatch.setattr(verify_module, "verify_export", lambda folder, tolerance, reporter: Verification(
-        measured=measured, against=Limit(speedup=2.0), of="target", tolerance=tolerance, passed=False, at="now"))
+    measured = Measured(
+        speedup=1.9,
+        speedup_low=1.88,
+        speedup_high=1.92,
+        ratio=1 / 1.9,
+        se=0.003,
+        rounds=16,
+        latency_ms=10.5,
+        dense_ms=20.0,
+        backend="ort-cpu",
+    )
+    monkeypatch.setattr(
+        verify_module,
+        "verify_export",
+        lambda folder, tolerance, reporter: Verification(
+            measured=measured,
+            against=[Constraint(objective="speedup", limit=2.0)],
+            of="target",
+            tolerance=tolerance,
+            passed=False,
+            at="now",
+        ),
+    )
     code, err = cli(["verify", tmp_path], capsys, tmp_path, monkeypatch)
-    assert code == 3 and "FAILED" in err and "1.900x" in err and "target 2.00x" in err
+    assert code == 3 and "FAILED" in err and "1.900x" in err and "target speedup >= 2.000x" in err
 
 
 def test_search_force_accepts_a_table_from_other_conditions(capsys, tmp_path, monkeypatch, table):
     """With --force the conditions check passes, so the next check (the infeasible target) is the one that speaks."""
-    text = SPEC.format(table=table, extra="").replace("threads: 1", "threads: 2").replace("{speedup: 2}", "{latency_ms: 0.5}")
+    text = (
+        SPEC.format(table=table, extra="")
+        .replace("threads: 1", "threads: 2")
+        .replace("{speedup: 2}", "{latency_ms: 0.5}")
+    )
     code, err = cli(["search", spec_file(tmp_path, text)], capsys, tmp_path, monkeypatch)
     assert code == 2 and "threads: table 1, wanted 2" in err and "search --force" in err
     code, err = cli(["search", spec_file(tmp_path, text), "--force"], capsys, tmp_path, monkeypatch)
-    assert code == 2 and "raise the target" in err and "threads" not in err
+    assert code == 2 and "cannot be met" in err and "threads" not in err

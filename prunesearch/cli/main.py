@@ -1,0 +1,48 @@
+"""The entry point: every command module registered on the app, and user errors as one line."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+# each command module registers its commands on ``app`` when imported
+from prunesearch.cli import catalogue, demo, export, oracle, report, search, verify  # noqa: F401
+from prunesearch.cli.app import (
+    _CLICK_ERROR,
+    EXIT_BACKEND_MISSING,
+    EXIT_OK,
+    EXIT_USER_ERROR,
+    app,
+    console,
+    fail,
+)
+from prunesearch.errors import BackendUnavailableError, PruneSearchError
+
+
+def main() -> None:
+    """Entry point: user errors become one line and a non-zero exit, never a traceback."""
+    try:
+        # without standalone mode, click *returns* the code of a typer.Exit raised in a command
+        code = app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except BackendUnavailableError as exc:
+        fail(str(exc), code=EXIT_BACKEND_MISSING)
+        sys.exit(EXIT_BACKEND_MISSING)
+    except PruneSearchError as exc:
+        fail(str(exc))
+        sys.exit(EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        console.print("interrupted; everything already stored is kept (resume with --resume)")
+        sys.exit(130)
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        fail(f"{exc.strerror or exc}{where}")
+        sys.exit(EXIT_USER_ERROR)
+    except _CLICK_ERROR as exc:  # usage errors: unknown option, bad value
+        fail(exc.format_message())
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)
