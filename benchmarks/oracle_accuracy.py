@@ -1,8 +1,9 @@
-"""Oracle accuracy: predicted vs measured latency of whole pruned models on this machine.
+"""Oracle accuracy: predicted vs measured speed-ups of whole pruned models on this machine.
 
-Profiles a table, then measures random configs (never used to build or calibrate the table)
-exported as whole ONNX models, in the same run, and compares. Decoders: the prefill pass, or
-with --phase decode one KV-cache decode step after --cache-len cached tokens.
+Profiles a table, then measures random configs (never used to build or calibrate the table),
+exported as whole ONNX models and timed side by side with the dense model after the profile, and
+compares speed-ups. Decoders: the prefill pass, or with --phase decode one KV-cache decode step
+after --cache-len cached tokens.
 
     .venv/bin/python benchmarks/oracle_accuracy.py --batch 1 --batch 8 --configs 100
     .venv/bin/python benchmarks/oracle_accuracy.py --model smollm2 --configs 100 --ship
@@ -17,55 +18,89 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from rich.console import Console
 
 import prunesearch as ps
-from prunesearch.oracle import Predictor, cpu_name, device_slug, profile_table
-from prunesearch.oracle.ensure import SHIPPED, table_name
-from prunesearch.oracle.profile import measure_config
+from prunesearch.oracle import Predictor, cpu_name, device_slug, profile_table, time_configs
+from prunesearch.oracle.ensure import SHIPPED
+from prunesearch.reporter import Reporter
+from prunesearch.workload import Workload
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
 
 
 def run(
-    model: str, *, batch: int, seq_len: int | None, threads: int, phase: str | None, cache_len: int, configs: int, seed: int,
+    model: str,
+    *,
+    batch: int,
+    seq_len: int | None,
+    threads: int,
+    phase: str | None,
+    cache_len: int,
+    configs: int,
+    seed: int,
     ship: bool,
 ) -> tuple[pd.DataFrame, dict]:
     loaded = ps.load_model(model)
+    reporter = Reporter(Console(stderr=True))
     started = time.monotonic()
-    table = profile_table(loaded, batch=batch, seq_len=seq_len, threads=threads, phase=phase, cache_len=cache_len)
+    workload = Workload(batch=batch, seq_len=seq_len, threads=threads, phase=phase, cache_len=cache_len)
+    table = profile_table(loaded, workload, reporter=reporter)
     profile_s = time.monotonic() - started
     c = table.conditions
-    seq_len = c.seq_len
     if ship:
-        name = table_name(model, backend=c.backend, batch=batch, seq_len=c.seq_len, threads=threads, phase=phase,
-                          cache_len=cache_len)
-        print(f"shipped {table.save(SHIPPED / device_slug(c.device) / name)}")
+        print(f"shipped {table.save(SHIPPED / device_slug(c.device) / c.file_name())}")
     space = ps.adapter_for(loaded.model).space()
     calibrated, plain = Predictor(table, space), Predictor(table, space, calibrated=False)
-    rng = np.random.default_rng(seed + 1000)  # the table's calibration models used seed 0
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for i in range(configs):
-            genome = rng.integers(0, space.genome_upper + 1)
-            config = space.from_genome(genome)
-            measured = measure_config(loaded, config, conditions=c, workdir=Path(tmp)).latency_ms
-            rows.append({"model": model, "phase": c.phase, "batch": batch, "threads": threads, "config": str(config), "measured_ms": measured,
-                         "predicted_ms": calibrated.latency_ms(genome)[0], "additive_ms": plain.latency_ms(genome)[0]})
-            print(f"{i + 1}/{configs} {rows[-1]['measured_ms']:.3f} ms measured, {rows[-1]['predicted_ms']:.3f} predicted", flush=True)
+    rng = np.random.default_rng(seed + 1000)  # apart from the table's calibration models
+    genomes = {f"config-{i:03d}": rng.integers(0, space.genome_upper + 1) for i in range(configs)}
+    with reporter.bar("measure", f"{configs} random configs beside the dense model") as update:
+        measured = time_configs(
+            loaded,
+            {n: space.from_genome(g) for n, g in genomes.items()},
+            conditions=c,
+            progress=lambda stage, done, total: update(completed=done, total=total, description=stage),
+        )
+    rows = [
+        {
+            "model": model,
+            "phase": c.phase,
+            "batch": batch,
+            "threads": threads,
+            "config": str(space.from_genome(g)),
+            "measured_speedup": measured[n].speedup,
+            "measured_se": measured[n].se / measured[n].ratio,
+            "predicted_speedup": float(calibrated.speedup(g)[0]),
+            "additive_speedup": float(plain.speedup(g)[0]),
+        }
+        for n, g in genomes.items()
+    ]
     df = pd.DataFrame(rows)
-    summary = {"model": model, "phase": c.phase, "batch": batch, "seq_len": seq_len, "cache_len": c.cache_len,
-               "threads": threads, "configs": configs,
-               "profiling_s": round(profile_s, 1), "dense_predicted_ms": round(calibrated.dense_ms, 3)}
-    for name, col in (("calibrated", "predicted_ms"), ("additive", "additive_ms")):
-        err = (df[col] / df.measured_ms - 1).abs()
-        summary |= {f"{name} within 5%": f"{(err <= 0.05).mean():.0%}", f"{name} within 10%": f"{(err <= 0.10).mean():.0%}",
-                    f"{name} median err": f"{err.median():.1%}", f"{name} max err": f"{err.max():.1%}"}
+    summary = {
+        "model": model,
+        "phase": c.phase,
+        "batch": batch,
+        "seq_len": c.seq_len,
+        "cache_len": c.cache_len,
+        "threads": threads,
+        "configs": configs,
+        "profiling_s": round(profile_s, 1),
+        "dense_ms (with the table)": round(table.meta.dense_ms, 3),
+        "dense_ms (beside the configs)": round(measured.reference_ms, 3),
+    }
+    for name, col in (("calibrated", "predicted_speedup"), ("additive", "additive_speedup")):
+        err = (df[col] / df.measured_speedup - 1).abs()
+        summary |= {
+            f"{name} within 5%": f"{(err <= 0.05).mean():.0%}",
+            f"{name} within 10%": f"{(err <= 0.10).mean():.0%}",
+            f"{name} median err": f"{err.median():.1%}",
+            f"{name} max err": f"{err.max():.1%}",
+        }
     return df, summary
 
 
@@ -83,25 +118,38 @@ def main() -> None:
     args = parser.parse_args()
     frames, summaries = [], []
     for batch in args.batch or [1]:
-        df, summary = run(args.model, batch=batch, seq_len=args.seq_len, threads=args.threads, phase=args.phase,
-                          cache_len=args.cache_len, configs=args.configs, seed=args.seed, ship=args.ship)
+        df, summary = run(
+            args.model,
+            batch=batch,
+            seq_len=args.seq_len,
+            threads=args.threads,
+            phase=args.phase,
+            cache_len=args.cache_len,
+            configs=args.configs,
+            seed=args.seed,
+            ship=args.ship,
+        )
         frames.append(df)
         summaries.append(summary)
     REPORTS.mkdir(exist_ok=True)
-    stem = REPORTS / ("oracle_accuracy" if args.model == "minilm" else f"oracle_accuracy_{args.model}_{summaries[0]['phase']}")
+    stem = REPORTS / (
+        "oracle_accuracy" if args.model == "minilm" else f"oracle_accuracy_{args.model}_{summaries[0]['phase']}"
+    )
     pd.concat(frames).to_csv(stem.with_suffix(".csv"), index=False)
-    text = "\n".join([
-        f"# Oracle accuracy: {args.model}, {summaries[0]['phase']}",
-        "",
-        f"Command: `.venv/bin/python benchmarks/oracle_accuracy.py {' '.join(sys.argv[1:])}`; {dt.date.today()}; "
-        f"CPU: {cpu_name()}; ONNX Runtime CPU, fp32.",
-        "Each config is a random whole pruned model, exported and measured in the same run as the table;",
-        "'additive' is the plain per-level sum, 'calibrated' adds the table's linear fit on its own calibration models (never among these).",
-        "Measured and table times are `Measurement.latency_ms`: the median of the quietest of 5 consecutive rounds of runs.",
-        "",
-        pd.DataFrame(summaries).set_index("model").T.to_markdown(),
-        "",
-    ])
+    text = "\n".join(
+        [
+            f"# Oracle accuracy: {args.model}, {summaries[0]['phase']}",
+            "",
+            f"Command: `.venv/bin/python benchmarks/oracle_accuracy.py {' '.join(sys.argv[1:])}`; {dt.date.today()}; "
+            f"CPU: {cpu_name()}; ONNX Runtime CPU, fp32.",
+            "Each config is a random whole pruned model, exported and timed side by side with the dense model after",
+            "the table was profiled; errors compare speed-ups over the dense model. 'additive' is the plain sum,",
+            "'calibrated' adds the table's linear fit on its own calibration models (never among these).",
+            "",
+            pd.DataFrame(summaries).set_index("model").T.to_markdown(),
+            "",
+        ]
+    )
     stem.with_suffix(".md").write_text(text)
     print(text)
 

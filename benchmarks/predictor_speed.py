@@ -39,17 +39,21 @@ def main() -> None:
         predictor.latency_ms(genomes)
         seconds.append(time.perf_counter() - start)
     rate = args.configs / min(seconds)
-    text = "\n".join([
-        "# Predictor throughput",
-        "",
-        f"Command: `.venv/bin/python benchmarks/predictor_speed.py --configs {args.configs}`; {dt.date.today()}; "
-        f"CPU: {cpu_name()}; table {args.table.relative_to(ROOT) if args.table.is_relative_to(ROOT) else args.table}.",
-        "",
-        f"{args.configs:,} random {table.conditions.model} genomes ({len(space.genome_upper)} entries) in one call: "
-        f"best of 5 {min(seconds) * 1000:.1f} ms, median {sorted(seconds)[2] * 1000:.1f} ms -> "
-        f"**{rate:,.0f} configs/s** (goal 1,000,000).",
-        "",
-    ])
+    shown = args.table.relative_to(ROOT) if args.table.is_relative_to(ROOT) else args.table
+    text = "\n".join(
+        [
+            "# Predictor throughput",
+            "",
+            f"Command: `.venv/bin/python benchmarks/predictor_speed.py --configs {args.configs}`; {dt.date.today()}; "
+            f"CPU: {cpu_name()}; table {shown}.",
+            "",
+            f"{args.configs:,} random {table.conditions.model} genomes ({len(space.genome_upper)} entries) "
+            "in one call: "
+            f"best of 5 {min(seconds) * 1000:.1f} ms, median {sorted(seconds)[2] * 1000:.1f} ms -> "
+            f"**{rate:,.0f} configs/s** (goal 1,000,000).",
+            "",
+        ]
+    )
     (ROOT / "reports").mkdir(exist_ok=True)
     (ROOT / "reports" / "predictor_speed.md").write_text(text)
     print(text)

@@ -29,10 +29,18 @@ MINILM_POINTS = [(10, 1280), (8, 1024), (6, 768)]
 # (label, calibration rows, database options or None for plain magnitude with no reconstruction)
 METHODS = [
     ("magnitude, no reconstruction", "texts", None),
-    ("naive refit: magnitude, least squares on packed 128-token chunks", "chunks", dict(importance="magnitude", target="block")),
+    (
+        "naive refit: magnitude, least squares on packed 128-token chunks",
+        "chunks",
+        dict(importance="magnitude", target="block"),
+    ),
     ("Wanda, no reconstruction", "texts", dict(importance="wanda", reconstruct=False)),
     ("Taylor (first order, random embedding projections), least squares on texts", "texts", dict(importance="taylor")),
-    ("Wanda, 4 streams (expected upstream error), corrected target, texts", "texts", dict(importance="wanda", streams=4)),
+    (
+        "Wanda, 4 streams (expected upstream error), corrected target, texts",
+        "texts",
+        dict(importance="wanda", streams=4),
+    ),
     ("Wanda, least squares on packed chunks", "chunks", dict(importance="wanda")),
     ("Wanda, least squares on texts (default)", "texts", dict(importance="wanda")),
 ]
@@ -47,15 +55,24 @@ def minilm_rows() -> list[dict]:
     rows = []
     for label, calibration_rows, options in METHODS:
         started = time.monotonic()
-        source = None if options is None else LevelDatabase.build(
-            loaded, calibrations[calibration_rows], space=space, cache=False, **options
+        source = (
+            None
+            if options is None
+            else LevelDatabase.build(loaded, calibrations[calibration_rows], space=space, cache=False, **options)
         )
         seconds = time.monotonic() - started
         for heads, ffn in MINILM_POINTS:
             model = ps.prune(loaded.model, space.uniform_config(heads=heads, ffn=ffn), source)
-            rows.append({"model": "minilm", "method": label, "point": f"{heads} heads / FFN {ffn}",
-                         "metric": "mean cosine", "value": embedding_cosine(model, dense, sentences),
-                         "database_s": round(seconds, 1)})
+            rows.append(
+                {
+                    "model": "minilm",
+                    "method": label,
+                    "point": f"{heads} heads / FFN {ffn}",
+                    "metric": "mean cosine",
+                    "value": embedding_cosine(model, dense, sentences),
+                    "database_s": round(seconds, 1),
+                }
+            )
             print(rows[-1])
     return rows
 
@@ -65,18 +82,39 @@ def smollm2_rows() -> tuple[list[dict], str]:
     calibration = load_calibration(loaded.tokenizer, rows="chunks")
     space = ps.adapter_for(loaded.model).space()
     heldout = calibration.heldout(4096)
-    rows = [{"model": "smollm2", "method": "dense", "point": "9 heads / FFN 1536", "metric": "perplexity",
-             "value": perplexity(loaded.model, heldout), "database_s": 0.0}]
+    rows = [
+        {
+            "model": "smollm2",
+            "method": "dense",
+            "point": "9 heads / FFN 1536",
+            "metric": "perplexity",
+            "value": perplexity(loaded.model, heldout),
+            "database_s": 0.0,
+        }
+    ]
     points = [("25%", 6, 1152), ("50%", 3, 768)]  # 9 heads in 3 KV groups: whole groups of 3
     sample = ""
-    for label, options in (("magnitude, no reconstruction", None), ("Wanda, least squares (default)", dict(importance="wanda"))):
+    for label, options in (
+        ("magnitude, no reconstruction", None),
+        ("Wanda, least squares (default)", dict(importance="wanda")),
+    ):
         started = time.monotonic()
-        source = None if options is None else LevelDatabase.build(loaded, calibration, space=space, cache=False, **options)
+        source = (
+            None if options is None else LevelDatabase.build(loaded, calibration, space=space, cache=False, **options)
+        )
         seconds = time.monotonic() - started
         for share, heads, ffn in points:
             model = ps.prune(loaded.model, space.uniform_config(heads=heads, ffn=ffn), source)
-            rows.append({"model": "smollm2", "method": label, "point": f"{share}: {heads} heads / FFN {ffn}",
-                         "metric": "perplexity", "value": perplexity(model, heldout), "database_s": round(seconds, 1)})
+            rows.append(
+                {
+                    "model": "smollm2",
+                    "method": label,
+                    "point": f"{share}: {heads} heads / FFN {ffn}",
+                    "metric": "perplexity",
+                    "value": perplexity(model, heldout),
+                    "database_s": round(seconds, 1),
+                }
+            )
             print(rows[-1])
             if options is not None and share == "25%":
                 prompt = loaded.tokenizer("The capital of France is", return_tensors="pt")
@@ -105,7 +143,8 @@ def main() -> None:
         "Calibration: the shipped text (Python standard-library docstrings), held-out split never used for fitting;",
         "'chunks' = packed 128-token rows, 'texts' = separate texts of 16-128 tokens with their own [CLS]/[SEP].",
         "Least squares pulls towards the dense weights of the kept columns (ridge 1% of the mean Gram diagonal).",
-        "MiniLM: mean cosine of mean-pooled embeddings of 512 held-out sentences to the dense model (higher is better).",
+        "MiniLM: mean cosine of mean-pooled embeddings of 512 held-out sentences to the dense model",
+        "(higher is better).",
         "With one stream the stream is the dense model, so a corrected target equals the block output.",
         "database_s: seconds to build that level database (every layer, every level) on 2 cores.",
         "SmolLM2-135M: perplexity on 4,096 held-out tokens (lower is better); its weights went through 4-bit GGUF",

@@ -53,13 +53,18 @@ print(float(np.median(times)) * 1e3)
 
 
 def median_ms(path: str, *, seq: int, batch: int, threads: int, runs: int) -> float:
-    done = subprocess.run([sys.executable, "-c", CHILD, path, str(seq), str(batch), str(threads), str(runs)],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, path, str(seq), str(batch), str(threads), str(runs)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return float(done.stdout.strip())
 
 
-def side_by_side(dense: str, models: list[str], *, pairs: int = 5, runs: int = 100, seq: int = 128, batch: int = 1,
-                 threads: int = 1) -> dict[str, dict]:
+def side_by_side(
+    dense: str, models: list[str], *, pairs: int = 5, runs: int = 100, seq: int = 128, batch: int = 1, threads: int = 1
+) -> dict[str, dict]:
     """Per model: the median speed-up over dense across pairs, each pair's, and each pair's milliseconds."""
     results = {}
     for model in models:
@@ -84,8 +89,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
-    results = side_by_side(args.dense, args.models, pairs=args.pairs, runs=args.runs, seq=args.seq, batch=args.batch,
-                           threads=args.threads)
+    results = side_by_side(
+        args.dense, args.models, pairs=args.pairs, runs=args.runs, seq=args.seq, batch=args.batch, threads=args.threads
+    )
     if args.json:
         print(json.dumps(results))
         return
