@@ -34,6 +34,8 @@ class Adapter(ABC):
     drops_empty_layers: ClassVar[bool] = False
     #: what one inference takes: token ids, or image pixels (ViT)
     inputs: ClassVar[Literal["tokens", "pixels"]] = "tokens"
+    #: attribute of the base model normalising the last layer's output (None: it is output as is)
+    final_norm_name: ClassVar[str | None] = None
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
@@ -124,6 +126,11 @@ class Adapter(ABC):
     def _remove_inputs(self, layer: int, kind: Kind) -> None:
         """Replace the block's input side by a module that computes nothing."""
 
+    def final_norm(self) -> nn.Module:
+        """What the base model applies to the last layer's output (a pre-LN family's final norm)."""
+        name = self.final_norm_name
+        return nn.Identity() if name is None else getattr(self.model.base_model, name)
+
     def finalize(self) -> None:  # noqa: B027  (a hook: most families have nothing to clean up)
         """Structural clean-up after all layers are sliced (decoders renumber caches)."""
 
@@ -172,7 +179,7 @@ class Adapter(ABC):
             # a projection without bias stays without one (sliced_linear does the same)
             out_bias = None
             if proj.bias is not None:
-                out_bias = bias if bias is not None else proj.bias.detach()
+                out_bias = (bias if bias is not None else proj.bias.detach()).to(proj.bias.device, proj.bias.dtype)
             self._remove_inputs(layer, kind)
             self._set_output_projection(layer, kind, BiasOnly(out_bias, size=self.hidden_size))
             return
@@ -182,11 +189,13 @@ class Adapter(ABC):
 
     @staticmethod
     def _overwrite(proj: nn.Module, *, weight: torch.Tensor | None, bias: torch.Tensor | None) -> None:
-        with torch.no_grad():
-            if weight is not None:
-                linear_weight(proj).copy_(weight)
-            if bias is not None and proj.bias is not None:
-                proj.bias.copy_(bias)
+        # new parameters, never writes into the old ones: a layer copy that shares the dense
+        # model's tensors (prune/layerwise.py) must leave the dense model as it was
+        if weight is not None:
+            stored = weight.t() if type(proj).__name__ == "Conv1D" else weight  # Conv1D stores (in, out)
+            proj.weight = nn.Parameter(stored.to(proj.weight.device, proj.weight.dtype).contiguous())
+        if bias is not None and proj.bias is not None:
+            proj.bias = nn.Parameter(bias.to(proj.bias.device, proj.bias.dtype).clone())
 
     # -- analytic size ------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ class GPT2Adapter(DecoderAdapter):
     output_names = {"attn": "c_proj", "ffn": "c_proj"}
     input_names = {"attn": ("c_attn",), "ffn": ("c_fc",)}
     norm_names = {"attn": "ln_1", "ffn": "ln_2"}
+    final_norm_name = "ln_f"
 
     @property
     def ffn_width(self) -> int:

@@ -19,3 +19,4 @@ class LlamaAdapter(DecoderAdapter):
     output_names = {"attn": "o_proj", "ffn": "down_proj"}
     input_names = {"attn": ("q_proj", "k_proj", "v_proj"), "ffn": ("gate_proj", "up_proj")}
     norm_names = {"attn": "input_layernorm", "ffn": "post_attention_layernorm"}
+    final_norm_name = "norm"

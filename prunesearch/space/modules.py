@@ -64,7 +64,7 @@ def sliced_linear(
     ``weight``/``bias`` replace the sliced values (a reconstructed projection).
     Conv1D is turned into Linear: same maths, one code path downstream.
     """
-    w = linear_weight(module).detach()
+    w = dense = linear_weight(module).detach()
     b = module.bias.detach() if module.bias is not None else None
     if rows is not None:
         w = w[rows]
@@ -77,7 +77,8 @@ def sliced_linear(
         w = weight
     if bias is not None and b is not None:
         b = bias
-    new = nn.Linear(w.shape[1], w.shape[0], bias=b is not None, dtype=w.dtype, device=w.device)
+    # the model's device and dtype, whatever a replacement weight came in (a level database's fp16 on disk)
+    new = nn.Linear(w.shape[1], w.shape[0], bias=b is not None, dtype=dense.dtype, device=dense.device)
     with torch.no_grad():
         new.weight.copy_(w)
         if b is not None:

@@ -21,6 +21,7 @@ class ViTAdapter(PreNormAdapter):
     output_names = {"attn": "o_proj", "ffn": "fc2"}
     input_names = {"attn": ("q_proj", "k_proj", "v_proj"), "ffn": ("fc1",)}
     norm_names = {"attn": "layernorm_before", "ffn": "layernorm_after"}
+    final_norm_name = "layernorm"
 
     def constant_sink(self) -> torch.Tensor:
         return self.model.base_model.embeddings.position_embeddings

@@ -61,13 +61,23 @@ def test_database_is_cached_and_reused(tmp_path, monkeypatch):
     space = adapter_for(loaded.model).space(ffn_step=FFN_STEP)
     calib = TokenCalibration(loaded.model.config.vocab_size)
     first = LevelDatabase.build(loaded, calib, space=space, n_tokens=512, streams=2)
-    assert first.path.is_file()
+    assert sorted(p.name for p in first.path.iterdir()) == [
+        *(f"layer-{i:03d}.safetensors" for i in range(space.n_layers)),
+        "ranking.safetensors",
+    ]
+    uncached = LevelDatabase.build(loaded, calib, space=space, n_tokens=512, streams=2, cache=False)
     # prunesearch.prune is also the top-level function, so reach the module through importlib
     database = importlib.import_module("prunesearch.prune.database")
     monkeypatch.setattr(database, "_Builder", None)  # a rebuild would fail: the cache must answer
     again = LevelDatabase.build(loaded, calib, space=space, n_tokens=512, streams=2)
-    assert again.key == first.key and again.tensors.keys() == first.tensors.keys()
-    assert all(torch.equal(again.tensors[k], first.tensors[k]) for k in first.tensors)
+    assert again.key == first.key and again.path == first.path
+    for layer, grids in enumerate(space.layers):  # read lazily from disk = held in memory
+        for kind, grid in (("attn", grids.heads), ("ffn", grids.ffn)):
+            for size in grid:
+                a, b = again.choice(layer, kind, size), uncached.choice(layer, kind, size)
+                assert torch.equal(a.keep, b.keep)
+                for x, y in ((a.weight, b.weight), (a.bias, b.bias)):
+                    assert (x is None and y is None) or torch.equal(x, y)
 
 
 def test_gram_solves_an_exact_linear_map():

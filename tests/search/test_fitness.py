@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from prunesearch.prune.apply import MagnitudeSource
+from prunesearch.prune.apply import MagnitudeSource, prune
 from prunesearch.search.fitness import DistillationFitness
 from prunesearch.space import adapter_for
 from tests.space.tiny import FAMILIES, FFN_STEP
@@ -80,3 +80,44 @@ def test_local_executor_ships_the_real_fitness_once_and_matches_serial():
     finally:
         executor.close()
     assert parallel == [fitness(c, 10_000) for c in configs]
+
+
+@pytest.mark.parametrize("family", ["bert", "llama", "gpt2"])
+def test_layer_by_layer_score_equals_the_pruned_model_scored_whole(family):
+    """The search scores a config layer by layer; the model export writes is pruned whole."""
+    model = FAMILIES[family].model()
+    is_decoder = family != "bert"
+    fitness, source = _fitness(model, is_decoder=is_decoder)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    for divisor in (1, 2, 4):
+        config = source.space.from_genome(source.space.genome_upper // divisor)
+        rows = fitness._rows(10_000)
+        whole = fitness._loss(fitness._whole(prune(model, config, source), len(fitness.parts)), rows)
+        assert fitness(config, 10_000) == pytest.approx(whole, rel=1e-4, abs=1e-6)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the dense model is untouched
+
+
+def test_top_k_kl_is_exact_over_the_whole_vocabulary_and_a_lower_bound_below_it():
+    from prunesearch.search.fitness import _TopK
+
+    g = torch.Generator().manual_seed(0)
+    teacher = torch.log_softmax(torch.randn(20, 50, generator=g) * 2, dim=-1)
+    student = torch.log_softmax(torch.randn(20, 50, generator=g) * 2, dim=-1)
+    exact = (teacher.exp() * (teacher - student)).sum(-1)
+    everything = _TopK.of(teacher, 50).kl(student, slice(None))
+    coarse = _TopK.of(teacher, 8).kl(student, slice(None))
+    assert torch.allclose(everything, exact, atol=1e-4)  # the empty bucket adds rounding only
+    assert (coarse <= exact + 1e-6).all() and (coarse > 0).all()  # a coarser partition never adds divergence
+
+
+def test_scoring_in_another_precision_copies_the_model_and_agrees():
+    """The device path (a GPU in bf16 where there is one), on the CPU: the caller's model stays fp32."""
+    model = FAMILIES["llama"].model()
+    fitness, source = _fitness(model, is_decoder=True)
+    half = DistillationFitness(
+        model, source, _batch(model.config.vocab_size - 3), is_decoder=True, micro_batch=3, dtype=torch.bfloat16
+    )
+    assert next(model.parameters()).dtype == torch.float32 and next(half.model.parameters()).dtype == torch.bfloat16
+    config = source.space.from_genome(source.space.genome_upper // 2)
+    assert half(config, 10_000) == pytest.approx(fitness(config, 10_000), rel=0.2)
+    assert abs(half(source.space.dense(), 10_000)) < 1e-3

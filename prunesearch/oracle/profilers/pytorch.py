@@ -3,6 +3,7 @@ where the forward can be captured), with the very inputs and output its ONNX exp
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import ClassVar
@@ -46,6 +47,8 @@ class TorchProfiler(Profiler):
         w = workload
         dtype = PRECISIONS[w.precision]
         inputs = example_inputs(model, batch=w.batch, seq_len=w.seq_len, cache_len=w.cached)
+        if self.target != "cpu" or dtype != torch.float32:
+            model = copy.deepcopy(model)  # .to() moves a module in place: the caller's model stays as it was
         wrapped = tensor_module(model, decode=w.cached is not None).to(self.target, dtype)
         args = [t.to(self.target, dtype) if t.is_floating_point() else t.to(self.target) for t in inputs.values()]
 

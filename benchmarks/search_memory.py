@@ -1,0 +1,133 @@
+"""Search memory and speed: peak resident memory of a whole search process, and seconds per evaluation.
+
+Runs `prunesearch search` on a spec (default: the shipped SmolLM2-135M decode search) in fresh child
+processes at two evaluation budgets; seconds per evaluation is the difference of their wall times over
+the difference of their budgets, so loading the model, the table and the level database cancels out.
+Peak memory is each child's own ru_maxrss. With ``--vs CHECKOUT`` the same runs alternate with another
+checkout of prunesearch (before/after a change), A B A B, so both are timed in the same window.
+The table and the level database are made once first (a warm-up run), as a search finds them cached.
+
+    .venv/bin/python benchmarks/search_memory.py                          # this checkout
+    .venv/bin/python benchmarks/search_memory.py --vs /path/to/old/checkout --label-vs before
+
+Writes reports/search_memory.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+#: the child: prunesearch's CLI, then its own peak resident memory (Linux: KiB) on stdout's last line
+CHILD = (
+    "import json, resource, sys\n"
+    "from prunesearch.cli import main\n"
+    "sys.argv = ['prunesearch', 'search', sys.argv[1], '--runs', sys.argv[2]]\n"
+    "try:\n"
+    "    main()\n"
+    "except SystemExit as exc:\n"
+    "    code = exc.code\n"
+    "print(json.dumps({'code': code, 'maxrss_kib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))\n"
+)
+
+
+def spec_with_budget(spec: Path, evaluations: int, folder: Path) -> Path:
+    data = yaml.safe_load(spec.read_text())
+    data["budget"] = {**data.get("budget", {}), "evaluations": evaluations}
+    data["name"] = f"{data['name']}-{evaluations}"
+    out = folder / f"{data['name']}.yaml"
+    out.write_text(yaml.safe_dump(data))
+    return out
+
+
+def run_search(checkout: Path, spec: Path, runs: Path) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of one search in a fresh process running ``checkout``'s code."""
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(spec), str(runs)], env=env, capture_output=True, text=True, check=False
+    )
+    seconds = time.perf_counter() - start
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if result["code"] not in (0, None):
+        raise SystemExit(f"search failed ({checkout}):\n{done.stderr[-3000:]}")
+    return seconds, result["maxrss_kib"] / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--spec", type=Path, default=ROOT / "searches" / "smollm2-decode.yaml")
+    ap.add_argument("--budgets", type=int, nargs=2, default=[6, 36], help="the two evaluation budgets")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--vs", type=Path, help="another checkout to alternate with")
+    ap.add_argument("--label", default="this checkout")
+    ap.add_argument("--label-vs", default="other checkout")
+    ap.add_argument("--out", type=Path, default=ROOT / "reports" / "search_memory.md")
+    args = ap.parse_args()
+    checkouts = {args.label: ROOT} | ({args.label_vs: args.vs.resolve()} if args.vs else {})
+    rows: dict[str, list[dict]] = {label: [] for label in checkouts}
+    with tempfile.TemporaryDirectory(prefix="search-memory-") as tmp:
+        folder = Path(tmp)
+        small, large = (spec_with_budget(args.spec, n, folder) for n in args.budgets)
+        for label, checkout in checkouts.items():  # warm-up: tables and level databases cached
+            print(f"warm-up: {label}", flush=True)
+            run_search(checkout, small, folder / "warm-up" / label)
+        for r in range(args.rounds):
+            for label, checkout in checkouts.items():
+                t_small, rss_small = run_search(checkout, small, folder / f"{label}-{r}-small")
+                t_large, rss_large = run_search(checkout, large, folder / f"{label}-{r}-large")
+                row = {
+                    "s_per_eval": (t_large - t_small) / (args.budgets[1] - args.budgets[0]),
+                    "peak_mb": max(rss_small, rss_large),
+                    "wall_large_s": t_large,
+                }
+                rows[label].append(row)
+                print(f"round {r + 1}: {label}: {row}", flush=True)
+    write(args, rows)
+
+
+def write(args, rows: dict[str, list[dict]]) -> None:
+    from prunesearch.models import load_model
+
+    spec = yaml.safe_load(args.spec.read_text())
+    loaded = load_model(spec["model"])
+    model_mb = sum(p.numel() * p.element_size() for p in loaded.model.parameters()) / 2**20
+    lines = [
+        "# Search memory and seconds per evaluation",
+        "",
+        f"Command: `.venv/bin/python benchmarks/search_memory.py {' '.join(sys.argv[1:])}`; {dt.date.today()}.",
+        f"Spec {args.spec.name} (model {spec['model']}, {model_mb:.0f} MB of fp32 parameters), budgets "
+        f"{args.budgets[0]} and {args.budgets[1]} evaluations, each search a fresh process with the table and "
+        "level database cached; seconds per evaluation = difference of wall times / difference of budgets.",
+        "",
+        "| code | round | peak RSS (MB) | x fp32 model | s / evaluation | wall, larger budget (s) |",
+        "|:--|--:|--:|--:|--:|--:|",
+    ]
+    for label, runs in rows.items():
+        for r, row in enumerate(runs):
+            lines.append(
+                f"| {label} | {r + 1} | {row['peak_mb']:.0f} | {row['peak_mb'] / model_mb:.2f} | "
+                f"{row['s_per_eval']:.2f} | {row['wall_large_s']:.0f} |"
+            )
+    if len(rows) == 2:
+        (a, ra), (b, rb) = rows.items()
+        ratio = statistics.median(x["s_per_eval"] / y["s_per_eval"] for x, y in zip(ra, rb))
+        lines += ["", f"Median over rounds of s/evaluation {a} / {b}: **{ratio:.2f}** (same window, alternated)."]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
