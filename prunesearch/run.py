@@ -59,6 +59,11 @@ class Run:
     def table(self):
         """The table this run searched against and the dense model's milliseconds it scaled, as stored:
         an export or a resumed search must predict and target as the search did."""
-        from prunesearch.oracle import TableChoice
+        return table_of(self.attrs)
 
-        return TableChoice(path=Path(self.attrs["table"]), reference_ms=float(self.attrs["dense_ms"]), how="the run's")
+
+def table_of(attrs: dict):
+    """The table (and its reference milliseconds) a study's attributes say its search ran against."""
+    from prunesearch.oracle import TableChoice
+
+    return TableChoice(path=Path(attrs["table"]), reference_ms=float(attrs["dense_ms"]), how="the run's")

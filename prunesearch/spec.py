@@ -6,6 +6,7 @@ Every error names the key and, where there is a choice, the allowed values.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,6 +36,14 @@ class CalibrationSpec(_Strict):
     files: tuple[Path, ...] = ()  # the user's own text files; empty = the shipped default
     seq_len: PositiveInt = 128
     tokens: PositiveInt = 16384  # token budget of the final selection step
+
+    @field_validator("files")
+    @classmethod
+    def _exist(cls, files: tuple[Path, ...]) -> tuple[Path, ...]:
+        missing = [str(f) for f in files if not Path(f).is_file()]
+        if missing:
+            raise ValueError(f"calibration text not found: {', '.join(missing)}")
+        return files
 
 
 class SpaceSpec(_Strict):
@@ -96,7 +105,15 @@ class ExecutorSpec(_Strict):
 
     kind: Literal["serial", "local", "ray"] = "serial"
     workers: PositiveInt | None = None  # default: one per CPU (local) / what the cluster offers (ray)
-    address: str | None = None  # ray only, e.g. "ray://head:10001"
+    address: str | None = None  # ray only, e.g. "ray://head:10001" or "head:6379"
+
+    @model_validator(mode="after")
+    def _applies(self) -> ExecutorSpec:
+        if self.address is not None and self.kind != "ray":
+            raise ValueError(f"address is where a Ray cluster runs: it needs kind: ray, not {self.kind}")
+        if self.workers is not None and self.kind == "serial":
+            raise ValueError("workers needs a parallel executor: kind: local or ray")
+        return self
 
 
 class FitnessSpec(_Strict):
@@ -111,7 +128,7 @@ class FitnessSpec(_Strict):
 
 
 class SearchSpec(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
+    name: str
     model: str
     calibration: CalibrationSpec = CalibrationSpec()
     space: SpaceSpec = SpaceSpec()
@@ -128,6 +145,38 @@ class SearchSpec(_Strict):
     recovery: RecoveryOptions = RecoveryOptions(tokens=65536)
     seed: int = 0
     storage: str | None = None  # Optuna storage URL; default sqlite file in the run folder
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+            raise ValueError(f"{name!r}: a run's name is its folder's: letters, digits, '.', '_' and '-' only")
+        return name
+
+    @field_validator("storage")
+    @classmethod
+    def _storage(cls, url: str | None) -> str | None:
+        """An Optuna storage URL with its database driver installed (connecting is tried before the search)."""
+        if url is None:
+            return None
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        try:
+            parsed = make_url(url)
+            parsed.get_dialect()
+        except (ArgumentError, ValueError):
+            raise ValueError(
+                f"{url!r} is not a database URL (e.g. postgresql://user@host/db or sqlite:///study.db)"
+            ) from None
+        except NoSuchModuleError:
+            raise ValueError(
+                f"{url!r}: no database kind {url.split(':')[0]!r} (use postgresql, mysql or sqlite)"
+            ) from None
+        except ImportError:
+            extra = " (pip install 'prunesearch[postgres]')" if parsed.get_backend_name() == "postgresql" else ""
+            raise ValueError(f"{url!r}: its database driver is not installed{extra}") from None
+        return url
 
     @field_validator("objectives")
     @classmethod

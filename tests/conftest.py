@@ -40,3 +40,36 @@ def fast_timing(monkeypatch):
     for module, name in ((ensure, "CHECK_TIMING"), (pick, "PICK_TIMING"), (verify, "VERIFY_TIMING")):
         monkeypatch.setattr(module, name, FAST)
     return FAST
+
+
+def _service(request, make):
+    """One instance of a service per test run, started by the first test that asks for it."""
+    from tests.services import Unavailable
+
+    try:
+        service = make()
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+    request.addfinalizer(service.stop)
+    return service
+
+
+@pytest.fixture(scope="session")
+def ray_head(request):
+    """A Ray head on loopback (2 CPUs), this process connected to it."""
+    import ray
+
+    from tests.services import RayHead
+
+    head = _service(request, RayHead)
+    ray.init(address=head.address, log_to_driver=False)
+    request.addfinalizer(ray.shutdown)
+    return head
+
+
+@pytest.fixture(scope="session")
+def postgres(request):
+    """A PostgreSQL server on loopback; ``postgres.new_database(name)`` gives each test a database of its own."""
+    from tests.services import Postgres
+
+    return _service(request, Postgres)

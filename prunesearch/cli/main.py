@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 
 import typer
 
 # each command module registers its commands on ``app`` when imported
-from prunesearch.cli import catalogue, demo, export, oracle, report, search, verify  # noqa: F401
+from prunesearch.cli import catalogue, dashboard, demo, export, oracle, report, search, verify  # noqa: F401
 from prunesearch.cli.app import (
     _CLICK_ERROR,
     EXIT_BACKEND_MISSING,
@@ -18,6 +19,9 @@ from prunesearch.cli.app import (
     fail,
 )
 from prunesearch.errors import BackendUnavailableError, PruneSearchError
+
+#: what a user is told where a disk or database failed midway
+RESUMABLE = "; what was stored before is kept: fix it, then run the command again (a search: with --resume)"
 
 
 def main() -> None:
@@ -38,11 +42,19 @@ def main() -> None:
         sys.exit(130)
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
-        fail(f"{exc.strerror or exc}{where}")
+        fix = RESUMABLE if exc.errno in (errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EDQUOT) else ""
+        fail(f"{exc.strerror or exc}{where}{fix}")
         sys.exit(EXIT_USER_ERROR)
     except _CLICK_ERROR as exc:  # usage errors: unknown option, bad value
         fail(exc.format_message())
         sys.exit(exc.exit_code)
     except typer.Abort:
         sys.exit(130)
+    except Exception as exc:
+        if not type(exc).__module__.startswith("sqlalchemy"):
+            raise
+        # the run store's database (SQLite file, PostgreSQL server) failed: full, gone, locked
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        fail(f"the run store failed: {reason}{RESUMABLE}")
+        sys.exit(EXIT_USER_ERROR)
     sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from prunesearch.cli.app import app, console, reporter
+from prunesearch.objectives import OBJECTIVES
 
 
 @app.command()
@@ -36,9 +37,9 @@ def search(
     if outcome.best is None:
         console.print("no evaluated config met the target; see the report for the front")
     else:
-        target = outcome.prepared.target
+        predicted = ", ".join(f"{o} {OBJECTIVES[o].format(v)}" for o, v in (outcome.best_metrics or {}).items())
         console.print(
-            f"best within {target.budget_ms:.3f} ms: {outcome.best} ({outcome.best_predicted_ms:.3f} ms "
-            f"predicted); export it measured with `prunesearch export --run {runs / parsed.name} --out DIR`"
+            f"best within {outcome.prepared.describe_target()}: {outcome.best} (predicted {predicted}); "
+            f"export it measured with `prunesearch export --run {runs / parsed.name} --out DIR`"
         )
     console.print(f"report: {outcome.report}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Literal, Protocol
 
 from prunesearch.config import Config
@@ -46,6 +47,13 @@ class LocalExecutor:
         self.fitness: Fitness | None = None
 
     def map(self, fitness: Fitness, configs: Sequence[Config], tokens: int) -> list[float]:
+        try:
+            return self._map(fitness, configs, tokens)
+        except BrokenProcessPool:  # a worker died (killed, out of memory): a fresh pool computes the batch again
+            self.close()
+            return self._map(fitness, configs, tokens)
+
+    def _map(self, fitness: Fitness, configs: Sequence[Config], tokens: int) -> list[float]:
         if fitness is not self.fitness:
             self.close()
             threads = max(1, (os.cpu_count() or 1) // self.workers)
@@ -55,7 +63,7 @@ class LocalExecutor:
 
     def close(self) -> None:
         if self.pool is not None:
-            self.pool.shutdown()
+            self.pool.shutdown(cancel_futures=True)
             self.pool, self.fitness = None, None
 
 
@@ -64,26 +72,35 @@ def _call(fitness: Fitness, config: Config, tokens: int) -> float:
 
 
 class RayExecutor:
-    """One Ray task per config; joins a running cluster (``address``) or starts a local one."""
+    """One Ray task per config; joins a running cluster (``address``, or the one this process is
+    connected to) or starts a local one. A task whose worker dies (killed, out of memory, its node
+    lost) is run again, up to ``RETRIES`` times: fitness is a pure function of (config, tokens), so
+    a retry computes the same loss, and the store keeps each result once."""
+
+    RETRIES = 3
 
     def __init__(self, workers: int | None = None, *, address: str | None = None) -> None:
         try:
             import ray
         except ImportError:
-            raise BackendUnavailableError("executor 'ray' needs Ray: pip install 'ray[default]'") from None
+            raise BackendUnavailableError("executor 'ray' needs Ray: pip install 'prunesearch[ray]'") from None
         self.ray = ray
         self.started = not ray.is_initialized()
         if self.started:
             ray.init(
                 address=address, num_cpus=None if address else workers, include_dashboard=False, log_to_driver=False
             )
-        self.task = ray.remote(_call)
+        self.task = ray.remote(max_retries=self.RETRIES, retry_exceptions=False)(_call)
+        self.fitness: Fitness | None = None
+        self.ref = None
 
     def map(self, fitness: Fitness, configs: Sequence[Config], tokens: int) -> list[float]:
-        ref = self.ray.put(fitness)  # ship the fitness (teacher, data) once, not per task
-        return self.ray.get([self.task.remote(ref, c, tokens) for c in configs])
+        if fitness is not self.fitness:  # ship the fitness (model, database, teacher outputs) once
+            self.fitness, self.ref = fitness, self.ray.put(fitness)
+        return [float(x) for x in self.ray.get([self.task.remote(self.ref, c, tokens) for c in configs])]
 
     def close(self) -> None:
+        self.fitness, self.ref = None, None
         if self.started:
             self.ray.shutdown()
 

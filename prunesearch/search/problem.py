@@ -12,7 +12,7 @@ import numpy as np
 from prunesearch.config import Config
 from prunesearch.errors import InfeasibleTargetError
 from prunesearch.objectives import OBJECTIVES, Constraint, Metrics
-from prunesearch.search.store import Evaluation, RunStore
+from prunesearch.search.store import Evaluation, RunStore, key_of
 from prunesearch.space import Space
 
 
@@ -93,43 +93,53 @@ class SearchProblem:
     def evaluations_left(self) -> int:
         return max(0, self.max_evaluations - self.evaluations)
 
+    def _out_of_time(self) -> bool:
+        return self.max_seconds is not None and time.monotonic() - self._started > self.max_seconds
+
     def evaluate(self, genomes: np.ndarray, *, tokens: int, algorithm: str, stage: str) -> np.ndarray:
         """Losses of ``genomes`` at a token budget; stored results are reused, new ones stored."""
         genomes = np.atleast_2d(np.asarray(genomes, dtype=np.int64))
-        predicted = self.predict(genomes)
+        self._settle(genomes, tokens, algorithm=algorithm, stage=stage)
         losses = np.empty(len(genomes))
-        computed = self._compute_batch(genomes, tokens)
         for i, genome in enumerate(genomes):
-            if self.evaluations >= self.max_evaluations or (
-                self.max_seconds is not None and time.monotonic() - self._started > self.max_seconds
-            ):
-                raise BudgetExhausted
             known = self.store.get(genome, tokens)
-            if known is None:
-                config = self.space.from_genome(genome)
-                loss = computed.get(tuple(genome))
-                known = Evaluation(
-                    loss=float(self.fitness(config, tokens)) if loss is None else loss,
-                    metrics={name: float(v[i]) for name, v in predicted.items()},
-                )
-                self.store.add(genome, tokens, known, config=config.to_dict(), algorithm=algorithm, stage=stage)
+            if self.evaluations >= self.max_evaluations or self._out_of_time() or known is None:
+                raise BudgetExhausted
             self.evaluations += 1
             losses[i] = known.loss
             if self.on_evaluation is not None:
                 self.on_evaluation(self.evaluations, known.loss, known.metrics)
         return losses
 
-    def _compute_batch(self, genomes: np.ndarray, tokens: int) -> dict[tuple, float]:
-        """Losses of the new genomes the serial loop will reach within the evaluation budget,
-        computed by the executor; the loop then stores them in the same order as without one."""
-        if self.executor is None:
-            return {}
+    def _settle(self, genomes: np.ndarray, tokens: int, *, algorithm: str, stage: str) -> None:
+        """Store every new genome the loop will reach within the evaluation budget: claim them, compute
+        this process's share (in parallel with an executor), wait for the share other processes sharing
+        the study claimed, and take over the claims of any that stopped. Trials are stored in the order
+        the genomes come, so a parallel run stores the same trials as a serial one."""
         reach = genomes[: self.evaluations_left()]
-        new = list(dict.fromkeys(tuple(g) for g in reach if self.store.get(g, tokens) is None))
-        if len(new) < 2:
-            return {}
-        configs = [self.space.from_genome(np.array(g)) for g in new]
-        return dict(zip(new, self.executor.map(self.fitness, configs, tokens)))
+        first = {key_of(g, tokens): i for i, g in reversed(list(enumerate(reach)))}
+        pending = [k for k in sorted(first, key=first.get) if self.store.get(k[0], tokens) is None]
+        predicted = self.predict(reach) if pending else {}
+        while pending and not self._out_of_time():
+            mine, others = self.store.claim(pending)
+            self._compute(mine, tokens, {k: first[k] for k in mine}, predicted, algorithm=algorithm, stage=stage)
+            pending = self.store.wait(others)
+
+    def _compute(self, keys, tokens: int, rows: dict, predicted: dict, *, algorithm: str, stage: str) -> None:
+        configs = [self.space.from_genome(np.array(k[0])) for k in keys]
+        if self.executor is not None and len(keys) >= 2:
+            losses = self.executor.map(self.fitness, configs, tokens)
+        else:
+            losses = (None for _ in keys)  # computed one at a time below, each stored as it is done
+        for j, (key, config, loss) in enumerate(zip(keys, configs, losses)):
+            if loss is None:
+                if self._out_of_time():
+                    self.store.release(keys[j:])
+                    return
+                loss = self.fitness(config, tokens)
+            i = rows[key]
+            evaluation = Evaluation(loss=float(loss), metrics={name: float(v[i]) for name, v in predicted.items()})
+            self.store.add(key, evaluation, config=config.to_dict(), algorithm=algorithm, stage=stage)
 
 
 def best_within_budget(problem: SearchProblem) -> np.ndarray | None:

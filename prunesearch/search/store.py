@@ -3,11 +3,26 @@
 Resuming is replay: an algorithm re-runs from its seed and every evaluation
 already stored is answered from the study, so a killed search continues where
 it stopped and re-evaluates nothing.
+
+Several processes may share one study (a PostgreSQL storage, each process on its own machine):
+before computing a config a process *claims* it with a RUNNING trial, so no config is computed
+twice; a process that finds a config claimed waits for its result. Claims carry their owner,
+and owners write a heartbeat into the study: a claim whose owner stopped beating (killed, on
+any machine) or whose process is gone (on this machine) is taken over, so a SIGKILL loses
+nothing but the evaluations that were running.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -16,6 +31,19 @@ import pandas as pd
 from prunesearch.errors import PruneSearchError
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+RUNNING, COMPLETE, FAIL = (
+    optuna.trial.TrialState.RUNNING,
+    optuna.trial.TrialState.COMPLETE,
+    optuna.trial.TrialState.FAIL,
+)
+
+#: seconds between an owner's heartbeats, and after how many seconds without one its claims are orphaned
+HEARTBEAT_S = 10.0
+ORPHANED_AFTER_S = 60.0
+#: how often a process waiting for another one's claimed configs looks again
+POLL_S = 0.5
+
+Key = tuple[tuple[int, ...], int]  # (genome, token budget)
 
 
 @dataclass(frozen=True)
@@ -29,6 +57,49 @@ class Evaluation:
         return self.loss if name == "loss" else self.metrics[name]
 
 
+def key_of(genome: Iterable[int], tokens: int) -> Key:
+    return tuple(int(g) for g in genome), int(tokens)
+
+
+def _claim_name(key: Key) -> str:
+    return f"{key[1]}:{','.join(map(str, key[0]))}"
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _gone_here(owner: str) -> bool:
+    """Whether ``owner`` ran on this machine in a process that no longer exists."""
+    host, pid, _ = owner.rsplit(":", 2)
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class _Heartbeat(threading.Thread):
+    def __init__(self, study: optuna.Study, owner: str) -> None:
+        super().__init__(daemon=True, name="prunesearch-heartbeat")
+        self.study, self.owner = study, owner
+        self.stopped = threading.Event()
+
+    def beat(self) -> None:
+        self.study.set_user_attr(f"alive:{self.owner}", time.time())
+
+    def run(self) -> None:
+        while not self.stopped.wait(HEARTBEAT_S):
+            try:
+                self.beat()
+            except Exception:  # noqa: BLE001  (a storage hiccup must not kill the search; the next beat retries)
+                continue
+
+
 class RunStore:
     """Evaluations of one study, keyed by (genome, token budget). A trial's values are the run's
     objectives, in the directions objectives.py gives them, so Optuna (and its dashboard) sees the
@@ -37,10 +108,37 @@ class RunStore:
     def __init__(self, study: optuna.Study, objectives: tuple[str, ...]) -> None:
         self.study = study
         self.objectives = objectives
-        self._known: dict[tuple, Evaluation] = {}
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-            a = t.user_attrs
-            self._known[(tuple(a["genome"]), a["tokens"])] = Evaluation(loss=a["loss"], metrics=a["predicted"])
+        self.owner = _owner()
+        self._known: dict[Key, Evaluation] = {}
+        self._claims: dict[Key, optuna.Trial] = {}  # mine, not yet told
+        self._heartbeat = _Heartbeat(study, self.owner)
+        self._heartbeat.beat()
+        self._heartbeat.start()
+        self.refresh()
+
+    @staticmethod
+    def check(storage: str, study_name: str, *, resume: bool) -> bool:
+        """Whether the study exists; refused where the storage cannot be reached or a fresh search would
+        overwrite a stored one. Cheap: a search checks it before anything slow, and creates nothing."""
+        from sqlalchemy.engine import make_url
+
+        url = make_url(storage)
+        if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+            return False  # no file, no study: opening it would create one
+        try:
+            names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+        except Exception as exc:  # noqa: BLE001  (SQLAlchemy's errors vary by database; the message says which)
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise PruneSearchError(
+                f"storage {storage}: cannot be opened ({reason}); check the URL and the server"
+            ) from None
+        exists = study_name in names
+        if exists and not resume:
+            raise PruneSearchError(
+                f"study {study_name!r} already exists in {storage}; pass --resume to continue it "
+                "or choose another run name"
+            )
+        return exists
 
     @classmethod
     def open(
@@ -54,16 +152,15 @@ class RunStore:
     ) -> RunStore:
         from prunesearch.objectives import OBJECTIVES
 
-        exists = study_name in {s.study_name for s in optuna.get_all_study_summaries(storage)}
-        if exists and not resume:
-            raise PruneSearchError(
-                f"study {study_name!r} already exists in {storage}; pass --resume to continue it "
-                "or choose another run name"
-            )
+        exists = cls.check(storage, study_name, resume=resume)
         directions = [OBJECTIVES[o].direction for o in objectives]
         try:
             study = optuna.create_study(
-                storage=storage, study_name=study_name, directions=directions, load_if_exists=True
+                storage=storage,
+                study_name=study_name,
+                directions=directions,
+                load_if_exists=True,
+                sampler=optuna.samplers.RandomSampler(seed=0),  # asked only for claims: nothing to sample
             )
         except ValueError:  # optuna: the stored study has other directions
             raise PruneSearchError(
@@ -86,6 +183,20 @@ class RunStore:
             study.set_user_attr(key, value)
         return cls(study, tuple(objectives))
 
+    def __deepcopy__(self, memo) -> RunStore:
+        return self  # a handle on the study: whoever copies a problem (pymoo does) shares the one store
+
+    def close(self) -> None:
+        """Stop the heartbeat and hand back unfinished claims (they are computed again by whoever needs them)."""
+        self.release(list(self._claims))
+        self._heartbeat.stopped.set()
+
+    def refresh(self) -> None:
+        """Take in every evaluation stored so far, by any process."""
+        for t in self.study.get_trials(deepcopy=False, states=(COMPLETE,)):
+            a = t.user_attrs
+            self._known.setdefault(key_of(a["genome"], a["tokens"]), Evaluation(loss=a["loss"], metrics=a["predicted"]))
+
     def __len__(self) -> int:
         return len(self._known)
 
@@ -94,30 +205,111 @@ class RunStore:
         return [(genome, tokens, ev) for (genome, tokens), ev in self._known.items()]
 
     def get(self, genome: np.ndarray, tokens: int) -> Evaluation | None:
-        return self._known.get((tuple(int(g) for g in genome), tokens))
+        return self._known.get(key_of(genome, tokens))
 
-    def add(
-        self, genome: np.ndarray, tokens: int, evaluation: Evaluation, *, config: dict, algorithm: str, stage: str
-    ) -> None:
-        key = (tuple(int(g) for g in genome), tokens)
+    # -- claims: one process computes each config ---------------------------------------------------
+
+    def _live_owners(self) -> set[str]:
+        now = time.time()
+        return {
+            name.removeprefix("alive:")
+            for name, beat in self.study.user_attrs.items()
+            if name.startswith("alive:")
+            and now - beat < ORPHANED_AFTER_S
+            and not _gone_here(name.removeprefix("alive:"))
+        }
+
+    def _claimed(self) -> dict[str, tuple[int, str]]:
+        """Claimed configs still running: claim name -> (lowest trial number, its owner)."""
+        out: dict[str, tuple[int, str]] = {}
+        for t in self.study.get_trials(deepcopy=False, states=(RUNNING,)):
+            claim, owner = t.user_attrs.get("claim"), t.user_attrs.get("owner")
+            if claim is not None and (claim not in out or t.number < out[claim][0]):
+                out[claim] = (t.number, owner)
+        return out
+
+    def claim(self, keys: list[Key]) -> tuple[list[Key], list[Key]]:
+        """(the keys this process is now to compute, in order; the keys others are computing).
+        Claims whose owner is gone are taken over (and marked failed)."""
+        self.refresh()
+        keys = [k for k in dict.fromkeys(keys) if k not in self._known]
+        claimed, live = self._claimed(), self._live_owners()
+        for t in self.study.get_trials(deepcopy=False, states=(RUNNING,)):
+            if t.user_attrs.get("owner") not in live and t.user_attrs.get("owner") != self.owner:
+                self._fail(t.number)
+                claimed.pop(t.user_attrs.get("claim"), None)
+        asked = {}
+        for key in keys:
+            if _claim_name(key) in claimed:
+                continue
+            trial = self.study.ask()
+            trial.set_user_attr("claim", _claim_name(key))
+            trial.set_user_attr("owner", self.owner)
+            asked[key] = trial
+        # two processes may claim one config at once: the lower trial number keeps it
+        claimed = self._claimed()
+        mine = []
+        for key, trial in asked.items():
+            if claimed.get(_claim_name(key), (trial.number,))[0] == trial.number:
+                self._claims[key] = trial
+                mine.append(key)
+            else:
+                self._fail(trial.number)
+        others = [k for k in keys if k not in self._claims]
+        return mine, others
+
+    def _fail(self, number: int) -> None:
+        with contextlib.suppress(RuntimeError, ValueError):  # finished meanwhile (by its owner, or a taker-over)
+            self.study.tell(number, state=FAIL)
+
+    def release(self, keys: list[Key]) -> None:
+        """Hand back claims this process will not compute."""
+        for key in keys:
+            trial = self._claims.pop(key, None)
+            if trial is not None:
+                self._fail(trial.number)
+
+    def add(self, key: Key, evaluation: Evaluation, *, config: dict, algorithm: str, stage: str) -> None:
+        """Store a computed evaluation, on this process's claim of it (a fresh trial without one)."""
         if key in self._known:
+            self.release([key])
             return
-        trial = optuna.trial.create_trial(
-            values=[evaluation.value(o) for o in self.objectives],
-            user_attrs={
-                "config": config,
-                "layers": " ".join(f"{l['heads']}/{l['ffn']}" for l in config["layers"]),
-                "genome": list(key[0]),
-                "algorithm": algorithm,
-                "stage": stage,
-                "tokens": tokens,
-                "loss": evaluation.loss,
-                "predicted": evaluation.metrics,
-                **evaluation.metrics,
-            },
-        )
-        self.study.add_trial(trial)
+        attrs = {
+            "config": config,
+            "layers": " ".join(f"{l['heads']}/{l['ffn']}" for l in config["layers"]),
+            "genome": list(key[0]),
+            "algorithm": algorithm,
+            "stage": stage,
+            "tokens": key[1],
+            "loss": evaluation.loss,
+            "predicted": evaluation.metrics,
+            **evaluation.metrics,
+        }
+        values = [evaluation.value(o) for o in self.objectives]
+        trial = self._claims.pop(key, None)
+        if trial is None:
+            self.study.add_trial(optuna.trial.create_trial(values=values, user_attrs=attrs))
+        else:
+            for name, value in attrs.items():
+                trial.set_user_attr(name, value)
+            self.study.tell(trial, values=values)
         self._known[key] = evaluation
+
+    def wait(self, keys: list[Key]) -> list[Key]:
+        """Wait until others have stored ``keys``; returns the ones orphaned meanwhile (their owner is
+        gone), for the caller to claim and compute."""
+        pending = list(keys)
+        while pending:
+            self.refresh()
+            pending = [k for k in pending if k not in self._known]
+            if not pending:
+                return []
+            running, live = self._claimed(), self._live_owners()
+            orphaned = [k for k in pending if _claim_name(k) not in running or running[_claim_name(k)][1] not in live]
+            if orphaned:
+                return orphaned
+            time.sleep(POLL_S)
+        return []
 
 
 def load_trials(storage: str, study_name: str) -> pd.DataFrame:

@@ -355,3 +355,65 @@ def test_search_force_accepts_a_table_from_other_conditions(capsys, tmp_path, mo
     assert code == 2 and "threads: table 1, wanted 2" in err and "search --force" in err
     code, err = cli(["search", spec_file(tmp_path, text), "--force"], capsys, tmp_path, monkeypatch)
     assert code == 2 and "cannot be met" in err and "threads" not in err
+
+
+def _leaves(model, prefix=()):
+    """Every field of the spec, nested sections walked into: (path, field)."""
+    from pydantic import BaseModel
+
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from _leaves(annotation, (*prefix, name))
+        else:
+            yield (*prefix, name)
+
+
+#: strings that are well-typed and still wrong, found out before anything slow runs
+SEMANTIC = {
+    ("name",): "has spaces",
+    ("model",): "no-such-model",
+    ("device", "table"): "no/such/table.csv",
+    ("algorithm",): "no_such_algorithm",
+    ("objectives",): ["loss", "no_such_objective"],
+    ("calibration", "files"): ["/no/such/text.txt"],
+    ("storage",): "nosuchdb://x",
+    ("executor", "address"): "127.0.0.1:6379",  # with the default serial executor
+    ("options",): {"no_such_option": 1},
+}
+
+
+def _with(path: tuple, value) -> dict:
+    data = {"name": "t", "model": "minilm", "target": {"speedup": 2}, "device": {"threads": 1}}
+    node = data
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = value
+    return data
+
+
+def _spec_cases():
+    from prunesearch.spec import SearchSpec
+
+    for path in _leaves(SearchSpec):
+        yield pytest.param(path, {"wrong": "type"}, id=".".join(path) + "=wrong-type")
+        if path in SEMANTIC:
+            yield pytest.param(path, SEMANTIC[path], id=".".join(path) + "=" + str(SEMANTIC[path]))
+
+
+@pytest.mark.parametrize(("path", "value"), list(_spec_cases()))
+def test_every_spec_field_refuses_a_bad_value_and_writes_nothing(path, value, capsys, tmp_path, monkeypatch):
+    import yaml
+
+    data = _with(path, value)
+    data.setdefault("device", {}).setdefault("table", str(tmp_path / "t.csv"))  # a table path, unless under test
+    if path != ("device", "table"):
+        (tmp_path / "t.csv").write_text("")  # never read: the spec fails first
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    code, err = cli(["search", spec, "--runs", tmp_path / "runs"], capsys, tmp_path, monkeypatch)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and "Traceback" not in err, err
+    named = {path[-1], str(value), *(value if isinstance(value, list | dict) else [])}
+    assert any(str(n) in errors[0] for n in named), errors[0]  # the field, or the bad value, is named
+    assert not any((tmp_path / "runs").rglob("*")), "a refused spec wrote into the run folder"

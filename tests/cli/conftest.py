@@ -1,0 +1,38 @@
+"""Fixtures of the CLI tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def remote_table(tmp_path_factory) -> Path:
+    """A MiniLM table WE WROTE for a device that is not this machine, so a search against it times nothing:
+    for tests about the run store and the CLI, not about latency. Every block removed saves a fixed share."""
+    import onnxruntime
+
+    from prunesearch.models import load_model
+    from prunesearch.oracle import Conditions
+    from prunesearch.space import adapter_for
+    from tests.oracle.tables import hand_table
+
+    loaded = load_model("minilm")
+    conditions = Conditions(
+        device="a test bench that is not this machine",
+        backend="ort-cpu",
+        backend_version=onnxruntime.__version__,
+        threads=1,
+        batch=1,
+        seq_len=128,
+        phase="encode",
+        inputs="tokens",
+        model="minilm",
+        model_hash=loaded.weights_hash,
+        ffn_step=128,
+    )
+    costs = {"base": 0.05, "attn": 0.006, "ffn": 0.00009}
+    space = adapter_for(loaded.model).space()
+    path = tmp_path_factory.mktemp("table") / "t.csv"
+    return hand_table(space, conditions, cost=lambda k, s: costs[k] * max(s, 1), dense_ms=20.0).save(path)

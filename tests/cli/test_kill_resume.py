@@ -1,0 +1,132 @@
+"""A real MiniLM search through the CLI, killed with SIGKILL mid-search and resumed: on SQLite, on a
+PostgreSQL server shared by two search processes, and with the Ray executor. Every finished
+evaluation is there once afterwards, and nothing is computed twice.
+
+The table (``remote_table``) is one WE WROTE for a device that is not this machine, so no timing runs:
+these tests are about the store, not about latency."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+from sqlalchemy.exc import SQLAlchemyError
+
+SPEC = """name: {name}
+model: minilm
+calibration: {{tokens: 1024}}
+device: {{table: {table}, threads: 1}}
+target: {{speedup: 2}}
+algorithm: evolution
+options: {{generations: {generations}, offspring: 6, selection: [[512, 2], [1024, 1]]}}
+budget: {{evaluations: {evaluations}}}
+seed: 0
+{extra}
+"""
+
+
+def _search(spec: Path, runs: Path, *, resume: bool = False) -> subprocess.Popen:
+    args = [sys.executable, "-c", "from prunesearch.cli import main; main()", "search", str(spec), "--runs", str(runs)]
+    return subprocess.Popen([*args, *(["--resume"] if resume else [])], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _finish(proc: subprocess.Popen) -> None:
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err.decode()[-3000:]
+
+
+def _trials(url: str, name: str, state=optuna.trial.TrialState.COMPLETE) -> list:
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return []  # opening it would create the file under the search
+    try:
+        study = optuna.load_study(storage=url, study_name=name)
+    except (KeyError, SQLAlchemyError):  # no study yet, or not even its file
+        return []
+    return [t for t in study.get_trials(deepcopy=False) if t.state == state]
+
+
+def _keys(trials) -> list[tuple]:
+    return [(tuple(t.user_attrs["genome"]), t.user_attrs["tokens"]) for t in trials]
+
+
+def _wait_for(condition, *, proc: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, f"the search ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+        assert time.monotonic() < deadline, "timed out waiting for the search to store evaluations"
+        time.sleep(0.3)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _check_complete(url: str, name: str, before: list[tuple]) -> None:
+    """Every evaluation finished before the kill is there, each config once, and a last resume computes nothing."""
+    keys = _keys(_trials(url, name))
+    assert len(keys) == len(set(keys)), "an evaluation was stored twice"
+    assert set(before) <= set(keys), "an evaluation finished before the kill was lost"
+    assert len(keys) > len(before)
+
+
+def _spec(tmp_path: Path, table: Path, name: str, extra: str = "", *, generations: int = 6) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(
+        SPEC.format(name=name, table=table, extra=extra, generations=generations, evaluations=6 * generations)
+    )
+    return path
+
+
+def test_sigkill_and_resume_on_sqlite(tmp_path, remote_table):
+    spec, runs = _spec(tmp_path, remote_table, "killed"), tmp_path / "runs"
+    url = f"sqlite:///{(runs / 'killed' / 'study.db').resolve()}"
+    proc = _search(spec, runs)
+    _wait_for(lambda: len(_trials(url, "killed")) >= 8, proc=proc)
+    _kill(proc)
+    before = _keys(_trials(url, "killed"))
+    _finish(_search(spec, runs, resume=True))
+    _check_complete(url, "killed", before)
+    done = _keys(_trials(url, "killed"))
+    _finish(_search(spec, runs, resume=True))  # a finished run resumed: everything answered from the store
+    assert _keys(_trials(url, "killed")) == done
+
+
+def test_two_processes_share_one_postgresql_study_and_survive_a_sigkill(tmp_path, remote_table, postgres):
+    url = postgres.new_database("shared")
+    # long enough that the first is still computing when the second has loaded its model and joined
+    spec = _spec(tmp_path, remote_table, "shared", extra=f"storage: {url}", generations=40)
+    first = _search(spec, tmp_path / "first")
+    _wait_for(lambda: len(_trials(url, "shared")) >= 4, proc=first)
+    second = _search(spec, tmp_path / "second", resume=True)  # joins the study the first one started
+
+    def second_claimed() -> bool:
+        owners = {t.user_attrs.get("owner", "") for t in _trials(url, "shared", optuna.trial.TrialState.RUNNING)}
+        owners |= {t.user_attrs.get("owner", "") for t in _trials(url, "shared")}
+        return any(o.split(":")[1] == str(second.pid) for o in owners if o.count(":") == 2)
+
+    _wait_for(second_claimed, proc=second)
+    _kill(first)
+    before = _keys(_trials(url, "shared"))
+    _finish(second)  # takes over what the killed one had claimed
+    _check_complete(url, "shared", before)
+    done = _keys(_trials(url, "shared"))
+    _finish(_search(spec, tmp_path / "third", resume=True))
+    assert sorted(_keys(_trials(url, "shared"))) == sorted(done)  # nothing was missing: nothing recomputed
+
+
+def test_sigkill_and_resume_with_the_ray_executor(tmp_path, remote_table, ray_head):
+    spec = _spec(tmp_path, remote_table, "ray", extra=f"executor: {{kind: ray, address: '{ray_head.address}'}}")
+    runs = tmp_path / "runs"
+    url = f"sqlite:///{(runs / 'ray' / 'study.db').resolve()}"
+    proc = _search(spec, runs)
+    _wait_for(lambda: len(_trials(url, "ray")) >= 8, proc=proc)
+    _kill(proc)
+    before = _keys(_trials(url, "ray"))
+    _finish(_search(spec, runs, resume=True))
+    _check_complete(url, "ray", before)
