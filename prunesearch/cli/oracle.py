@@ -62,17 +62,30 @@ def profile(
     results: Path = typer.Option(
         None, "--import", help="build the table from the results.json that run_bundle.py wrote on the device"
     ),
+    power_s: float = typer.Option(
+        0.0,
+        "--power-s",
+        min=0.0,
+        help="seconds each model also runs back to back for its energy per inference (NVML on a GPU, a "
+        "board's power rails): the table gains an energy_mj column; 0 = none",
+    ),
 ) -> None:
     """Measure a latency table here, or emit and import a remote device's bundle.
 
     Every block at every level, as whole models timed side by side with the dense model, with --backend; or
     write a bundle for a remote device (--emit-bundle) and build the table from its results (--import)."""
+    from prunesearch.errors import PruneSearchError
     from prunesearch.models import load_model
     from prunesearch.oracle import device_slug, profile_table
     from prunesearch.oracle.bundle import emit_bundle, import_results
     from prunesearch.oracle.ensure import SHIPPED
     from prunesearch.oracle.profilers import profiler_for
 
+    if power_s and (results is not None or bundle is not None):
+        raise PruneSearchError(
+            "--power-s is for profiling here; a bundle's energy is measured on the device "
+            "(`python3 run_bundle.py --power-s 2`, the default there): drop --power-s"
+        )
     if results is not None:
         table = import_results(results)
         c = table.conditions
@@ -96,9 +109,15 @@ def profile(
         )
         return
 
-    profiler_for(backend).check()  # before the model loads: a missing backend fails at once
+    profiler = profiler_for(backend)
+    profiler.check()  # before the model loads: a missing backend fails at once
+    if power_s and not profiler.reads_energy():
+        raise PruneSearchError(
+            f"--power-s: backend {backend!r} reads no energy counter here (energy needs NVML on an NVIDIA GPU, "
+            "or a board's power rails: profile it with --emit-bundle); drop --power-s"
+        )
     loaded = load_model(model)
-    table = profile_table(loaded, workload, ffn_step=ffn_step, reporter=reporter)
+    table = profile_table(loaded, workload, ffn_step=ffn_step, reporter=reporter, power_s=power_s)
     c = table.conditions
     path = table.save(out or SHIPPED / device_slug(c.device) / c.file_name())
     m, cal = table.meta, table.meta.calibration

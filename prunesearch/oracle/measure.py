@@ -79,7 +79,7 @@ def write_graphs(
             progress("export", done, len(sources))
 
 
-def run_child(folder: Path, *, ep: str, device: str, progress: Progress | None = None) -> dict:
+def run_child(folder: Path, *, ep: str, device: str, progress: Progress | None = None, power_s: float = 0.0) -> dict:
     """``run_bundle.py`` on ``folder`` in a fresh interpreter: its results."""
     out = folder / "results.json"
     cmd = [
@@ -91,7 +91,7 @@ def run_child(folder: Path, *, ep: str, device: str, progress: Progress | None =
         "--ep",
         ep,
         "--power-s",
-        "0",
+        str(power_s),
         "--device",
         device,
         "--out",
@@ -119,11 +119,13 @@ def time_side_by_side(
     options: TimingOptions = TimingOptions(),
     progress: Progress | None = None,
     keep_graphs: Path | None = None,
+    power_s: float = 0.0,
 ) -> SideBySide:
     """Every source timed side by side with ``reference`` (the dense model) under ``workload`` (a table's
     conditions, or what a search budgets for), with its backend. Names must be file-name safe; "dense" is
     the reference's. ``keep_graphs``: a folder the exported graphs stay in (``<name>.onnx``: the very files
-    measured), instead of a temporary one."""
+    measured), instead of a temporary one. ``power_s``: seconds each model also runs back to back for its
+    energy per inference, where the backend reads an energy counter (NVML, a board's power rails)."""
     if "dense" in sources:
         raise PruneSearchError("'dense' names the reference; give the other models other names")
     profiler = profiler_for(workload.backend)
@@ -138,7 +140,9 @@ def time_side_by_side(
         if profiler.child_ep is not None:
             plan = timing_plan(workload, vocab=vocab, graphs=list(sources), options=options)
             (folder / "manifest.json").write_text(json.dumps(plan, indent=2))
-            results = run_child(folder, ep=profiler.child_ep, device=profiler.device(), progress=progress)
+            results = run_child(
+                folder, ep=profiler.child_ep, device=profiler.device(), progress=progress, power_s=power_s
+            )
         else:
             results = profiler.time_in_process(
                 {name: (lambda s=s: built(s)) for name, s in models.items()},
@@ -149,6 +153,7 @@ def time_side_by_side(
                 on_settled=None
                 if progress is None
                 else lambda name, result, done, total: progress("time", done, total),
+                power_s=power_s,
             )
     return SideBySide.of(results)
 
@@ -162,6 +167,7 @@ def time_configs(
     options: TimingOptions = TimingOptions(),
     progress: Progress | None = None,
     keep_graphs: Path | None = None,
+    power_s: float = 0.0,
 ) -> SideBySide:
     """Pruned configs of ``loaded`` side by side with its dense model; units from ``source`` (a level
     database), else by weight magnitude (timing depends on the shapes only)."""
@@ -179,4 +185,5 @@ def time_configs(
         options=options,
         progress=progress,
         keep_graphs=keep_graphs,
+        power_s=power_s,
     )

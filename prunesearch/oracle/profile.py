@@ -228,8 +228,10 @@ def profile_table(
     timing: TimingOptions = TimingOptions(),
     seed: int = 0,
     reporter: Reporter = QUIET,
+    power_s: float = 0.0,
 ) -> LatencyTable:
-    """Measure a table here under ``workload`` (``conditions_for``), with its backend."""
+    """Measure a table here under ``workload`` (``conditions_for``), with its backend; with ``power_s``, and
+    where the backend reads an energy counter, the table gains an ``energy_mj`` column."""
     started = time.monotonic()
     c, space, jobs = plan_profile(loaded, workload, ffn_step=ffn_step, calibration_models=calibration_models, seed=seed)
     bar, callback = progress_bar(reporter, f"{loaded.name} {c.describe()}")
@@ -240,6 +242,7 @@ def profile_table(
             conditions=c,
             options=timing,
             progress=callback(update),
+            power_s=power_s,
         )
     return build_table(
         jobs,

@@ -274,6 +274,14 @@ CASES = {
         lambda tmp, table: ["profile", "--backend", "tensorrt"],
         "backend 'tensorrt' is not available",
     ),
+    "profile energy without a meter": (
+        lambda tmp, table: ["profile", "--power-s", "1"],
+        "reads no energy counter here",
+    ),
+    "profile energy of an imported bundle": (
+        lambda tmp, table: ["profile", "--import", tmp / "results.json", "--power-s", "1"],
+        "a bundle's energy is measured on the device",
+    ),
     "profile bad phase": (lambda tmp, table: ["profile", "--phase", "foo"], "Invalid value for '--phase'"),
     "profile batch 0": (lambda tmp, table: ["profile", "--batch", "0"], "Invalid value for '--batch'"),
     "unknown option": (lambda tmp, table: ["search", "--bogus"], "No such option: --bogus"),

@@ -27,5 +27,7 @@ class NvmlEnergy:
     def read_mj(self) -> int:
         return int(self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle))
 
+    read = read_mj  # the EnergyMeter snapshot
+
     def energy_mj(self, start: int, end: int) -> float:
         return float(end - start)  # 64-bit counter: no wrap in practice

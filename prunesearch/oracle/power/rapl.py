@@ -36,6 +36,8 @@ class RaplEnergy:
     def read_uj(self) -> list[int]:
         return [int((d / "energy_uj").read_text()) for d in self.domains]
 
+    read = read_uj  # the EnergyMeter snapshot
+
     def energy_mj(self, start: list[int], end: list[int]) -> float:
         """Millijoules over all packages between two read_uj() snapshots."""
         return sum(rapl_delta_uj(s, e, m) for s, e, m in zip(start, end, self.max_range)) / 1000.0

@@ -86,10 +86,12 @@ class Profiler(ABC):
         vocab: int,
         options: dict,
         on_settled=None,
+        power_s: float = 0.0,
     ) -> dict:
         """``run_bundle.time_paired`` over this backend's runners (``options``: a TimingOptions' fields): each
         model built when its group is timed (a group holds as many models as the reference's size fits
-        ``memory_gb`` times)."""
+        ``memory_gb`` times). With ``power_s`` and an energy meter, each model then runs ``power_s``
+        seconds back to back for its energy per inference."""
         with self.timing(workload):
             ref = self.runner(reference, workload=workload, vocab=vocab)
             try:
@@ -98,11 +100,43 @@ class Profiler(ABC):
                     for name, build in models.items()
                 }
                 size = model_bytes(reference)
-                return run_bundle.time_paired(
+                results = run_bundle.time_paired(
                     ref, jobs, sizes={name: size for name in jobs}, on_settled=on_settled, **options
                 )
+                meter = self.energy_meter() if power_s > 0 else None
+                if meter is not None:
+                    from prunesearch.oracle.power import energy_per_run
+
+                    results["reference"]["energy_mj"] = energy_per_run(ref.step, meter, seconds=power_s)
+                    for name, open_runner in jobs.items():
+                        runner = open_runner()
+                        try:
+                            results["jobs"][name]["energy_mj"] = energy_per_run(runner.step, meter, seconds=power_s)
+                        finally:
+                            runner.close()
+                return results
             finally:
                 ref.close()
+
+    def energy_meter(self):
+        """The counter energy per inference is read from where a table asks for energy (``power_s``):
+        NVML on an NVIDIA GPU; None where this backend has none (a CPU's RAPL counts every tenant of
+        a shared machine, so it is not used)."""
+        if not self.on_gpu:
+            return None
+        from prunesearch.oracle.power import NvmlEnergy
+
+        try:
+            return NvmlEnergy()
+        except BackendUnavailableError:
+            return None
+
+    def reads_energy(self) -> bool:
+        """Whether timing with ``power_s`` gives energy here: a board's power rails for a child-process
+        backend (run_bundle reads them), else this backend's energy meter."""
+        if self.child_ep is not None:
+            return run_bundle.power_source() is not None
+        return self.energy_meter() is not None
 
     def unavailable(self, reason: str) -> BackendUnavailableError:
         return BackendUnavailableError(f"backend {self.name!r} is not available here: {reason}")
