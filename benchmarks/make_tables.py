@@ -1,7 +1,8 @@
 """Profile the shipped latency tables on this machine (side by side with the dense model, as every profile is).
 
-Writes latency_tables/<cpu-slug>/<model>-ort-cpu-b<batch>-s<seq>-t<threads>.csv (+ .json provenance).
-Usage: python benchmarks/make_tables.py [--only minilm] [--seq-len 128] [--dry-run]
+Writes latency_tables/<cpu-slug>/<conditions>.csv (+ .json provenance): the workloads the shipped searches
+ask for (searches/*.yaml with `table: auto`), and MiniLM at batch 8 and at 2 threads.
+Usage: python benchmarks/make_tables.py [--only minilm] [--dry-run]
 """
 
 from __future__ import annotations
@@ -18,23 +19,27 @@ from prunesearch.oracle.ensure import SHIPPED
 from prunesearch.reporter import Reporter
 from prunesearch.workload import Workload
 
-#: (model, batch, threads): MiniLM b1/b8 x 1/2 threads; SmolLM2 prefill b1
-#: (decode tables: `prunesearch profile --phase decode`)
-GRID = [("minilm", 1, 1), ("minilm", 1, 2), ("minilm", 8, 1), ("minilm", 8, 2), ("smollm2", 1, 2)]
+#: MiniLM batch 1 at 1 and 2 threads, batch 8 at 1 thread; SmolLM2 prefill and a decode step after 256
+#: cached tokens, 1 thread
+GRID = [
+    ("minilm", Workload(batch=1, seq_len=128, threads=1)),
+    ("minilm", Workload(batch=1, seq_len=128, threads=2)),
+    ("minilm", Workload(batch=8, seq_len=128, threads=1)),
+    ("smollm2", Workload(batch=1, seq_len=128, threads=1)),
+    ("smollm2", Workload(batch=1, phase="decode", seq_len=1, cache_len=256, threads=1)),
+]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="profile only this model alias")
-    parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--out-dir", type=Path, default=None, help="write here instead of latency_tables/<cpu-slug>/")
     parser.add_argument("--dry-run", action="store_true", help="list the tables, measure nothing")
     args = parser.parse_args()
     console = Console(stderr=True)
-    for model, batch, threads in GRID:
+    for model, workload in GRID:
         if args.only and model != args.only:
             continue
-        workload = Workload(batch=batch, seq_len=args.seq_len, threads=threads)
         if args.dry_run:
             console.print(f"{model}: {workload.describe()}")
             continue
