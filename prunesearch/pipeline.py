@@ -254,9 +254,9 @@ def run_spec(
     from prunesearch.search.executor import make_executor
     from prunesearch.search.fitness import DistillationFitness, fitness_device
 
-    stored = _stored_table(run_dir, spec) if resume else None
     # refused before anything is written or computed: a stored run's folder is never overwritten
-    RunStore.check(spec.storage_url(run_dir), spec.name, resume=resume)
+    exists = RunStore.check(spec.storage_url(run_dir), spec.name, resume=resume)
+    stored = _stored_table(run_dir, spec) if exists else None  # `--resume` of a run never started starts it
     prepared = prepare(spec, table=stored, reporter=reporter)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / SPEC_FILE).write_text(yaml.safe_dump(json.loads(spec.model_dump_json()), sort_keys=False))

@@ -130,3 +130,10 @@ def test_sigkill_and_resume_with_the_ray_executor(tmp_path, remote_table, ray_he
     before = _keys(_trials(url, "ray"))
     _finish(_search(spec, runs, resume=True))
     _check_complete(url, "ray", before)
+
+
+def test_resume_of_a_search_never_started_starts_it(tmp_path, remote_table):
+    """`prunesearch demo` resumes its run: on a fresh clone there is no runs folder yet, let alone a study."""
+    spec, runs = _spec(tmp_path, remote_table, "fresh", generations=1), tmp_path / "no" / "runs"
+    _finish(_search(spec, runs, resume=True))
+    assert len(_trials(f"sqlite:///{(runs / 'fresh' / 'study.db').resolve()}", "fresh")) == 6
