@@ -3,7 +3,7 @@ import pytest
 
 from prunesearch.errors import TableError
 from prunesearch.models import LoadedModel
-from prunesearch.oracle import LatencyTable, Predictor, profile_table
+from prunesearch.oracle import Conditions, LatencyTable, Predictor, profile_table
 from prunesearch.oracle.fit import smooth_rows
 from prunesearch.space import adapter_for
 from prunesearch.workload import Workload
@@ -93,3 +93,43 @@ def test_save_load_refuses_other_conditions_and_corruption(tiny_table, tmp_path)
         LatencyTable.load(path)
     with pytest.raises(TableError, match="not found"):
         LatencyTable.load(tmp_path / "missing.csv")
+
+
+GPU = Conditions(
+    device="NVIDIA H100 80GB HBM3 (driver 550.54.15)",
+    backend="tensorrt",
+    backend_version="10.3.0",
+    precision="fp16",
+    threads=1,
+    batch=1,
+    seq_len=128,
+    phase="encode",
+    inputs="tokens",
+    model="minilm",
+    model_hash="abc",
+    ffn_step=128,
+    platform={"driver": "550.54.15", "compute_capability": "9.0", "cuda": "12.4", "power_mode": "MAXN"},
+)
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"device": "NVIDIA A100-SXM4-80GB (driver 550.54.15)"}, "device"),
+        ({"precision": "fp32"}, "precision"),
+        ({"backend_version": "11.0.1"}, "backend_version"),
+        ({"platform": GPU.platform | {"compute_capability": "8.0"}}, "platform"),
+        ({"platform": GPU.platform | {"driver": "535.104.05"}}, "platform"),
+        ({"platform": GPU.platform | {"cuda": "11.8"}}, "platform"),
+        ({"platform": GPU.platform | {"power_mode": "15W"}}, "platform"),
+    ],
+)
+def test_a_table_from_other_gpu_hardware_or_software_is_refused_unless_forced(change, named):
+    wanted = GPU.model_copy(update=change)
+    with pytest.raises(TableError, match=f"{named}: table .*--force"):
+        GPU.require(wanted, source="the table")
+    GPU.require(wanted, source="the table", force=True)
+
+
+def test_a_minor_backend_version_is_the_same_table():
+    GPU.require(GPU.model_copy(update={"backend_version": "10.7.0"}), source="the table")
