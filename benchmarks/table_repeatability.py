@@ -88,9 +88,9 @@ def main() -> None:
         [
             f"# Table repeatability: {args.model}, ONNX Runtime CPU, {args.threads} thread(s)",
             "",
-            f"Command: `.venv/bin/python benchmarks/table_repeatability.py` (A), then "
-            f"`.venv/bin/python benchmarks/table_repeatability.py --against {args.against}` (B); "
-            f"CPU: {table.conditions.device}.",
+            f"Profile A: {args.against} (profiled {a.meta.profiled_at}); profile B: "
+            f"`.venv/bin/python benchmarks/table_repeatability.py --against {args.against}` "
+            f"(profiled {table.meta.profiled_at}); CPU: {table.conditions.device}.",
             "Costs are fractions of the dense model's time, measured side by side with it; a row agrees when the",
             "profiles differ by at most 2 standard errors of the difference (each table's stated uncertainty).",
             "",

@@ -14,23 +14,15 @@ def remote_table(tmp_path_factory) -> Path:
     import onnxruntime
 
     from prunesearch.models import load_model
-    from prunesearch.oracle import Conditions
     from prunesearch.space import adapter_for
+    from tests.oracle.tables import conditions as table_conditions
     from tests.oracle.tables import hand_table
 
     loaded = load_model("minilm")
-    conditions = Conditions(
+    conditions = table_conditions(
         device="a test bench that is not this machine",
-        backend="ort-cpu",
         backend_version=onnxruntime.__version__,
-        threads=1,
-        batch=1,
-        seq_len=128,
-        phase="encode",
-        inputs="tokens",
-        model="minilm",
         model_hash=loaded.weights_hash,
-        ffn_step=128,
     )
     costs = {"base": 0.05, "attn": 0.006, "ffn": 0.00009}
     space = adapter_for(loaded.model).space()

@@ -10,6 +10,7 @@ from prunesearch.cli import main
 from prunesearch.models import load_model
 from prunesearch.oracle import Conditions, LatencyTable, cpu_name
 from prunesearch.space import adapter_for
+from tests.oracle.tables import conditions as table_conditions
 from tests.oracle.tables import hand_table
 
 SPEC = "name: t\nmodel: minilm\ntarget: {{speedup: 2}}\ndevice: {{table: {table}, threads: 1}}\n{extra}"
@@ -23,19 +24,7 @@ def minilm():
 def minilm_conditions(minilm) -> Conditions:
     import onnxruntime
 
-    return Conditions(
-        device=cpu_name(),
-        backend="ort-cpu",
-        backend_version=onnxruntime.__version__,
-        threads=1,
-        batch=1,
-        seq_len=128,
-        phase="encode",
-        inputs="tokens",
-        model="minilm",
-        model_hash=minilm.weights_hash,
-        ffn_step=128,
-    )
+    return table_conditions(device=cpu_name(), backend_version=onnxruntime.__version__, model_hash=minilm.weights_hash)
 
 
 @pytest.fixture

@@ -83,15 +83,21 @@ def _spec(tmp_path: Path, table: Path, name: str, extra: str = "", *, generation
     return path
 
 
+def _killed_and_resumed(spec: Path, runs: Path, name: str) -> str:
+    """Run ``spec``, SIGKILL it once 8 evaluations are stored, resume it to the end; the study's URL."""
+    url = f"sqlite:///{(runs / name / 'study.db').resolve()}"
+    proc = _search(spec, runs)
+    _wait_for(lambda: len(_trials(url, name)) >= 8, proc=proc)
+    _kill(proc)
+    before = _keys(_trials(url, name))
+    _finish(_search(spec, runs, resume=True))
+    _check_complete(url, name, before)
+    return url
+
+
 def test_sigkill_and_resume_on_sqlite(tmp_path, remote_table):
     spec, runs = _spec(tmp_path, remote_table, "killed"), tmp_path / "runs"
-    url = f"sqlite:///{(runs / 'killed' / 'study.db').resolve()}"
-    proc = _search(spec, runs)
-    _wait_for(lambda: len(_trials(url, "killed")) >= 8, proc=proc)
-    _kill(proc)
-    before = _keys(_trials(url, "killed"))
-    _finish(_search(spec, runs, resume=True))
-    _check_complete(url, "killed", before)
+    url = _killed_and_resumed(spec, runs, "killed")
     done = _keys(_trials(url, "killed"))
     _finish(_search(spec, runs, resume=True))  # a finished run resumed: everything answered from the store
     assert _keys(_trials(url, "killed")) == done
@@ -122,14 +128,7 @@ def test_two_processes_share_one_postgresql_study_and_survive_a_sigkill(tmp_path
 
 def test_sigkill_and_resume_with_the_ray_executor(tmp_path, remote_table, ray_head):
     spec = _spec(tmp_path, remote_table, "ray", extra=f"executor: {{kind: ray, address: '{ray_head.address}'}}")
-    runs = tmp_path / "runs"
-    url = f"sqlite:///{(runs / 'ray' / 'study.db').resolve()}"
-    proc = _search(spec, runs)
-    _wait_for(lambda: len(_trials(url, "ray")) >= 8, proc=proc)
-    _kill(proc)
-    before = _keys(_trials(url, "ray"))
-    _finish(_search(spec, runs, resume=True))
-    _check_complete(url, "ray", before)
+    _killed_and_resumed(spec, tmp_path / "runs", "ray")
 
 
 def test_resume_of_a_search_never_started_starts_it(tmp_path, remote_table):

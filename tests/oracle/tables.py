@@ -11,6 +11,24 @@ from prunesearch.oracle.table import COLUMNS, ENERGY
 from prunesearch.space import Space
 
 
+def conditions(**fields) -> Conditions:
+    """Conditions of a text-model table: ONNX Runtime CPU, fp32, batch 1, 128 tokens, 1 thread, FFN step 128;
+    ``fields`` set the device, the model and whatever else a test is about."""
+    defaults = {
+        "backend": "ort-cpu",
+        "backend_version": "1.0",
+        "threads": 1,
+        "batch": 1,
+        "seq_len": 128,
+        "phase": "encode",
+        "inputs": "tokens",
+        "model": "minilm",
+        "model_hash": "abc",
+        "ffn_step": 128,
+    }
+    return Conditions(**(defaults | fields))
+
+
 def hand_table(
     space: Space,
     conditions: Conditions,

@@ -14,7 +14,6 @@ from prunesearch.errors import BackendUnavailableError, PruneSearchError
 from prunesearch.export.onnx import export_onnx
 from prunesearch.models import LoadedModel
 from prunesearch.oracle import (
-    Conditions,
     LatencyTable,
     Predictor,
     conditions_for,
@@ -31,6 +30,7 @@ from prunesearch.space import adapter_for
 from prunesearch.spec import DeviceSpec
 from prunesearch.workload import Workload
 from tests.conftest import FAST
+from tests.oracle.tables import conditions as table_conditions
 from tests.oracle.tables import hand_table
 from tests.space.tiny import FAMILIES, FFN_STEP, configs
 
@@ -155,17 +155,12 @@ def test_trtexec_version_and_gpu_name_from_their_tools(tmp_path, monkeypatch):
 def energy_table():
     """A table WE WROTE with an energy_mj column (as a bundle with power rails gives), tiny-BERT grid."""
     space = adapter_for(FAMILIES["bert"].model()).space(ffn_step=FFN_STEP)
-    conditions = Conditions(
+    conditions = table_conditions(
         device="Jetson AGX Orin",
         backend="ort-cuda",
         backend_version="x",
-        threads=1,
-        batch=1,
         seq_len=16,
-        phase="encode",
-        inputs="tokens",
         model="tiny-bert",
-        model_hash="abc",
         ffn_step=FFN_STEP,
     )
     costs = {"base": (0.1, 5.0), "attn": (0.01, 0.5), "ffn": (0.001, 0.02)}  # (share of dense, mJ) per unit

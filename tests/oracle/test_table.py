@@ -3,11 +3,12 @@ import pytest
 
 from prunesearch.errors import TableError
 from prunesearch.models import LoadedModel
-from prunesearch.oracle import Conditions, LatencyTable, Predictor, profile_table
+from prunesearch.oracle import LatencyTable, Predictor, profile_table
 from prunesearch.oracle.fit import smooth_rows
 from prunesearch.space import adapter_for
 from prunesearch.workload import Workload
 from tests.conftest import FAST
+from tests.oracle.tables import conditions as table_conditions
 from tests.space.tiny import FAMILIES, FFN_STEP
 
 
@@ -95,19 +96,11 @@ def test_save_load_refuses_other_conditions_and_corruption(tiny_table, tmp_path)
         LatencyTable.load(tmp_path / "missing.csv")
 
 
-GPU = Conditions(
+GPU = table_conditions(
     device="NVIDIA H100 80GB HBM3 (driver 550.54.15)",
     backend="tensorrt",
     backend_version="10.3.0",
     precision="fp16",
-    threads=1,
-    batch=1,
-    seq_len=128,
-    phase="encode",
-    inputs="tokens",
-    model="minilm",
-    model_hash="abc",
-    ffn_step=128,
     platform={"driver": "550.54.15", "compute_capability": "9.0", "cuda": "12.4", "power_mode": "MAXN"},
 )
 
