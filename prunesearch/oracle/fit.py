@@ -100,13 +100,19 @@ def smooth_rows(sizes, values, se, *, knot_every: int = KNOT_EVERY) -> RowFit:
 SCALE_RANGE = (0.5, 2.0)
 
 
-def fit_calibration(additive, measured, se) -> tuple[float, float, float]:
-    """(scale, offset, rms residual) of measured ~ scale * additive + offset, weighted by 1 / se^2."""
+def fit_calibration(additive, measured, se, *, smallest: float | None = None) -> tuple[float, float, float]:
+    """(scale, offset, rms residual) of measured ~ scale * additive + offset, weighted by 1 / se^2.
+
+    ``smallest`` is the additive cost of the smallest model the table can describe (every block removed:
+    its measured ratio). The calibration models span modest speed-ups; a line through them whose offset
+    would predict the smallest model at under half its measured cost (a noisy profile once predicted it
+    at -350x) says nothing about small models, so a scale through the origin is fitted instead."""
     a, m = np.asarray(additive, dtype=float), np.asarray(measured, dtype=float)
     w = 1.0 / np.maximum(np.asarray(se, dtype=float), 1e-6) ** 2
     basis = np.column_stack([a, np.ones_like(a)])
     scale, offset = np.linalg.lstsq(basis * np.sqrt(w)[:, None], m * np.sqrt(w), rcond=None)[0]
-    if not SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]:
+    breaks_small = smallest is not None and scale * smallest + offset < 0.5 * smallest
+    if breaks_small or not SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]:
         scale, offset = float(np.sum(w * a * m) / np.sum(w * a * a)), 0.0
     rms = float(np.sqrt(np.mean((scale * a + offset - m) ** 2)))
     return float(scale), float(offset), rms

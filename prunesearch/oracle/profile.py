@@ -200,6 +200,7 @@ def build_table(
             [additive(j.config) for j in calib] + [additive(dense.config)],
             [measured[j.name].ratio for j in calib] + [1.0],
             errors + [float(np.median(errors))],
+            smallest=table.cost("base", 0),
         )
         table.meta.calibration = Calibration(scale=scale, offset=offset, n_models=len(calib), rms=rms)
     return table

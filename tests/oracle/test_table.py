@@ -4,7 +4,7 @@ import pytest
 from prunesearch.errors import TableError
 from prunesearch.models import LoadedModel
 from prunesearch.oracle import LatencyTable, Predictor, profile_table
-from prunesearch.oracle.fit import smooth_rows
+from prunesearch.oracle.fit import fit_calibration, smooth_rows
 from prunesearch.space import adapter_for
 from prunesearch.workload import Workload
 from tests.conftest import FAST
@@ -69,6 +69,17 @@ def test_rows_are_smooth_and_monotone_yet_keep_a_real_step():
     fit = smooth_rows(sizes, step + rng.normal(0, 0.0005, 12), np.full(12, 0.0005))
     assert np.abs(fit.rows - step).max() < 0.003 and fit.chi2 > 10  # kept, and the misfit is reported
     assert np.all(fit.se > 0)
+
+
+def test_a_calibration_that_would_break_small_models_is_fitted_through_the_origin():
+    # the line a noisy profile once fitted: every model of 1-3x on it, the base (every block removed,
+    # measured at 0.0186 of the dense model) predicted below zero
+    additive = np.linspace(0.3, 1.0, 12)
+    measured = 1.0228 * additive - 0.0219
+    scale, offset, _ = fit_calibration(additive, measured, np.full(12, 0.003))
+    assert (round(scale, 4), round(offset, 4)) == (1.0228, -0.0219)  # without the smallest model: kept
+    scale, offset, _ = fit_calibration(additive, measured, np.full(12, 0.003), smallest=0.0186)
+    assert offset == 0.0 and 0.98 < scale < 1.0 and scale * 0.0186 > 0
 
 
 def test_save_load_refuses_other_conditions_and_corruption(tiny_table, tmp_path):
