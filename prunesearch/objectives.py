@@ -134,8 +134,9 @@ def _energy(metrics: Metrics, genomes: np.ndarray) -> np.ndarray:
     energy = metrics.require_table("energy_mj").energy_mj(genomes)
     if energy is None:
         raise ObjectiveUnavailable(
-            "energy_mj needs a latency table with an energy_mj column; this one has none: profile the device "
-            "where power rails are readable (a Jetson bundle: `prunesearch profile --emit-bundle`, run with --power-s)"
+            "energy_mj needs a latency table with an energy_mj column; this one has none: profile one with energy "
+            "(an NVIDIA GPU: `prunesearch profile --backend torch-cuda --power-s 2`; a Jetson: a bundle from "
+            "`prunesearch profile --emit-bundle`, run there with --power-s), or drop the energy limit"
         )
     return energy
 

@@ -319,7 +319,8 @@ def load_trials(storage: str, study_name: str) -> pd.DataFrame:
     except KeyError:
         raise PruneSearchError(f"no study {study_name!r} in {storage}") from None
     rows = [
-        {"number": t.number, **{k: v for k, v in t.user_attrs.items() if k != "predicted"}}
+        # the claim repeats tokens and genome; the owner stays (which process, on which host, computed it)
+        {"number": t.number, **{k: v for k, v in t.user_attrs.items() if k not in ("predicted", "claim")}}
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     ]
     return pd.DataFrame(rows)
