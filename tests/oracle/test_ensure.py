@@ -1,6 +1,8 @@
 """ensure_table: a stored table (shipped or cached) is used only while whole models measured here now, side by side
 with the dense model, cost what it predicts; else a table is profiled here and cached."""
 
+from types import SimpleNamespace
+
 import pytest
 from rich.console import Console
 
@@ -75,3 +77,29 @@ def test_a_stored_table_this_machine_disagrees_with_is_replaced_and_a_cached_one
     assert "+20.0%" in text and "runs differently" in text
     again = ensure_table(loaded, WORKLOAD, ffn_step=FFN_STEP)  # shipped fails again, the cached table fits
     assert (again.path, again.how) == (got.path, "cached") and calls[-1] == got.path
+
+
+class _Measured(dict):
+    """What time_configs returns, for a stand-in: ratios by name and the dense model's milliseconds."""
+
+    reference_ms = 1.0
+
+
+def test_the_check_is_never_tighter_than_the_tables_own_calibration_error(shipped, monkeypatch):
+    """A decode-step table whose calibration models scatter by 2.4% of the dense model cannot be held to ±3%:
+    the tolerance is twice that scatter relative to the lightest check model, and never below ±3%."""
+    loaded, path, _ = shipped
+    table = LatencyTable.load(path)
+    space = ensure_module.adapter_for(loaded.model).space(ffn_step=FFN_STEP)
+    configs = ensure_module.calibration_configs(space, CHECK_MODELS, seed=1)
+    predicted = [ensure_module.Predictor(table, space).config_ratio(c) for c in configs]
+    five_percent_slower = _Measured({f"check-{i}": SimpleNamespace(ratio=p * 1.05) for i, p in enumerate(predicted)})
+    monkeypatch.setattr(ensure_module, "time_configs", lambda *args, **kwargs: five_percent_slower)
+
+    table.meta.calibration = table.meta.calibration.model_copy(update={"rms": 0.0})
+    tight = check_table(loaded, table, table.conditions)
+    assert tight.tolerance == ensure_module.DRIFT_TOLERANCE and not tight.fits
+    table.meta.calibration = table.meta.calibration.model_copy(update={"rms": 0.024})
+    loose = check_table(loaded, table, table.conditions)
+    assert loose.tolerance == pytest.approx(max(0.03, 2 * 0.024 / min(predicted)))
+    assert loose.fits == (loose.tolerance >= 0.05)
