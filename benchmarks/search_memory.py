@@ -8,7 +8,7 @@ checkout of prunesearch (before/after a change), A B A B, so both are timed in t
 The table and the level database are made once first (a warm-up run), as a search finds them cached.
 
     .venv/bin/python benchmarks/search_memory.py                          # this checkout
-    .venv/bin/python benchmarks/search_memory.py --vs /path/to/old/checkout --label-vs before
+    .venv/bin/python benchmarks/search_memory.py --vs /path/to/old/checkout --label-vs before --table T.csv
 
 Writes reports/search_memory.md.
 """
@@ -42,9 +42,11 @@ CHILD = (
 )
 
 
-def spec_with_budget(spec: Path, evaluations: int, folder: Path) -> Path:
+def spec_with_budget(spec: Path, evaluations: int, folder: Path, *, table: Path | None) -> Path:
     data = yaml.safe_load(spec.read_text())
     data["budget"] = {**data.get("budget", {}), "evaluations": evaluations}
+    if table is not None:  # a given table: no check of a stored one, which could re-profile in one run only
+        data["device"] = {**data.get("device", {}), "table": str(table.resolve())}
     data["name"] = f"{data['name']}-{evaluations}"
     out = folder / f"{data['name']}.yaml"
     out.write_text(yaml.safe_dump(data))
@@ -70,6 +72,7 @@ def main() -> None:
     ap.add_argument("--spec", type=Path, default=ROOT / "searches" / "smollm2-decode.yaml")
     ap.add_argument("--budgets", type=int, nargs=2, default=[6, 36], help="the two evaluation budgets")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--table", type=Path, help="search against this table (default: the spec's device.table)")
     ap.add_argument("--vs", type=Path, help="another checkout to alternate with")
     ap.add_argument("--label", default="this checkout")
     ap.add_argument("--label-vs", default="other checkout")
@@ -79,7 +82,7 @@ def main() -> None:
     rows: dict[str, list[dict]] = {label: [] for label in checkouts}
     with tempfile.TemporaryDirectory(prefix="search-memory-") as tmp:
         folder = Path(tmp)
-        small, large = (spec_with_budget(args.spec, n, folder) for n in args.budgets)
+        small, large = (spec_with_budget(args.spec, n, folder, table=args.table) for n in args.budgets)
         for label, checkout in checkouts.items():  # warm-up: tables and level databases cached
             print(f"warm-up: {label}", flush=True)
             run_search(checkout, small, folder / "warm-up" / label)
@@ -89,7 +92,8 @@ def main() -> None:
                 t_large, rss_large = run_search(checkout, large, folder / f"{label}-{r}-large")
                 row = {
                     "s_per_eval": (t_large - t_small) / (args.budgets[1] - args.budgets[0]),
-                    "peak_mb": max(rss_small, rss_large),
+                    "peak_small_mb": rss_small,
+                    "peak_mb": rss_large,
                     "wall_large_s": t_large,
                 }
                 rows[label].append(row)
@@ -111,13 +115,15 @@ def write(args, rows: dict[str, list[dict]]) -> None:
         f"{args.budgets[0]} and {args.budgets[1]} evaluations, each search a fresh process with the table and "
         "level database cached; seconds per evaluation = difference of wall times / difference of budgets.",
         "",
-        "| code | round | peak RSS (MB) | x fp32 model | s / evaluation | wall, larger budget (s) |",
+        "| code | round | peak RSS, smaller / larger budget (MB) | x fp32 model (larger) | s / evaluation "
+        "| wall, larger budget (s) |",
         "|:--|--:|--:|--:|--:|--:|",
     ]
     for label, runs in rows.items():
         for r, row in enumerate(runs):
             lines.append(
-                f"| {label} | {r + 1} | {row['peak_mb']:.0f} | {row['peak_mb'] / model_mb:.2f} | "
+                f"| {label} | {r + 1} | {row['peak_small_mb']:.0f} / {row['peak_mb']:.0f} | "
+                f"{row['peak_mb'] / model_mb:.2f} | "
                 f"{row['s_per_eval']:.2f} | {row['wall_large_s']:.0f} |"
             )
     if len(rows) == 2:
