@@ -103,8 +103,10 @@ class SearchProblem:
         losses = np.empty(len(genomes))
         for i, genome in enumerate(genomes):
             known = self.store.get(genome, tokens)
-            if self.evaluations >= self.max_evaluations or self._out_of_time() or known is None:
+            if self.evaluations >= self.max_evaluations or self._out_of_time():
                 raise BudgetExhausted
+            if known is None:  # _settle stores every genome within the budget: a search must not end quietly
+                raise RuntimeError(f"config {key_of(genome, tokens)} was neither stored nor claimed by anyone")
             self.evaluations += 1
             losses[i] = known.loss
             if self.on_evaluation is not None:
@@ -123,7 +125,8 @@ class SearchProblem:
         while pending and not self._out_of_time():
             mine, others = self.store.claim(pending)
             self._compute(mine, tokens, {k: first[k] for k in mine}, predicted, algorithm=algorithm, stage=stage)
-            pending = self.store.wait(others)
+            self.store.wait(others)  # until all are stored or some were orphaned: those are claimed again
+            pending = [k for k in pending if self.store.get(k[0], tokens) is None]
 
     def _compute(self, keys, tokens: int, rows: dict, predicted: dict, *, algorithm: str, stage: str) -> None:
         configs = [self.space.from_genome(np.array(k[0])) for k in keys]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import socket
 import threading
 import time
@@ -111,6 +112,7 @@ class RunStore:
         self.owner = _owner()
         self._known: dict[Key, Evaluation] = {}
         self._claims: dict[Key, optuna.Trial] = {}  # mine, not yet told
+        self._rng = random.Random(self.owner)  # the pause after a contested claim differs between processes
         self._heartbeat = _Heartbeat(study, self.owner)
         self._heartbeat.beat()
         self._heartbeat.start()
@@ -193,9 +195,20 @@ class RunStore:
 
     def refresh(self) -> None:
         """Take in every evaluation stored so far, by any process."""
-        for t in self.study.get_trials(deepcopy=False, states=(COMPLETE,)):
+        self._look()
+
+    def _look(self) -> list[optuna.trial.FrozenTrial]:
+        """One read of the study: takes in its stored evaluations and returns its RUNNING trials. Known
+        and claimed come from the same read, so a config that finished between two reads is never
+        taken for one nobody has claimed."""
+        running = []
+        for t in self.study.get_trials(deepcopy=False, states=(COMPLETE, RUNNING)):
+            if t.state == RUNNING:
+                running.append(t)
+                continue
             a = t.user_attrs
             self._known.setdefault(key_of(a["genome"], a["tokens"]), Evaluation(loss=a["loss"], metrics=a["predicted"]))
+        return running
 
     def __len__(self) -> int:
         return len(self._known)
@@ -219,10 +232,11 @@ class RunStore:
             and not _gone_here(name.removeprefix("alive:"))
         }
 
-    def _claimed(self) -> dict[str, tuple[int, str]]:
-        """Claimed configs still running: claim name -> (lowest trial number, its owner)."""
+    @staticmethod
+    def _claimed(running: list[optuna.trial.FrozenTrial]) -> dict[str, tuple[int, str]]:
+        """Claimed configs among ``running``: claim name -> (lowest trial number, its owner)."""
         out: dict[str, tuple[int, str]] = {}
-        for t in self.study.get_trials(deepcopy=False, states=(RUNNING,)):
+        for t in running:
             claim, owner = t.user_attrs.get("claim"), t.user_attrs.get("owner")
             if claim is not None and (claim not in out or t.number < out[claim][0]):
                 out[claim] = (t.number, owner)
@@ -231,32 +245,44 @@ class RunStore:
     def claim(self, keys: list[Key]) -> tuple[list[Key], list[Key]]:
         """(the keys this process is now to compute, in order; the keys others are computing).
         Claims whose owner is gone are taken over (and marked failed)."""
-        self.refresh()
+        running, live = self._look(), self._live_owners()
+        gone = {t.number for t in running if self._orphaned(t, live)}
+        for number in gone:
+            self._fail(number)
+        claimed = self._claimed([t for t in running if t.number not in gone])
         keys = [k for k in dict.fromkeys(keys) if k not in self._known]
-        claimed, live = self._claimed(), self._live_owners()
-        for t in self.study.get_trials(deepcopy=False, states=(RUNNING,)):
-            if t.user_attrs.get("owner") not in live and t.user_attrs.get("owner") != self.owner:
-                self._fail(t.number)
-                claimed.pop(t.user_attrs.get("claim"), None)
         asked = {}
         for key in keys:
             if _claim_name(key) in claimed:
                 continue
             trial = self.study.ask()
+            trial.set_user_attr("owner", self.owner)  # before the claim: a claim always names its owner
             trial.set_user_attr("claim", _claim_name(key))
-            trial.set_user_attr("owner", self.owner)
             asked[key] = trial
-        # two processes may claim one config at once: the lower trial number keeps it
-        claimed = self._claimed()
+        # Two processes may claim one config at once. Each wrote its claim before reading the others', so
+        # at least one of them sees the other (claiming, or already finished): whoever sees a rival yields.
+        # Both may yield; the config is then unclaimed, found orphaned by wait(), and claimed again after
+        # a random pause.
+        fresh = {trial.number for trial in asked.values()}
+        rivals = set(self._claimed([t for t in self._look() if t.number not in fresh]))
         mine = []
         for key, trial in asked.items():
-            if claimed.get(_claim_name(key), (trial.number,))[0] == trial.number:
+            if key in self._known or _claim_name(key) in rivals:
+                self._fail(trial.number)
+            else:
                 self._claims[key] = trial
                 mine.append(key)
-            else:
-                self._fail(trial.number)
-        others = [k for k in keys if k not in self._claims]
+        if len(mine) < len(asked):
+            time.sleep(self._rng.uniform(0, POLL_S))  # so that two yielding processes do not meet again
+        others = [k for k in keys if k not in self._claims and k not in self._known]
         return mine, others
+
+    def _orphaned(self, trial: optuna.trial.FrozenTrial, live: set[str]) -> bool:
+        owner = trial.user_attrs.get("owner")
+        if owner is None:  # asked, owner not yet written: orphaned only if it stays so
+            started = trial.datetime_start.timestamp() if trial.datetime_start else 0.0
+            return time.time() - started > ORPHANED_AFTER_S
+        return owner not in live and owner != self.owner
 
     def _fail(self, number: int) -> None:
         with contextlib.suppress(RuntimeError, ValueError):  # finished meanwhile (by its owner, or a taker-over)
@@ -296,16 +322,17 @@ class RunStore:
         self._known[key] = evaluation
 
     def wait(self, keys: list[Key]) -> list[Key]:
-        """Wait until others have stored ``keys``; returns the ones orphaned meanwhile (their owner is
-        gone), for the caller to claim and compute."""
+        """Wait until others have stored ``keys``, or until some of them are orphaned (their owner is gone,
+        or two claims yielded to each other): returns those, for the caller to claim again. The rest may
+        still be running; the caller waits for them again after its claim."""
         pending = list(keys)
         while pending:
-            self.refresh()
+            running = self._look()
             pending = [k for k in pending if k not in self._known]
             if not pending:
                 return []
-            running, live = self._claimed(), self._live_owners()
-            orphaned = [k for k in pending if _claim_name(k) not in running or running[_claim_name(k)][1] not in live]
+            claimed, live = self._claimed(running), self._live_owners()
+            orphaned = [k for k in pending if _claim_name(k) not in claimed or claimed[_claim_name(k)][1] not in live]
             if orphaned:
                 return orphaned
             time.sleep(POLL_S)

@@ -1,10 +1,11 @@
 """Several processes on one study: each config is computed by one of them, and a claim whose owner
 stopped is taken over. (Real processes and PostgreSQL: tests/cli/test_kill_resume.py.)"""
 
+import numpy as np
 import optuna
 
 import prunesearch.search.store as store_module
-from prunesearch.search.store import Evaluation, RunStore
+from prunesearch.search.store import Evaluation, RunStore, key_of
 
 ATTRS = {"config": {"layers": [{"heads": 1, "ffn": 16}]}, "algorithm": "test", "stage": "test"}
 
@@ -82,3 +83,93 @@ def test_close_hands_back_unfinished_claims(tmp_path):
     second = _open(url)
     assert second.claim([_key(0)]) == ([_key(0)], [])
     second.close()
+
+
+def test_two_stores_claiming_one_config_at_once_never_both_compute_it(tmp_path):
+    """b claims the config between a's ask and a's claim: b saw no rival and keeps it, a sees b's
+    claim and yields (a lower trial number must not win: a's claim was not there when b looked)."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    a, b = _open(url), _open(url)
+    ask, seen = a.study.ask, []
+
+    def ask_then_b_claims():
+        trial = ask()
+        seen.append(b.claim([_key(0)]))
+        return trial
+
+    a.study.ask = ask_then_b_claims
+    mine_a, others_a = a.claim([_key(0)])
+    assert seen == [([_key(0)], [])]  # b did not take a's fresh, ownerless trial for an orphaned claim
+    assert mine_a == [] and others_a == [_key(0)]
+    b.add(_key(0), Evaluation(loss=2.0), **ATTRS)
+    assert a.wait(others_a) == [] and len(_complete(url)) == 1
+    a.close(), b.close()
+
+
+def test_a_config_another_store_finished_meanwhile_is_not_claimed(tmp_path):
+    """b claims, computes and stores the config between a's first look and a's claim: a sees it stored."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    a, b = _open(url), _open(url)
+    ask = a.study.ask
+
+    def ask_while_b_finishes_it():
+        assert b.claim([_key(0)]) == ([_key(0)], [])
+        b.add(_key(0), Evaluation(loss=5.0), **ATTRS)
+        return ask()
+
+    a.study.ask = ask_while_b_finishes_it
+    assert a.claim([_key(0)]) == ([], []) and a.get(*_key(0)).loss == 5.0
+    assert len(_complete(url)) == 1
+    a.close(), b.close()
+
+
+def test_two_stores_that_both_yield_claim_again(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    a, b = _open(url), _open(url)
+    b_trial = b.study.ask()  # b has written its claim but not yet read a's
+    b_trial.set_user_attr("owner", b.owner)
+    b_trial.set_user_attr("claim", "64:0,1")
+    assert a.claim([_key(0)]) == ([], [_key(0)])  # a sees b's claim: yields
+    b._fail(b_trial.number)  # b saw a's claim too: yields
+    assert a.wait([_key(0)]) == [_key(0)]  # unclaimed now: a claims it again
+    assert a.claim([_key(0)]) == ([_key(0)], [])
+    a.close(), b.close()
+
+
+def test_an_ownerless_running_trial_is_failed_only_once_it_is_old(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    store = _open(url)
+    stray = store.study.ask()  # a process killed between asking and naming itself
+    store.claim([_key(0)])
+    assert store.study.get_trials()[stray.number].state == optuna.trial.TrialState.RUNNING
+    monkeypatch.setattr(store_module, "ORPHANED_AFTER_S", 0.0)
+    store.claim([_key(1)])
+    assert store.study.get_trials()[stray.number].state == optuna.trial.TrialState.FAIL
+    store.close()
+
+
+def test_a_search_waits_for_claims_still_running_after_another_was_orphaned(tmp_path, monkeypatch):
+    """Of two configs another process claimed, one is orphaned while the other still runs: the search
+    computes the orphaned one and still waits for the other (it used to end there, quietly)."""
+    from tests.search.toy import SPACE, toy_problem
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    problem = toy_problem(url, name="shared", resume=True)
+    other = RunStore.open(url, "shared", resume=True, objectives=problem.objectives)
+    genomes = np.array([SPACE.genome_upper, SPACE.genome_upper - 1])
+    keys = [key_of(g, 64) for g in genomes]
+    assert other.claim(keys) == (keys, [])
+    polls = []
+
+    def sleep(seconds):  # first poll: the other hands back one claim; second: it stores the other
+        polls.append(seconds)
+        if len(polls) == 1:
+            other.release([keys[0]])
+        elif len(polls) == 2:
+            other.add(keys[1], Evaluation(loss=42.0, metrics={"latency_ms": 5.0}), **ATTRS)
+
+    monkeypatch.setattr(store_module.time, "sleep", sleep)
+    losses = problem.evaluate(genomes, tokens=64, algorithm="test", stage="test")
+    assert losses[1] == 42.0 and losses[0] == problem.store.get(genomes[0], 64).loss
+    assert len(_complete(url)) == 2
+    other.close()
