@@ -103,27 +103,39 @@ def test_sigkill_and_resume_on_sqlite(tmp_path, remote_table):
     assert _keys(_trials(url, "killed")) == done
 
 
+def _owned_by(owner: str, proc: subprocess.Popen) -> bool:
+    return owner.count(":") == 2 and owner.split(":")[1] == str(proc.pid)
+
+
 def test_two_processes_share_one_postgresql_study_and_survive_a_sigkill(tmp_path, remote_table, postgres):
     url = postgres.new_database("shared")
-    # long enough that the first is still computing when the second has loaded its model and joined
-    spec = _spec(tmp_path, remote_table, "shared", extra=f"storage: {url}", generations=40)
+    spec = _spec(tmp_path, remote_table, "shared", extra=f"storage: {url}", generations=20)
     first = _search(spec, tmp_path / "first")
     _wait_for(lambda: len(_trials(url, "shared")) >= 4, proc=first)
+    # the first is held while the second loads its model, else it may finish before the second joins
+    os.kill(first.pid, signal.SIGSTOP)
     second = _search(spec, tmp_path / "second", resume=True)  # joins the study the first one started
 
-    def second_claimed() -> bool:
-        owners = {t.user_attrs.get("owner", "") for t in _trials(url, "shared", optuna.trial.TrialState.RUNNING)}
-        owners |= {t.user_attrs.get("owner", "") for t in _trials(url, "shared")}
-        return any(o.split(":")[1] == str(second.pid) for o in owners if o.count(":") == 2)
+    def second_joined() -> bool:  # its store is open (it beats): from here on both search
+        attrs = optuna.load_study(storage=url, study_name="shared").user_attrs
+        return any(_owned_by(a.removeprefix("alive:"), second) for a in attrs if a.startswith("alive:"))
 
+    def second_claimed() -> bool:
+        trials = _trials(url, "shared", optuna.trial.TrialState.RUNNING) + _trials(url, "shared")
+        return any(_owned_by(t.user_attrs.get("owner", ""), second) for t in trials)
+
+    _wait_for(second_joined, proc=second)
+    os.kill(first.pid, signal.SIGCONT)
     _wait_for(second_claimed, proc=second)
     _kill(first)
     before = _keys(_trials(url, "shared"))
     _finish(second)  # takes over what the killed one had claimed
     _check_complete(url, "shared", before)
-    done = _keys(_trials(url, "shared"))
+    done = _trials(url, "shared")
+    for proc in (first, second):  # both computed part of the study
+        assert any(_owned_by(t.user_attrs["owner"], proc) for t in done)
     _finish(_search(spec, tmp_path / "third", resume=True))
-    assert sorted(_keys(_trials(url, "shared"))) == sorted(done)  # nothing was missing: nothing recomputed
+    assert sorted(_keys(_trials(url, "shared"))) == sorted(_keys(done))  # nothing was missing: nothing recomputed
 
 
 def test_sigkill_and_resume_with_the_ray_executor(tmp_path, remote_table, ray_head):
