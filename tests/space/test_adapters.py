@@ -156,41 +156,19 @@ def test_unknown_model_type():
 def _variant(name):
     from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-    from tests.space.tiny import VOCAB, Family
+    from tests.space.tiny import GPT2_SHAPE, LLAMA_SHAPE, Family
 
-    small = dict(
-        vocab_size=VOCAB,
-        hidden_size=48,
-        num_hidden_layers=3,
-        num_attention_heads=6,
-        num_key_value_heads=2,
-        head_dim=8,
-        intermediate_size=64,
-        bos_token_id=1,
-        eos_token_id=2,
-    )
     build = {
         # attention scaled by 1/(layer_idx+1), fixed at build time: renumbering must not change it
         "gpt2_inverse_idx": lambda: GPT2LMHeadModel(
-            GPT2Config(
-                vocab_size=VOCAB,
-                n_embd=32,
-                n_layer=3,
-                n_head=4,
-                n_inner=64,
-                n_positions=64,
-                scale_attn_by_inverse_layer_idx=True,
-                reorder_and_upcast_attn=True,
-                bos_token_id=1,
-                eos_token_id=2,
-            )
+            GPT2Config(**GPT2_SHAPE, scale_attn_by_inverse_layer_idx=True, reorder_and_upcast_attn=True)
         ),
         # biased o_proj, bias-free MLP and no position embeddings: an empty layer adds a
         # constant with nowhere to fold it, so it is kept
         "llama_attn_bias": lambda: LlamaForCausalLM(
-            LlamaConfig(**small, attention_bias=True, tie_word_embeddings=False)
+            LlamaConfig(**LLAMA_SHAPE, attention_bias=True, tie_word_embeddings=False)
         ),
-        "qwen2": lambda: Qwen2ForCausalLM(Qwen2Config(**small)),
+        "qwen2": lambda: Qwen2ForCausalLM(Qwen2Config(**LLAMA_SHAPE)),
     }[name]
     return Family(name, build, lambda g: FAMILIES["llama"].inputs(g), "logits")
 

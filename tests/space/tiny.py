@@ -23,6 +23,21 @@ from prunesearch.space import adapter_for
 
 FFN_STEP = 16  # tiny FFNs are 64 wide: grid 0, 16, 32, 48, 64
 VOCAB = 97
+#: the decoder shapes, shared with the variants in test_adapters.py (which override a few keys)
+GPT2_SHAPE = dict(
+    vocab_size=VOCAB, n_embd=32, n_layer=3, n_head=4, n_inner=64, n_positions=64, bos_token_id=1, eos_token_id=2
+)
+LLAMA_SHAPE = dict(  # GQA: 6 query heads in 2 KV groups of 3
+    vocab_size=VOCAB,
+    hidden_size=48,
+    num_hidden_layers=3,
+    num_attention_heads=6,
+    num_key_value_heads=2,
+    head_dim=8,
+    intermediate_size=64,
+    bos_token_id=1,
+    eos_token_id=2,
+)
 
 
 @dataclass(frozen=True)
@@ -70,39 +85,14 @@ FAMILIES = {
     ),
     "gpt2": Family(
         "gpt2",
-        lambda: GPT2LMHeadModel(
-            GPT2Config(
-                vocab_size=VOCAB,
-                n_embd=32,
-                n_layer=3,
-                n_head=4,
-                n_inner=64,
-                n_positions=64,
-                bos_token_id=1,
-                eos_token_id=2,
-                pad_token_id=0,
-            )
-        ),
+        lambda: GPT2LMHeadModel(GPT2Config(**GPT2_SHAPE, pad_token_id=0)),
         lambda g: _text_inputs(g, padded=False),
         "logits",
     ),
-    "llama": Family(  # GQA: 6 query heads in 2 KV groups of 3
+    "llama": Family(
         "llama",
         lambda: LlamaForCausalLM(
-            LlamaConfig(
-                vocab_size=VOCAB,
-                hidden_size=48,
-                num_hidden_layers=3,
-                num_attention_heads=6,
-                num_key_value_heads=2,
-                head_dim=8,
-                intermediate_size=64,
-                max_position_embeddings=64,
-                tie_word_embeddings=True,
-                bos_token_id=1,
-                eos_token_id=2,
-                pad_token_id=0,
-            )
+            LlamaConfig(**LLAMA_SHAPE, max_position_embeddings=64, tie_word_embeddings=True, pad_token_id=0)
         ),
         lambda g: _text_inputs(g, padded=False),
         "logits",
