@@ -11,7 +11,7 @@ from prunesearch import io
 from prunesearch.errors import ModelNotFoundError
 from prunesearch.models import load_model
 from prunesearch.prune.apply import arch_of, prune
-from tests.space.tiny import FAMILIES, FFN_STEP, configs
+from tests.space.tiny import FAMILIES, FFN_STEP, VIT_SHAPE, configs
 
 
 def test_folder_contents_and_arch_record(tmp_path):
@@ -74,17 +74,7 @@ def test_weights_that_do_not_match_the_arch(tmp_path):
 def test_task_heads_round_trip(tmp_path):
     from transformers import ViTConfig, ViTForImageClassification
 
-    model = ViTForImageClassification(
-        ViTConfig(
-            image_size=16,
-            patch_size=4,
-            hidden_size=32,
-            num_hidden_layers=3,
-            num_attention_heads=4,
-            intermediate_size=64,
-            num_labels=3,
-        )
-    ).eval()
+    model = ViTForImageClassification(ViTConfig(**VIT_SHAPE, num_labels=3)).eval()
     pruned = prune(model, configs(model)["mixed"], ffn_step=FFN_STEP)
     io.save(pruned, tmp_path)
     loaded = io.load(tmp_path)

@@ -38,6 +38,15 @@ LLAMA_SHAPE = dict(  # GQA: 6 query heads in 2 KV groups of 3
     bos_token_id=1,
     eos_token_id=2,
 )
+VIT_SHAPE = dict(  # shared with test_io.py's image classifier
+    image_size=16,
+    patch_size=4,
+    num_channels=3,
+    hidden_size=32,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    intermediate_size=64,
+)
 
 
 @dataclass(frozen=True)
@@ -99,17 +108,7 @@ FAMILIES = {
     ),
     "vit": Family(
         "vit",
-        lambda: ViTModel(
-            ViTConfig(
-                image_size=16,
-                patch_size=4,
-                num_channels=3,
-                hidden_size=32,
-                num_hidden_layers=3,
-                num_attention_heads=4,
-                intermediate_size=64,
-            )
-        ),
+        lambda: ViTModel(ViTConfig(**VIT_SHAPE)),
         lambda g: {"pixel_values": torch.randn(2, 3, 16, 16, generator=g)},
         "last_hidden_state",
     ),
