@@ -106,7 +106,7 @@ class SearchProblem:
             if self.evaluations >= self.max_evaluations or self._out_of_time():
                 raise BudgetExhausted
             if known is None:  # _settle stores every genome within the budget: a search must not end quietly
-                raise RuntimeError(f"config {key_of(genome, tokens)} was neither stored nor claimed by anyone")
+                raise RuntimeError(f"config {key_of(genome, tokens)} was evaluated but is missing from the store")
             self.evaluations += 1
             losses[i] = known.loss
             if self.on_evaluation is not None:

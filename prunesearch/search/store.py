@@ -116,7 +116,7 @@ class RunStore:
         self._heartbeat = _Heartbeat(study, self.owner)
         self._heartbeat.beat()
         self._heartbeat.start()
-        self.refresh()
+        self._look()  # every evaluation stored so far, by any process
 
     @staticmethod
     def check(storage: str, study_name: str, *, resume: bool) -> bool:
@@ -192,10 +192,6 @@ class RunStore:
         """Stop the heartbeat and hand back unfinished claims (they are computed again by whoever needs them)."""
         self.release(list(self._claims))
         self._heartbeat.stopped.set()
-
-    def refresh(self) -> None:
-        """Take in every evaluation stored so far, by any process."""
-        self._look()
 
     def _look(self) -> list[optuna.trial.FrozenTrial]:
         """One read of the study: takes in its stored evaluations and returns its RUNNING trials. Known
