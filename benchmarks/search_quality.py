@@ -32,9 +32,9 @@ import torch
 from rich.console import Console
 
 from prunesearch.export.recovery import recovered
+from prunesearch.graph.onnx import vocab_of
 from prunesearch.objectives import Constraint
 from prunesearch.oracle import time_side_by_side
-from prunesearch.oracle.measure import vocab_of
 from prunesearch.pipeline import prepare, prepared_database
 from prunesearch.prune.apply import prune
 from prunesearch.reporter import Reporter

@@ -28,7 +28,7 @@ from rich.console import Console
 
 from prunesearch.errors import PruneSearchError
 from prunesearch.export.from_run import export_from_run
-from prunesearch.export.onnx import export_onnx
+from prunesearch.graph.onnx import export_onnx
 from prunesearch.pipeline import run_spec
 from prunesearch.prune.apply import prune
 from prunesearch.reporter import Reporter

@@ -7,11 +7,7 @@ import math
 import torch
 from torch import nn
 
-
-def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Sentence embeddings: hidden states averaged over real (unpadded) tokens."""
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+from prunesearch.pooling import mean_pool
 
 
 @torch.no_grad()

@@ -12,9 +12,9 @@ from pathlib import Path
 from prunesearch.errors import PruneSearchError
 from prunesearch.export.manifest import Measured, Verification, known_values, meets, read_manifest
 from prunesearch.export.write import now
+from prunesearch.graph.onnx import vocab_of
 from prunesearch.objectives import Constraint
 from prunesearch.oracle import TimingOptions
-from prunesearch.oracle.measure import vocab_of
 from prunesearch.reporter import QUIET, Reporter
 
 #: verify decides pass or fail: more rounds and a tighter error than a profile's

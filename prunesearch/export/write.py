@@ -9,8 +9,8 @@ from pathlib import Path
 from prunesearch.config import Config
 from prunesearch.errors import PruneSearchError
 from prunesearch.export.manifest import Candidate, ExportManifest, Measured
+from prunesearch.graph.onnx import vocab_of
 from prunesearch.objectives import Constraint
-from prunesearch.oracle.measure import vocab_of
 from prunesearch.workload import BYTES
 
 
@@ -56,9 +56,8 @@ def write_export(
     ``graph``: that measured graph, copied as model.onnx rather than exported again. ``pruned``: the model to
     write when it is not ``config`` pruned afresh (recovery trained it); ``quality``, ``recovery``: what
     recovery did to it, recorded."""
-    from prunesearch.export.onnx import check_onnx, export_onnx
+    from prunesearch.graph.onnx import check_onnx, export_for, export_onnx
     from prunesearch.io import save
-    from prunesearch.oracle.measure import export_for
     from prunesearch.prune.apply import prune
 
     out = writable(out)
@@ -84,7 +83,7 @@ def write_export(
                 cache_len=c.cache_len if decode else None,
             )
     if "tensorrt" in formats:
-        from prunesearch.export.tensorrt import build_engine
+        from prunesearch.graph.tensorrt import build_engine
 
         if conditions is None:
             raise PruneSearchError(

@@ -16,21 +16,23 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError
 
 from prunesearch.errors import PruneSearchError, TableError
+from prunesearch.graph.onnx import vocab_of
 from prunesearch.models import LoadedModel
 from prunesearch.oracle.conditions import Conditions
-from prunesearch.oracle.measure import vocab_of, write_graphs
+from prunesearch.oracle.measure import write_graphs
 from prunesearch.oracle.profile import Job, build_table, profile_jobs, progress_bar
 from prunesearch.oracle.profilers import profiler_for
-from prunesearch.oracle.run_bundle import RESULTS_FORMAT
 from prunesearch.oracle.table import LatencyTable
 from prunesearch.oracle.timing import SideBySide, TimingOptions, timing_plan
 from prunesearch.paths import atomic_write_text
 from prunesearch.reporter import QUIET, Reporter
 from prunesearch.space import adapter_for
+from prunesearch.standalone import run_bundle
+from prunesearch.standalone.run_bundle import RESULTS_FORMAT
 from prunesearch.workload import Workload
 
 BUNDLE_FORMAT = 2
-RUNNER = Path(__file__).with_name("run_bundle.py")
+RUNNER = Path(run_bundle.__file__)
 
 
 class Levels(BaseModel):

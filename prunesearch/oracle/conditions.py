@@ -7,7 +7,7 @@ from functools import lru_cache
 from pydantic import PositiveInt, model_validator
 
 from prunesearch.errors import TableError
-from prunesearch.oracle import run_bundle
+from prunesearch.standalone import run_bundle
 from prunesearch.workload import Phase, Workload
 
 __all__ = ["Conditions", "MATCHED", "Phase", "cpu_name", "device_slug"]

@@ -20,29 +20,17 @@ from pathlib import Path
 from torch import nn
 
 from prunesearch.errors import BackendUnavailableError, PruneSearchError
-from prunesearch.oracle import run_bundle
+from prunesearch.graph.onnx import export_for, vocab_of
 from prunesearch.oracle.conditions import Conditions
 from prunesearch.oracle.profilers import profiler_for
 from prunesearch.oracle.timing import SideBySide, TimingOptions, timing_plan
+from prunesearch.standalone import run_bundle
 from prunesearch.workload import Workload
 
 #: a model to time: a module, an already exported graph, or a function that builds the module when needed
 Source = nn.Module | Path | Callable[[], nn.Module]
 #: progress(stage, done, total): stage "export" per graph written, "time" per model settled
 Progress = Callable[[str, int, int], None]
-
-
-def export_for(model: nn.Module, path: Path, workload: Workload) -> Path:
-    """``model`` as the graph ``workload`` times: a full pass, or one KV-cache decode step, typed in its precision."""
-    from prunesearch.export.onnx import export_onnx
-
-    w = workload
-    return export_onnx(model, path, batch=w.batch, seq_len=w.seq_len, cache_len=w.cached, precision=w.precision)
-
-
-def vocab_of(model: nn.Module) -> int:
-    """The vocabulary token ids are drawn from (a model taking pixels has none: 1)."""
-    return getattr(model.config, "vocab_size", None) or 1
 
 
 def dense_graph(loaded, conditions: Conditions) -> Path:

@@ -7,7 +7,7 @@ number of layers (a per-layer cost seen at full depth); likewise ``ffn[w]``. The
 fitted as smooth, monotone functions of the kept size (fit.py), and a dozen whole models spread
 over the speed-ups a search reaches, never used for the rows, fit the calibration of their sum.
 
-A decode-phase table times one KV-cache decode step instead (export/onnx.py): its ``seq_len`` is
+A decode-phase table times one KV-cache decode step instead (graph/onnx.py): its ``seq_len`` is
 the new tokens per step (1 when generating token by token) and its ``cache_len`` the tokens
 already cached; rows are built the same way, so the same predictor answers "milliseconds per
 generated token".

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 
-from prunesearch.oracle import run_bundle
+from prunesearch.standalone import run_bundle
 from prunesearch.workload import Workload
 
 

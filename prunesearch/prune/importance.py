@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from prunesearch.quality import mean_pool
+from prunesearch.pooling import mean_pool
 from prunesearch.space.adapter import Adapter, Kind
 
 

@@ -19,7 +19,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
 from torch import nn
 
-from prunesearch.quality import mean_pool
+from prunesearch.pooling import mean_pool
 from prunesearch.reporter import QUIET, Reporter
 
 

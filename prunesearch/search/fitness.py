@@ -30,10 +30,10 @@ import torch
 from torch import nn
 
 from prunesearch.config import Config
+from prunesearch.pooling import mean_pool
 from prunesearch.prune.apply import UnitSource, prune
 from prunesearch.prune.layerwise import LayerCalls, ScratchModel, capture_calls, run_layer
 from prunesearch.prune.recover import distillation_loss
-from prunesearch.quality import mean_pool
 from prunesearch.space import KINDS
 
 #: decoders: the teacher's likeliest tokens kept per position; the rest are one bucket

@@ -14,10 +14,10 @@ from prunesearch import io
 from prunesearch.config import Config
 from prunesearch.errors import BackendUnavailableError, PruneSearchError
 from prunesearch.export.manifest import MANIFEST, parse_formats, read_manifest
-from prunesearch.export.onnx import export_onnx
 from prunesearch.export.pick import limits_for, measured_pick, pick_candidates
-from prunesearch.export.tensorrt import build_engine, input_profiles, trtexec_command
 from prunesearch.export.write import write_export
+from prunesearch.graph.onnx import export_onnx
+from prunesearch.graph.tensorrt import build_engine, input_profiles, trtexec_command
 from prunesearch.objectives import Constraint, parse_constraints
 from prunesearch.oracle import PairedMeasurement, SideBySide
 from prunesearch.prune.apply import MagnitudeSource, prune

@@ -7,7 +7,7 @@ import time
 from torch import nn
 
 from prunesearch.oracle.profilers import Profiler, register_profiler
-from prunesearch.oracle.run_bundle import CallRunner
+from prunesearch.standalone.run_bundle import CallRunner
 from prunesearch.workload import Workload
 
 

@@ -12,9 +12,10 @@ import pytest
 
 from prunesearch.errors import TableError
 from prunesearch.models import LoadedModel
-from prunesearch.oracle import LatencyTable, cpu_name, profile_table, run_bundle
+from prunesearch.oracle import LatencyTable, cpu_name, profile_table
 from prunesearch.oracle.bundle import emit_bundle, import_results
 from prunesearch.oracle.table import ENERGY
+from prunesearch.standalone import run_bundle
 from prunesearch.workload import Workload
 from tests.conftest import FAST
 from tests.space.tiny import FAMILIES, FFN_STEP

@@ -10,7 +10,7 @@ import torch
 
 from prunesearch.cli import main
 from prunesearch.errors import PruneSearchError, TableError
-from prunesearch.export.onnx import check_onnx, export_onnx
+from prunesearch.graph.onnx import check_onnx, export_onnx
 from prunesearch.models import LoadedModel
 from prunesearch.oracle import LatencyTable, Predictor, conditions_for, decoder_speed, ensure_table, profile_table
 from prunesearch.oracle.conditions import device_slug

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from prunesearch.cli import main
 from prunesearch.errors import BackendUnavailableError, PruneSearchError
-from prunesearch.export.onnx import export_onnx
+from prunesearch.graph.onnx import export_onnx, graph_feeds, graph_plan
 from prunesearch.models import LoadedModel
 from prunesearch.oracle import (
     LatencyTable,
@@ -22,12 +22,12 @@ from prunesearch.oracle import (
     time_configs,
 )
 from prunesearch.oracle.profilers import PROFILERS, profiler_for
-from prunesearch.oracle.profilers.base import gpu_name, graph_feeds, graph_plan
+from prunesearch.oracle.profilers.base import gpu_name
 from prunesearch.oracle.profilers.trtexec import parse_version
-from prunesearch.oracle.run_bundle import feeds_for, ort_session
 from prunesearch.prune import prune
 from prunesearch.space import adapter_for
 from prunesearch.spec import DeviceSpec
+from prunesearch.standalone.run_bundle import feeds_for, ort_session
 from prunesearch.workload import Workload
 from tests.conftest import FAST
 from tests.oracle.tables import conditions as table_conditions

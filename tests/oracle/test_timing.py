@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from prunesearch.oracle import run_bundle
 from prunesearch.oracle.timing import PairedMeasurement, SideBySide
+from prunesearch.standalone import run_bundle
 
 
 class Machine:

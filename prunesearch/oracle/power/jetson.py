@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from prunesearch.errors import BackendUnavailableError
-from prunesearch.oracle import run_bundle
-from prunesearch.oracle.run_bundle import INA3221_GLOB, parse_tegrastats
+from prunesearch.standalone import run_bundle
+from prunesearch.standalone.run_bundle import INA3221_GLOB, parse_tegrastats
 
 __all__ = ["INA3221_GLOB", "parse_tegrastats", "read_ina3221"]
 

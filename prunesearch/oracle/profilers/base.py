@@ -14,15 +14,13 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from types import SimpleNamespace
 from typing import ClassVar, Literal
 
-import numpy as np
 from torch import nn
 
 from prunesearch.errors import BackendUnavailableError, PruneSearchError
-from prunesearch.oracle import run_bundle
-from prunesearch.oracle.run_bundle import CallRunner, cpu_name, feeds_for
+from prunesearch.standalone import run_bundle
+from prunesearch.standalone.run_bundle import CallRunner, cpu_name
 from prunesearch.workload import Workload
 
 
@@ -149,11 +147,6 @@ def model_bytes(model: Path | nn.Module) -> int:
     return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
-def graph_plan(workload: Workload, *, vocab: int) -> dict:
-    """What ``run_bundle.graph_runner`` reads of a bundle's manifest: the workload and the vocabulary."""
-    return {"workload": workload.workload().model_dump(), "vocab": vocab}
-
-
 #: every backend by the name table Conditions record
 PROFILERS: dict[str, type[Profiler]] = {}
 
@@ -200,25 +193,6 @@ def cuda_step(launch: Callable[[], object]) -> Callable[[], None]:
         torch.cuda.synchronize()
 
     return step
-
-
-def graph_feeds(path: str | Path, *, workload: Workload, vocab: int) -> dict[str, np.ndarray]:
-    """``run_bundle.feeds_for`` of an ONNX graph read with onnx, for backends without an ONNX Runtime session."""
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False).graph
-    weights = {w.name for w in graph.initializer}
-    types = {onnx.TensorProto.FLOAT: "tensor(float)", onnx.TensorProto.FLOAT16: "tensor(float16)"}
-    inputs = [
-        SimpleNamespace(
-            name=i.name,
-            shape=[d.dim_value or d.dim_param for d in i.type.tensor_type.shape.dim],
-            type=types.get(i.type.tensor_type.elem_type, "tensor(int64)"),
-        )
-        for i in graph.input
-        if i.name not in weights
-    ]
-    return feeds_for(SimpleNamespace(get_inputs=lambda: inputs), plan=graph_plan(workload, vocab=vocab))
 
 
 @lru_cache(maxsize=1)

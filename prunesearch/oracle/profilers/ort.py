@@ -10,8 +10,9 @@ from typing import ClassVar
 
 import onnxruntime as ort
 
-from prunesearch.oracle.profilers.base import Profiler, graph_plan, register_profiler
-from prunesearch.oracle.run_bundle import PROVIDERS, CallRunner, graph_runner
+from prunesearch.graph.onnx import graph_plan
+from prunesearch.oracle.profilers.base import Profiler, register_profiler
+from prunesearch.standalone.run_bundle import PROVIDERS, CallRunner, graph_runner
 from prunesearch.workload import Workload
 
 

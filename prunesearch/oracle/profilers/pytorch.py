@@ -11,9 +11,9 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from prunesearch.export.onnx import example_inputs, tensor_module
+from prunesearch.graph.onnx import example_inputs, tensor_module
 from prunesearch.oracle.profilers.base import Profiler, cuda_step, register_profiler
-from prunesearch.oracle.run_bundle import CallRunner
+from prunesearch.standalone.run_bundle import CallRunner
 from prunesearch.workload import Workload
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}

@@ -1,5 +1,5 @@
 """TensorRT through its Python API (10 and 11): each graph built into a strongly typed engine for the
-workload's shapes (export/tensorrt.py), or a saved engine loaded, timed with ``execute_async_v3`` on a CUDA
+workload's shapes (graph/tensorrt.py), or a saved engine loaded, timed with ``execute_async_v3`` on a CUDA
 stream, replayed from a CUDA graph where it can be captured. Buffers are torch CUDA tensors, so no pycuda
 is needed."""
 
@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from prunesearch.export.tensorrt import input_profiles, serialize_network
-from prunesearch.oracle.profilers.base import Profiler, cuda_step, graph_feeds, register_profiler
-from prunesearch.oracle.run_bundle import CallRunner
+from prunesearch.graph.onnx import graph_feeds
+from prunesearch.graph.tensorrt import input_profiles, serialize_network
+from prunesearch.oracle.profilers.base import Profiler, cuda_step, register_profiler
+from prunesearch.standalone.run_bundle import CallRunner
 from prunesearch.workload import Workload
 
 

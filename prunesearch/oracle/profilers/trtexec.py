@@ -14,8 +14,9 @@ import tempfile
 from pathlib import Path
 
 from prunesearch.errors import BackendUnavailableError, TableError
-from prunesearch.oracle.profilers.base import Profiler, graph_feeds, register_profiler
-from prunesearch.oracle.run_bundle import CallRunner
+from prunesearch.graph.onnx import graph_feeds
+from prunesearch.oracle.profilers.base import Profiler, register_profiler
+from prunesearch.standalone.run_bundle import CallRunner
 from prunesearch.workload import Workload
 
 

@@ -22,7 +22,7 @@ Profile = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
 def input_profiles(onnx: Path, *, workload: Workload, vocab: int) -> dict[str, Profile]:
     """Each graph input's optimisation profile: fixed at the workload's shapes, but a decode step's cache
     (past keys/values, and the mask over cached plus new tokens) ranging over 1 .. 2 x cache_len."""
-    from prunesearch.oracle.profilers.base import graph_feeds
+    from prunesearch.graph.onnx import graph_feeds
 
     feeds = graph_feeds(onnx, workload=workload, vocab=vocab)
     profiles = {}

@@ -23,6 +23,9 @@ import torch
 from torch import nn
 from transformers import DynamicCache
 
+from prunesearch.standalone.run_bundle import feeds_for
+from prunesearch.workload import Workload
+
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -180,3 +183,40 @@ def check_onnx(
     names = {i.name for i in session.get_inputs()}  # a model with no attention left drops the mask
     got = session.run(None, {k: v.numpy() for k, v in inputs.items() if k in names})[0]
     return float(np.abs(got - expected).max())
+
+
+def export_for(model: nn.Module, path: Path, workload: Workload) -> Path:
+    """``model`` as the graph ``workload`` times: a full pass, or one KV-cache decode step, typed in its precision."""
+    w = workload
+    return export_onnx(model, path, batch=w.batch, seq_len=w.seq_len, cache_len=w.cached, precision=w.precision)
+
+
+def vocab_of(model: nn.Module) -> int:
+    """The vocabulary token ids are drawn from (a model taking pixels has none: 1)."""
+    return getattr(model.config, "vocab_size", None) or 1
+
+
+def graph_plan(workload: Workload, *, vocab: int) -> dict:
+    """What ``run_bundle.graph_runner`` reads of a bundle's manifest: the workload and the vocabulary."""
+    return {"workload": workload.workload().model_dump(), "vocab": vocab}
+
+
+def graph_feeds(path: str | Path, *, workload: Workload, vocab: int) -> dict[str, np.ndarray]:
+    """``run_bundle.feeds_for`` of an ONNX graph read with onnx, for backends without an ONNX Runtime session."""
+    from types import SimpleNamespace
+
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    weights = {w.name for w in graph.initializer}
+    types = {onnx.TensorProto.FLOAT: "tensor(float)", onnx.TensorProto.FLOAT16: "tensor(float16)"}
+    inputs = [
+        SimpleNamespace(
+            name=i.name,
+            shape=[d.dim_value or d.dim_param for d in i.type.tensor_type.shape.dim],
+            type=types.get(i.type.tensor_type.elem_type, "tensor(int64)"),
+        )
+        for i in graph.input
+        if i.name not in weights
+    ]
+    return feeds_for(SimpleNamespace(get_inputs=lambda: inputs), plan=graph_plan(workload, vocab=vocab))
