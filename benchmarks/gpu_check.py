@@ -135,7 +135,7 @@ def environment(layer: DeviceLayer) -> dict:
 
 def profile(layer: DeviceLayer, out: Path, tables: dict) -> dict:
     from prunesearch.models import load_model
-    from prunesearch.oracle import TimingOptions, device_slug, profile_table
+    from prunesearch.oracle import Conditions, TimingOptions, device_slug, profile_table
     from prunesearch.oracle.ensure import SHIPPED
     from prunesearch.workload import Workload
 
@@ -146,7 +146,7 @@ def profile(layer: DeviceLayer, out: Path, tables: dict) -> dict:
             workload = Workload(backend=layer.backend, precision=precision, batch=1, seq_len=128, threads=1)
             table = profile_table(
                 loaded,
-                workload,
+                Conditions.here(loaded, workload, ffn_step=128),
                 timing=TimingOptions(**layer.timing),
                 calibration_models=layer.calibration_models,
                 power_s=layer.power_s,

@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 
 from prunesearch.models import load_model
-from prunesearch.oracle import device_slug, profile_table
+from prunesearch.oracle import Conditions, device_slug, profile_table
 from prunesearch.oracle.ensure import SHIPPED
 from prunesearch.reporter import Reporter
 from prunesearch.workload import Workload
@@ -45,7 +45,7 @@ def main() -> None:
             continue
         loaded = load_model(model)
         start = time.perf_counter()
-        table = profile_table(loaded, workload, reporter=Reporter(console))
+        table = profile_table(loaded, Conditions.here(loaded, workload, ffn_step=128), reporter=Reporter(console))
         path = table.save(
             (args.out_dir or SHIPPED / device_slug(table.conditions.device)) / table.conditions.file_name()
         )

@@ -26,7 +26,7 @@ import pandas as pd
 from rich.console import Console
 
 import prunesearch as ps
-from prunesearch.oracle import Predictor, cpu_name, device_slug, profile_table, time_configs
+from prunesearch.oracle import Conditions, Predictor, cpu_name, device_slug, profile_table, time_configs
 from prunesearch.oracle.ensure import SHIPPED
 from prunesearch.reporter import Reporter
 from prunesearch.workload import Workload
@@ -50,7 +50,7 @@ def run(
     reporter = Reporter(Console(stderr=True))
     started = time.monotonic()
     workload = Workload(batch=batch, seq_len=seq_len, threads=threads, phase=phase, cache_len=cache_len)
-    table = profile_table(loaded, workload, reporter=reporter)
+    table = profile_table(loaded, Conditions.here(loaded, workload, ffn_step=128), reporter=reporter)
     profile_s = time.monotonic() - started
     c = table.conditions
     if ship:

@@ -21,7 +21,7 @@ import pandas as pd
 from rich.console import Console
 
 import prunesearch as ps
-from prunesearch.oracle import LatencyTable, Predictor, profile_table
+from prunesearch.oracle import Conditions, LatencyTable, Predictor, profile_table
 from prunesearch.reporter import Reporter
 from prunesearch.workload import Workload
 
@@ -75,7 +75,8 @@ def main() -> None:
         waited = (dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(a.meta.profiled_at)).total_seconds() / 60
         if waited < args.gap_minutes:
             sys.exit(f"profile A is {waited:.0f} minutes old; profile B waits for {args.gap_minutes:g}")
-    table = profile_table(loaded, Workload(threads=args.threads), reporter=Reporter(Console(stderr=True)))
+    conditions = Conditions.here(loaded, Workload(threads=args.threads), ffn_step=128)
+    table = profile_table(loaded, conditions, reporter=Reporter(Console(stderr=True)))
     name = "a" if args.against is None else "b"
     path = table.save(REPORTS / f"table_repeatability_{name}.csv")
     print(f"profile {name.upper()}: {path}")

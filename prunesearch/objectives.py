@@ -6,11 +6,13 @@ objective and a limit. Feasibility, repair and fill, the run store's values and 
 NSGA-II, the report's fronts, ``export --pick`` and export.json all read these, so an objective
 added with ``register_objective`` is known everywhere at once.
 
-Built in: ``loss`` (distillation loss, evaluated), ``latency_ms`` and ``speedup`` (the latency
-table's prediction, as milliseconds or as a speed-up over the dense model), ``energy_mj`` (a
-table's energy per inference, where it has one), ``params`` and ``size_mb`` (exact, from the
-model's shapes). Peak activation memory is not offered: it depends on the runtime's memory
-planner, which no table here measures.
+Built in: ``loss`` (distillation loss, evaluated), ``latency_ms`` and ``speedup`` (the oracle's
+prediction, its table corrected by configs measured during the search, as milliseconds or as a
+speed-up over the dense model), ``energy_mj`` (likewise, where the table has energy per inference),
+``params`` and ``size_mb`` (exact, from the model's shapes). A predicted objective also says how
+uncertain it is (``spread``), and a search may hold its constraints a few of those to the safe side.
+Peak activation memory is not offered: it depends on the runtime's memory planner, which no table
+here measures.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from prunesearch.errors import SpecError
+from prunesearch.registry import Registry
 
 Direction = Literal["minimize", "maximize"]
 
@@ -41,6 +44,8 @@ class Objective:
     label: str
     #: ``predict(metrics, genomes)`` for a batch; None: evaluated by the fitness (the loss)
     predict: Callable[[Metrics, np.ndarray], np.ndarray] | None = None
+    #: ``spread(metrics, genomes)``: the prediction's uncertainty as the sd of its log; None: known exactly
+    spread: Callable[[Metrics, np.ndarray], np.ndarray] | None = None
     #: exact from the shapes (no margin, nothing to measure) rather than predicted from timings
     exact: bool = False
     #: short names a constraint may use ("latency<=8")
@@ -59,13 +64,12 @@ class Objective:
         return f"{value:.4g} {self.unit}".strip()
 
 
-OBJECTIVES: dict[str, Objective] = {}
+OBJECTIVES: Registry[Objective] = Registry("objective", error=SpecError)
 
 
 def register_objective(objective: Objective) -> Objective:
     """Make an objective known to specs, searches, reports and export."""
-    OBJECTIVES[objective.name] = objective
-    return objective
+    return OBJECTIVES.register(objective.name, objective)
 
 
 def objective(name: str) -> Objective:
@@ -78,20 +82,20 @@ def objective(name: str) -> Objective:
 
 
 class Metrics:
-    """What predictions of a batch of genomes draw on: the latency table's predictor (None: no
-    table), the search space, and exact parameter counts from the dense model's adapter."""
+    """What predictions of a batch of genomes draw on: the oracle (a latency table and its correction; None:
+    no table), the search space, and exact parameter counts from the dense model's adapter."""
 
-    def __init__(self, *, space, adapter, predictor=None, bytes_per_param: int = 4) -> None:
+    def __init__(self, *, space, adapter, oracle=None, bytes_per_param: int = 4) -> None:
         self.space = space
         self.adapter = adapter
-        self.predictor = predictor
+        self.oracle = oracle
         self.bytes_per_param = bytes_per_param
         self._params: tuple[int, np.ndarray] | None = None
 
-    def require_table(self, name: str):
-        if self.predictor is None:
+    def require_oracle(self, name: str):
+        if self.oracle is None:
             raise ObjectiveUnavailable(f"{name} is predicted from a latency table, and this search has none")
-        return self.predictor
+        return self.oracle
 
     def params(self, genomes: np.ndarray) -> np.ndarray:
         """Exact parameter counts of the pruned models, vectorised: the dense count plus, per layer, a
@@ -114,7 +118,19 @@ class Metrics:
         return total + sum(t[g[:, 2 * i], g[:, 2 * i + 1]] for i, t in enumerate(tables))
 
     def of(self, names: Sequence[str], genomes: np.ndarray) -> dict[str, np.ndarray]:
+        """The predicted objectives ``names`` (those that can be predicted) of ``genomes``."""
         return {n: OBJECTIVES[n].predict(self, genomes) for n in names if OBJECTIVES[n].predict is not None}
+
+    def held(self, names: Sequence[str], genomes: np.ndarray, *, confidence: float) -> dict[str, np.ndarray]:
+        """``of``, each uncertain prediction moved ``confidence`` of its spreads to its unfavourable side (slower,
+        costlier): what a constraint is held to when a search keeps that much in reserve."""
+        values = self.of(names, genomes)
+        for name, value in values.items():
+            o = OBJECTIVES[name]
+            if confidence and o.spread is not None:
+                sign = 1.0 if o.direction == "minimize" else -1.0
+                values[name] = value * np.exp(sign * confidence * o.spread(self, genomes))
+        return values
 
     def predicted(self) -> list[str]:
         """Every built-in or registered objective these metrics can give (energy only from a table with it)."""
@@ -131,7 +147,7 @@ class Metrics:
 
 
 def _energy(metrics: Metrics, genomes: np.ndarray) -> np.ndarray:
-    energy = metrics.require_table("energy_mj").energy_mj(genomes)
+    energy = metrics.require_oracle("energy_mj").energy_mj(genomes)
     if energy is None:
         raise ObjectiveUnavailable(
             "energy_mj needs a latency table with an energy_mj column; this one has none: profile one with energy "
@@ -148,7 +164,8 @@ LATENCY = register_objective(
         "ms",
         "minimize",
         "predicted latency (ms)",
-        predict=lambda m, g: m.require_table("latency_ms").latency_ms(g),
+        predict=lambda m, g: m.require_oracle("latency_ms").latency_ms(g),
+        spread=lambda m, g: m.oracle.ratio_spread(g),
         aliases=("latency", "ms"),
     )
 )
@@ -158,12 +175,19 @@ SPEEDUP = register_objective(
         "x",
         "maximize",
         "predicted speed-up over the dense model",
-        predict=lambda m, g: m.require_table("speedup").speedup(g),
+        predict=lambda m, g: m.require_oracle("speedup").speedup(g),
+        spread=lambda m, g: m.oracle.ratio_spread(g),
     )
 )
 ENERGY = register_objective(
     Objective(
-        "energy_mj", "mJ", "minimize", "predicted energy per inference (mJ)", predict=_energy, aliases=("energy",)
+        "energy_mj",
+        "mJ",
+        "minimize",
+        "predicted energy per inference (mJ)",
+        predict=_energy,
+        spread=lambda m, g: m.oracle.energy_spread(g),
+        aliases=("energy",),
     )
 )
 PARAMS = register_objective(

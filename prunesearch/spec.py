@@ -15,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     ValidationError,
@@ -82,6 +83,9 @@ class TargetSpec(_Strict):
     params: PositiveInt | None = None
     size_mb: PositiveFloat | None = None
     margin: float = Field(default=0.0, ge=0.0, lt=0.5)
+    #: how many of the oracle's uncertainties (the sd of a prediction's log) a predicted limit is held to on
+    #: its safe side: 0 holds the corrected prediction itself; the uncertainty shrinks where configs are measured
+    confidence: float = Field(default=1.0, ge=0.0, le=4.0)
 
     @model_validator(mode="after")
     def _one_latency(self) -> TargetSpec:
@@ -90,8 +94,19 @@ class TargetSpec(_Strict):
         return self
 
     def constraints(self) -> list[Constraint]:
-        limits = self.model_dump(exclude={"margin"}, exclude_none=True)
+        limits = self.model_dump(exclude={"margin", "confidence"}, exclude_none=True)
         return [Constraint(objective=name, limit=float(limit)) for name, limit in limits.items()]
+
+
+class MeasureSpec(_Strict):
+    """Hardware in the loop: every ``every`` evaluations, and once at the end, the search's ``configs`` best
+    candidates not measured yet are timed side by side with the dense model on the table's device, and the
+    table's correction is refitted on every config measured so far; from then on every prediction the search
+    uses is the corrected one. ``every: 0`` turns it off (the search trusts the table); unset: a quarter of the
+    evaluation budget. It needs the table's device at hand: a table of a remote device is not corrected."""
+
+    every: NonNegativeInt | None = None
+    configs: PositiveInt = 4
 
 
 class BudgetSpec(_Strict):
@@ -139,6 +154,7 @@ class SearchSpec(_Strict):
     algorithm: str = "evolution"
     options: dict[str, Any] = Field(default_factory=dict)  # validated by the algorithm's own options model
     budget: BudgetSpec = BudgetSpec()
+    measure: MeasureSpec = MeasureSpec()
     executor: ExecutorSpec = ExecutorSpec()
     fitness: FitnessSpec = FitnessSpec()
     #: the exported pick's distillation towards the dense model (``tokens: 0``: none)
@@ -243,6 +259,22 @@ class SearchSpec(_Strict):
                 f"scores on ({', '.join(map(str, sorted(set(budgets))))}): it would never fine-tune; lower it"
             )
         return self
+
+    @model_validator(mode="after")
+    def _measurable(self) -> SearchSpec:
+        every = self.measure.every
+        if every and every > self.budget.evaluations:
+            raise ValueError(
+                f"measure.every {every} exceeds budget.evaluations ({self.budget.evaluations}): the loop would "
+                "measure only at the end; lower it, or set 0 to turn measurement in the loop off"
+            )
+        return self
+
+    @property
+    def measure_every(self) -> int:
+        """Evaluations between measurement windows (0: no measurement in the loop)."""
+        every = self.measure.every
+        return max(10, self.budget.evaluations // 4) if every is None else every
 
     def with_executor(self, *, kind: str | None = None, workers: int | None = None) -> SearchSpec:
         """This spec with its executor overridden (CLI flags), validated like the YAML."""

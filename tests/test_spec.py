@@ -36,7 +36,7 @@ def test_targets_map_onto_constraints_and_are_refused_where_they_cannot_be_honou
         parse_spec({**base, "algorithm": "nsga2", "objectives": ["loss"]})
     with pytest.raises(SpecError, match="objectives: unknown objective 'watts'; known: loss, latency_ms"):
         parse_spec({**base, "target": {"speedup": 2}, "objectives": ["loss", "watts"]})
-    with pytest.raises(SpecError, match="algorithm: algorithm 'annealing' is not available; choose one of evolution"):
+    with pytest.raises(SpecError, match="algorithm: unknown search algorithm 'annealing': choose from evolution"):
         parse_spec({**base, "target": {"speedup": 2}, "algorithm": "annealing"})
     with pytest.raises(SpecError, match="device.backend: unknown backend 'tpu'"):
         parse_spec({**base, "target": {"speedup": 2}, "device": {"backend": "tpu"}})

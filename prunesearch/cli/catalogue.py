@@ -13,7 +13,7 @@ def list_registered() -> None:
     from prunesearch.errors import BackendUnavailableError
     from prunesearch.objectives import OBJECTIVES
     from prunesearch.oracle.profilers import PROFILERS, profiler_for
-    from prunesearch.search.registry import all_algorithms
+    from prunesearch.search.registry import ALGORITHMS
 
     backends = Table("backend", "precisions", "here", title="measurement backends (spec device.backend, --backend)")
     for name in PROFILERS:
@@ -25,7 +25,7 @@ def list_registered() -> None:
             here = str(exc)
         backends.add_row(name, ", ".join(profiler.precisions), here)
     algorithms = Table("algorithm", "kind", "options", title="search algorithms (spec algorithm, options)")
-    for name, registered in all_algorithms().items():
+    for name, registered in ALGORITHMS.items():
         kind = "multi-objective" if registered.multi_objective else "loss under the constraints"
         algorithms.add_row(name, kind, ", ".join(registered.options.model_fields))
     objectives = Table("objective", "unit", "direction", "aliases", title="objectives (spec objectives, target)")

@@ -37,14 +37,21 @@ def demo(
         import shutil
 
         shutil.rmtree(run_dir)
-    outcome = run_spec(parsed, run_dir=run_dir, resume=True, report_dir=out, reporter=reporter)
-    manifest = export_from_run(outcome.run, pick="best", out=out / "export", formats=["hf", "onnx"], reporter=reporter)
+    outcome = run_spec(parsed, run_dir=run_dir, resume=True, reporter=reporter)
+    manifest = export_from_run(
+        outcome.run,
+        pick="best",
+        out=out / "export",
+        formats=["hf", "onnx"],
+        prepared=outcome.prepared,
+        reporter=reporter,
+    )
     console.print(
         f"exported to {out / 'export'} (HF safetensors + ONNX + export.json): predicted "
         f"{manifest.predicted['speedup']:.3f}x, measured {manifest.measured.describe()}"
     )
-    v = verify_export(out / "export", tolerance=VERIFY_TOLERANCE, reporter=reporter)
-    report = report_run(outcome.run, out, export=out / "export")
+    v = verify_export(out / "export", tolerance=VERIFY_TOLERANCE, loaded=outcome.prepared.loaded, reporter=reporter)
+    report = report_run(outcome.run, out, oracle=outcome.prepared.oracle, export=out / "export")
     console.print(f"report: {report}")
     if not v.passed:
         console.print(f"[bold red]verify FAILED[/] {verdict_line(v)}")

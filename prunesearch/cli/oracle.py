@@ -76,7 +76,7 @@ def profile(
     write a bundle for a remote device (--emit-bundle) and build the table from its results (--import)."""
     from prunesearch.errors import PruneSearchError
     from prunesearch.models import load_model
-    from prunesearch.oracle import device_slug, profile_table
+    from prunesearch.oracle import Conditions, device_slug, profile_table
     from prunesearch.oracle.bundle import emit_bundle, import_results
     from prunesearch.oracle.ensure import SHIPPED
     from prunesearch.oracle.profilers import profiler_for
@@ -117,7 +117,8 @@ def profile(
             "or a board's power rails: profile it with --emit-bundle); drop --power-s"
         )
     loaded = load_model(model)
-    table = profile_table(loaded, workload, ffn_step=ffn_step, reporter=reporter, power_s=power_s)
+    conditions = Conditions.here(loaded, workload, ffn_step=ffn_step)
+    table = profile_table(loaded, conditions, reporter=reporter, power_s=power_s)
     c = table.conditions
     path = table.save(out or SHIPPED / device_slug(c.device) / c.file_name())
     m, cal = table.meta, table.meta.calibration
@@ -130,8 +131,13 @@ def profile(
 
 @app.command()
 def predict(
-    table: Path = typer.Option(..., "--table", help="latency table CSV (its JSON beside it)"),
     config: Path = typer.Option(..., "--config", help="pruning config JSON"),
+    table: Path = typer.Option(None, "--table", help="latency table CSV (its JSON beside it)"),
+    run: Path = typer.Option(
+        None,
+        "--run",
+        help="instead of --table: a run folder; predicts with its table corrected by every config the run measured",
+    ),
     prefill_table: Path = typer.Option(
         None,
         "--prefill-table",
@@ -139,36 +145,39 @@ def predict(
     ),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
-    """Predict a config's speed-up, latency and energy from a table.
+    """Predict a config's speed-up, latency and energy from a table, or from a run's corrected oracle.
 
     The speed-up over the dense model, and milliseconds at the dense model's time as measured with the table,
     in microseconds of work: no model is built. A decode table also gives tokens per second; with
     --prefill-table, the time to first token too; a table with an energy_mj column, energy per inference."""
     from prunesearch.config import Config
-    from prunesearch.oracle import LatencyTable, Predictor, decoder_speed
-    from prunesearch.space import Space
-    from prunesearch.space.space import LayerSpace
+    from prunesearch.errors import PruneSearchError
+    from prunesearch.oracle import LatencyTable, Oracle, decoder_speed, table_space
+    from prunesearch.run import Run
 
-    t = LatencyTable.load(table)
+    if (table is None) == (run is None):
+        raise PruneSearchError("give --table TABLE, or --run RUN to predict with a run's corrected oracle")
+    run_oracle = None if run is None else Run.open(run).oracle()
+    t = run_oracle.table if run_oracle is not None else LatencyTable.load(table)
     prefill = None if prefill_table is None else LatencyTable.load(prefill_table)
     cfg = Config.load(config)
 
-    def predictor(of: LatencyTable) -> Predictor:
-        heads = sorted(set(int(s) for s in of.rows[of.rows.kind == "attn"]["size"]) | {0})
-        ffn = sorted(set(int(s) for s in of.rows[of.rows.kind == "ffn"]["size"]) | {0})
-        space = Space(
-            layers=(LayerSpace(heads=tuple(heads), ffn=tuple(ffn)),) * len(cfg.layers), head_dim=0, hidden_size=0
-        )
-        return Predictor(of, space)
+    def oracle(of: LatencyTable) -> Oracle:
+        space = table_space(of)
+        space.validate(cfg)  # a config for another depth, or a head count the model does not have, is refused
+        return Oracle(of, space)
 
-    p = predictor(t)
-    c = p.table.conditions
-    ms = p.config_latency_ms(cfg)
+    p = run_oracle if run_oracle is not None else oracle(t)
+    if run_oracle is not None:
+        p.space.validate(cfg)
+    c = p.conditions
+    ms = p.config_ratio(cfg) * p.reference_ms
     facts = {
         "latency_ms": ms,
-        "speedup": 1.0 / p.config_ratio(cfg),
+        "speedup": p.config_speedup(cfg),
         "dense_ms": p.reference_ms,
         "table": str(t.path),
+        "corrected_by": len(p.measurements),
         "device": c.device,
         "backend": c.backend,
         "batch": c.batch,
@@ -181,7 +190,7 @@ def predict(
     if c.phase == "decode":
         facts |= {"cache_len": c.cache_len, "tokens_per_s": 1000.0 / ms if c.seq_len == 1 else None}
     if prefill is not None:
-        speed = decoder_speed(predictor(prefill), p, cfg)
+        speed = decoder_speed(oracle(prefill).predictor, p.predictor, cfg)
         facts |= {"ttft_ms": speed.ttft_ms, "tokens_per_s": speed.tokens_per_s}
     if as_json:
         print(json.dumps(facts))

@@ -26,6 +26,7 @@ def search(
 ) -> None:
     """Search SPEC's space for the configs that keep the most quality within its budget."""
     from prunesearch.pipeline import run_spec
+    from prunesearch.report import report_run
     from prunesearch.spec import load_spec
 
     parsed = load_spec(spec)
@@ -42,4 +43,4 @@ def search(
             f"best within {outcome.prepared.describe_target()}: {outcome.best} (predicted {predicted}); "
             f"export it measured with `prunesearch export --run {runs / parsed.name} --out DIR`"
         )
-    console.print(f"report: {outcome.report}")
+    console.print(f"report: {report_run(outcome.run, oracle=outcome.prepared.oracle)}")

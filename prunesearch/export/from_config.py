@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Literal
 
 from prunesearch.config import Config
-from prunesearch.errors import BackendUnavailableError
 from prunesearch.export.manifest import ExportManifest
 from prunesearch.export.recovery import recovered
 from prunesearch.export.write import writable, write_export
@@ -40,7 +39,7 @@ def export_config(
     model is distilled towards the dense one first, and its held-out quality before and after recorded."""
     from prunesearch.models import load_model
     from prunesearch.objectives import Metrics
-    from prunesearch.oracle import LatencyTable, Predictor, time_configs
+    from prunesearch.oracle import LatencyTable, Measurer, Oracle
     from prunesearch.oracle.profilers import profiler_for
     from prunesearch.pipeline import build_database, calibration_for
     from prunesearch.prune.apply import MagnitudeSource
@@ -62,20 +61,17 @@ def export_config(
     kept = {"pruned": student, "quality": quality, "recovery": record}
     if t is None:
         return write_export(loaded, config, out, formats=formats, source=source, **kept)
-    c, measured = t.conditions, None
-    profiler = profiler_for(c.backend)
-    try:
-        profiler.check()
-        if profiler.device() == c.device:
-            measured = time_configs(loaded, {"export": config}, conditions=c, source=source)["export"]
-    except BackendUnavailableError:
-        pass
-    if measured is None:
-        reporter.line(f"not measured: the table is for {c.backend} on {c.device}, not at hand")
-    predictor = Predictor(t, space, reference_ms=measured.reference_ms if measured else None)
+    c = t.conditions
+    at_hand = profiler_for(c.backend).at_hand(c)
+    oracle = Oracle(t, space, measurer=Measurer(loaded=loaded, conditions=c, source=source) if at_hand else None)
     genome = space.to_genome(config)
-    metrics = Metrics(space=space, adapter=adapter, predictor=predictor, bytes_per_param=BYTES[c.precision])
+    metrics = Metrics(space=space, adapter=adapter, oracle=oracle, bytes_per_param=BYTES[c.precision])
     predicted = {name: float(v[0]) for name, v in metrics.of(metrics.predicted(), genome).items()}
+    measured = None
+    if at_hand:
+        measured = oracle.measure(genome, stage="pick")[0].measurement
+    else:
+        reporter.line(f"not measured: the table is for {c.backend} on {c.device}, not at hand")
     return write_export(
         loaded,
         config,
@@ -86,5 +82,6 @@ def export_config(
         table=t.path,
         predicted=predicted,
         measured=measured,
+        measurements=oracle.measurements,
         **kept,
     )

@@ -1,4 +1,4 @@
-"""Export a run's pick: predicted by the run's own table, measured beside the dense model, then written."""
+"""Export a run's pick: predicted by the run's oracle, measured beside the dense model, then written."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from prunesearch.export.manifest import ExportManifest
 from prunesearch.export.pick import limits_for, measured_pick, pick_candidates
 from prunesearch.export.recovery import recovered
 from prunesearch.export.write import writable, write_export
+from prunesearch.pipeline import PreparedSearch, prepare
 from prunesearch.prune.apply import prune
 from prunesearch.prune.recover import RecoveryOptions
 from prunesearch.reporter import QUIET, Reporter
@@ -21,6 +22,7 @@ def export_from_run(
     pick: str,
     out: Path,
     formats: list[str],
+    prepared: PreparedSearch | None = None,
     per_window: int = 5,
     windows: int = 2,
     tolerance: float = 0.0,
@@ -28,37 +30,41 @@ def export_from_run(
     reporter: Reporter = QUIET,
 ) -> ExportManifest:
     """Export the run's pick (``export.pick``): with limits (``best``: the run's target; or written out, such
-    as ``params<=40e6``), the best candidate meeting them as measured beside the dense model; ``fastest``: the
-    fastest predicted config, measured all the same. The pick is then distilled towards the dense model
-    (``recovery``, default the run's spec's) and scored on held-out text before and after; its graph keeps
-    the shapes measured."""
-    from prunesearch.pipeline import prepare, prepared_database
-
+    as ``params<=40e6``), the best candidate of the front meeting them as measured beside the dense model;
+    ``fastest``: the fastest predicted config, measured all the same. The pick is then distilled towards the
+    dense model (``recovery``, default the run's spec's) and scored on held-out text before and after; its graph
+    keeps the shapes measured. ``prepared``: the run's prepared search where the caller holds it (its model,
+    oracle and level database are used as they are), else prepared again from the run's table and
+    measurements."""
     writable(out)  # before anything slow
     limits = limits_for(pick, run_constraints=run.constraints())
-    candidates = pick_candidates(run.trials(), limits)
-    prepared = prepare(run.spec, table=run.table(), reporter=reporter)
-    calibration, database = prepared_database(prepared, reporter=reporter)
-    conditions = prepared.predictor.table.conditions
+    if prepared is None:
+        prepared = prepare(run.spec, table=run.table(), measurements=run.measurements(), reporter=reporter)
+    candidates = pick_candidates(run.trials(oracle=prepared.oracle), limits, count=per_window)
+    calibration, database = prepared.database(reporter=reporter)
     asked = ", ".join(c.describe() for c in limits) if limits else "no limit (the fastest)"
     reporter.line(
-        f"measuring the best {min(per_window, len(candidates))} of {len(candidates)} candidates predicted "
+        f"measuring {min(per_window, len(candidates))} of {len(candidates)} candidates of the front predicted "
         f"within {asked} beside the dense model"
     )
+    oracle = prepared.oracle
+    before = len(oracle.measurements)
     with tempfile.TemporaryDirectory(prefix="prunesearch-pick-") as work:
-        chosen = measured_pick(
-            prepared.loaded,
-            candidates,
-            limits=limits,
-            conditions=conditions,
-            source=database,
-            workdir=Path(work),
-            per_window=per_window,
-            windows=windows,
-            tolerance=tolerance,
-            reporter=reporter,
-        )
-        student = prune(prepared.loaded.model, chosen.config, database)
+        try:
+            chosen = measured_pick(
+                prepared,
+                candidates,
+                limits=limits,
+                source=database,
+                workdir=Path(work),
+                per_window=per_window,
+                windows=windows,
+                tolerance=tolerance,
+                reporter=reporter,
+            )
+        finally:  # what was measured is kept with the run, picked or not
+            run.add_measurements(oracle.measurements[before:])
+        student = chosen.module if chosen.module is not None else prune(prepared.loaded.model, chosen.config, database)
         options = run.spec.recovery if recovery is None else recovery
         quality, record = recovered(prepared.loaded, student, calibration, options=options, reporter=reporter)
         return write_export(
@@ -67,12 +73,13 @@ def export_from_run(
             out,
             formats=formats,
             source=database,
-            conditions=conditions,
-            table=prepared.table.path,
+            conditions=oracle.conditions,
+            table=prepared.choice.path,
             target=limits or [],
             predicted=chosen.predicted,
-            measured=chosen.measured,
+            measured=chosen.measured.measurement,
             candidates=chosen.candidates,
+            measurements=oracle.measurements,
             graph=None if record else chosen.graph,  # recovery changed the weights: export them (same shapes)
             pruned=student,
             quality=quality,

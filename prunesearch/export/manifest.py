@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from prunesearch.errors import PruneSearchError
 from prunesearch.objectives import Constraint
-from prunesearch.oracle.conditions import Conditions
+from prunesearch.oracle import Conditions, MeasuredConfig, Measurement
 from prunesearch.paths import atomic_write_text
 
 MANIFEST = "export.json"
@@ -31,7 +31,7 @@ def known_values(
     measured, *, predicted: dict[str, float], exact: dict[str, float], conservative: bool = False
 ) -> dict[str, float]:
     """What a model is known to be, best source first: latency and speed-up as measured beside the dense
-    model (a PairedMeasurement), exact counts (parameters, size), else the prediction (energy).
+    model (a Measurement), exact counts (parameters, size), else the prediction (energy).
     ``conservative``: the measured values at the slow end of their 95% confidence interval."""
     values = dict(predicted) | dict(exact)
     if measured is not None:
@@ -58,62 +58,21 @@ def meets(constraints: list[Constraint], values: dict[str, float], *, tolerance:
     return True
 
 
-class Measured(_Record):
-    """One model timed side by side with the dense model."""
-
-    speedup: float
-    speedup_low: float  # 95% confidence interval
-    speedup_high: float
-    ratio: float
-    se: float
-    rounds: int
-    latency_ms: float
-    dense_ms: float
-    backend: str
-
-    @classmethod
-    def of(cls, m, *, backend: str) -> Measured:
-        low, high = m.speedup_interval()
-        return cls(
-            speedup=m.speedup,
-            speedup_low=low,
-            speedup_high=high,
-            ratio=m.ratio,
-            se=m.se,
-            rounds=m.rounds,
-            latency_ms=m.latency_ms,
-            dense_ms=m.reference_ms,
-            backend=backend,
-        )
-
-    @property
-    def reference_ms(self) -> float:
-        return self.dense_ms
-
-    def speedup_interval(self) -> tuple[float, float]:
-        return self.speedup_low, self.speedup_high
-
-    def describe(self) -> str:
-        return (
-            f"{self.speedup:.3f}x (95% CI {self.speedup_low:.3f}-{self.speedup_high:.3f}x, {self.rounds} paired "
-            f"rounds): {self.latency_ms:.3f} ms beside dense {self.dense_ms:.3f} ms"
-        )
-
-
 class Candidate(_Record):
-    """A config measured before the pick: best predicted quality first."""
+    """A config measured for the pick: the table's prediction, the corrected one and the measurement side by
+    side (``measured``), the objectives the oracle predicted, and whether it met the limits with confidence."""
 
     config: dict
     loss: float | None
-    #: its predicted objectives (objectives.py names)
+    #: its predicted objectives (objectives.py names), as the oracle predicted them before it was measured
     predicted: dict[str, float]
-    measured: Measured
+    measured: MeasuredConfig
     meets: bool
-    chosen: bool
+    chosen: bool = False
 
 
 class Verification(_Record):
-    measured: Measured
+    measured: Measurement
     #: what it was checked against: the export's target, or (without one) its predicted speed-up
     against: list[Constraint]
     of: Literal["target", "prediction"]
@@ -135,8 +94,11 @@ class ExportManifest(_Record):
     #: exact, counted on the exported model
     params: int
     size_mb: float
-    measured: Measured | None = None
+    measured: Measurement | None = None
     candidates: list[Candidate] = []
+    #: every config the run measured beside the dense model (the table's check, the search's loop, the pick),
+    #: each with the table's prediction and the corrected one made before it was measured
+    measurements: list[MeasuredConfig] = []
     #: held-out quality against the dense model, by text ("in-domain": the calibration text's held-out part,
     #: "out-of-domain": another source) and stage ("pruned", then "recovered" where recovery ran)
     quality: dict[str, dict[str, dict[str, float]]] = {}
@@ -146,7 +108,7 @@ class ExportManifest(_Record):
     onnx_max_abs_diff: float | None = None
     #: the TensorRT engine written beside model.onnx, and its measurement (export --to tensorrt)
     engine: str | None = None
-    engine_measured: Measured | None = None
+    engine_measured: Measurement | None = None
     exported_at: str
 
     def known(self) -> dict[str, float]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prunesearch.errors import PruneSearchError
-from prunesearch.export.manifest import Measured, Verification, known_values, meets, read_manifest
+from prunesearch.export.manifest import Verification, known_values, meets, read_manifest
 from prunesearch.export.write import now
 from prunesearch.graph.onnx import vocab_of
 from prunesearch.objectives import Constraint
@@ -26,11 +26,13 @@ def verify_export(
     *,
     tolerance: float = 0.05,
     options: TimingOptions = VERIFY_TIMING,
+    loaded=None,
     reporter: Reporter = QUIET,
 ) -> Verification:
     """Measure ``folder``'s model beside the dense model under its table's conditions, against its target
     (or, without one, its predicted speed-up) within ``tolerance``; the verification is recorded. A
-    TensorRT engine the export wrote is what is measured, through the table's TensorRT profiler."""
+    TensorRT engine the export wrote is what is measured, through the table's TensorRT profiler. ``loaded``:
+    the dense model where the caller holds it (else loaded by the export's model name)."""
     from prunesearch.io import load
     from prunesearch.models import load_model
     from prunesearch.oracle.measure import dense_graph, time_side_by_side
@@ -62,8 +64,9 @@ def verify_export(
     timed = folder / (manifest.engine if manifest.engine and conditions.backend == "tensorrt" else "model.onnx")
     if profiler.takes == "onnx" and not timed.is_file():
         raise PruneSearchError(f"{folder} has no {timed.name}; export with --to hf,onnx")
-    reporter.line(f"loading the dense model {manifest.model} as the reference")
-    loaded = load_model(manifest.model)
+    if loaded is None:
+        reporter.line(f"loading the dense model {manifest.model} as the reference")
+        loaded = load_model(manifest.model)
     if loaded.weights_hash != conditions.model_hash:
         raise PruneSearchError(
             f"{manifest.model} here has weights {loaded.weights_hash}, the export was pruned from "
@@ -83,7 +86,7 @@ def verify_export(
         measured, predicted=manifest.predicted, exact={"params": manifest.params, "size_mb": manifest.size_mb}
     )
     verification = Verification(
-        measured=Measured.of(measured, backend=conditions.backend),
+        measured=measured,
         against=against,
         of="target" if manifest.target else "prediction",
         tolerance=tolerance,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prunesearch.config import Config
 from prunesearch.errors import PruneSearchError
-from prunesearch.export.manifest import Candidate, ExportManifest, Measured
+from prunesearch.export.manifest import Candidate, ExportManifest
 from prunesearch.graph.onnx import vocab_of
 from prunesearch.objectives import Constraint
 from prunesearch.workload import BYTES
@@ -44,6 +44,7 @@ def write_export(
     predicted: dict[str, float] | None = None,
     measured=None,
     candidates: list[Candidate] | None = None,
+    measurements: list | None = None,
     graph: Path | None = None,
     pruned=None,
     quality: dict | None = None,
@@ -52,7 +53,8 @@ def write_export(
     """Prune ``config`` (units from ``source``, a level database), write ``formats`` and export.json.
 
     ``conditions`` (a table's): the workload the ONNX graph is exported for (precision, batch, inputs, a
-    decode step), and what ``measured`` (a PairedMeasurement beside the dense model) was measured under;
+    decode step), and what ``measured`` (a Measurement beside the dense model) was measured under;
+    ``measurements``: every config the run measured (oracle.MeasuredConfig);
     ``graph``: that measured graph, copied as model.onnx rather than exported again. ``pruned``: the model to
     write when it is not ``config`` pruned afresh (recovery trained it); ``quality``, ``recovery``: what
     recovery did to it, recorded."""
@@ -110,13 +112,14 @@ def write_export(
         predicted=predicted or {},
         params=params,
         size_mb=params * BYTES[conditions.precision if conditions else "fp32"] / 1e6,
-        measured=None if measured is None else Measured.of(measured, backend=conditions.backend),
+        measured=measured,
         candidates=candidates or [],
+        measurements=measurements or [],
         quality=quality or {},
         recovery=recovery,
         onnx_max_abs_diff=diff,
         engine=None if engine is None else engine.name,
-        engine_measured=None if engine_measured is None else Measured.of(engine_measured, backend=conditions.backend),
+        engine_measured=engine_measured,
         exported_at=now(),
     )
     manifest.save(out)

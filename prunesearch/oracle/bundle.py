@@ -18,12 +18,12 @@ from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveFloat, Posit
 from prunesearch.errors import PruneSearchError, TableError
 from prunesearch.graph.onnx import vocab_of
 from prunesearch.models import LoadedModel
-from prunesearch.oracle.conditions import Conditions
+from prunesearch.oracle.conditions import Conditions, resolved_for
 from prunesearch.oracle.measure import write_graphs
 from prunesearch.oracle.profile import Job, build_table, profile_jobs, progress_bar
 from prunesearch.oracle.profilers import profiler_for
 from prunesearch.oracle.table import LatencyTable
-from prunesearch.oracle.timing import SideBySide, TimingOptions, timing_plan
+from prunesearch.oracle.timing import Measurement, SideBySide, TimingOptions, timing_plan
 from prunesearch.paths import atomic_write_text
 from prunesearch.reporter import QUIET, Reporter
 from prunesearch.space import adapter_for
@@ -63,24 +63,6 @@ class Manifest(BaseModel):
     jobs: list[Job]
 
 
-class JobResult(BaseModel):
-    """One graph as ``run_bundle.py`` measured it (see ``run_bundle.summarise_ratios``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    ratio: PositiveFloat
-    se: float
-    noise_se: float
-    state_se: float
-    rounds: PositiveInt
-    reference_ms: PositiveFloat
-    ratios: list[float]
-    references_ms: list[float]
-    runs_per_block: PositiveInt
-    energy_mj: float | None = None
-    power_mw: dict[str, float] = {}
-
-
 class ReferenceResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -107,7 +89,7 @@ class Results(BaseModel):
     seconds: float
     manifest: Manifest
     reference: ReferenceResult
-    jobs: dict[str, JobResult]
+    jobs: dict[str, Measurement]
     timing: dict
 
 
@@ -132,10 +114,7 @@ def emit_bundle(
             f"a bundle is timed on the device by ONNX Runtime (ort-cpu, ort-cuda, ort-tensorrt), not {workload.backend}"
         )
     adapter = adapter_for(loaded.model)
-    try:
-        w = workload.resolved(is_decoder=loaded.is_decoder, inputs=adapter.inputs)
-    except ValueError as exc:
-        raise PruneSearchError(f"{loaded.name}: {exc}") from None
+    w = resolved_for(loaded, workload)
     profiler_for(w.backend).supports(w)  # what the device's backend runs; it need not run here
     space = adapter.space(ffn_step=ffn_step)
     jobs = profile_jobs(space, calibration_models=calibration_models, seed=seed)
@@ -194,15 +173,7 @@ def import_results(path: str | Path) -> LatencyTable:
             f"{', ...' if len(missing) > 3 else ''}); "
             "re-run run_bundle.py on the device to the end"
         )
-    conditions = Conditions(
-        **(m.workload.model_dump() | {"backend": results.backend}),
-        device=results.device,
-        backend_version=results.backend_version,
-        model=m.model,
-        model_hash=m.model_hash,
-        ffn_step=m.ffn_step,
-        platform=results.platform,
-    )
+    conditions = Conditions.of_results(results)
     power = f", power from {results.power}" if results.power else ""
     measured = SideBySide.of(results.model_dump())
     return build_table(

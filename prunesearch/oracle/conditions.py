@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from pydantic import PositiveInt, model_validator
 
-from prunesearch.errors import TableError
+from prunesearch.errors import PruneSearchError, TableError
 from prunesearch.standalone import run_bundle
 from prunesearch.workload import Phase, Workload
+
+if TYPE_CHECKING:
+    from prunesearch.models import LoadedModel
+    from prunesearch.oracle.bundle import Results
 
 __all__ = ["Conditions", "MATCHED", "Phase", "cpu_name", "device_slug"]
 
@@ -48,6 +53,51 @@ class Conditions(Workload):
             raise ValueError("a table's conditions name their phase, their inputs and, for tokens, their seq_len")
         return self
 
+    @classmethod
+    def here(cls, loaded: LoadedModel, workload: Workload, *, ffn_step: int) -> Conditions:
+        """The conditions of a table of ``loaded`` under ``workload``, measured here with its backend (its name,
+        version, device and platform; BackendUnavailableError where it cannot run here). The workload's
+        defaults are decided for the model (``resolved_for``)."""
+        from prunesearch.oracle.profilers import profiler_for
+
+        w = resolved_for(loaded, workload)
+        profiler = profiler_for(w.backend)
+        profiler.check()
+        profiler.supports(w)
+        return cls(
+            **w.model_dump(),
+            device=profiler.device(),
+            backend_version=profiler.version(),
+            model=loaded.name,
+            model_hash=loaded.weights_hash,
+            ffn_step=ffn_step,
+            platform=profiler.platform(),
+        )
+
+    @classmethod
+    def of_results(cls, results: Results) -> Conditions:
+        """The conditions a remote device measured a bundle under: the bundle's workload and model, the device's
+        name, backend and platform as its run_bundle.py read them."""
+        m = results.manifest
+        return cls(
+            **(m.workload.model_dump() | {"backend": results.backend}),
+            device=results.device,
+            backend_version=results.backend_version,
+            model=m.model,
+            model_hash=m.model_hash,
+            ffn_step=m.ffn_step,
+            platform=results.platform,
+        )
+
+    def with_workload(self, loaded: LoadedModel, workload: Workload, *, ffn_step: int) -> Conditions:
+        """These conditions' device, backend version and platform under another workload and model: what a table
+        of this device must have been measured under to answer for ``workload`` (a device not at hand, which only
+        its table can describe)."""
+        w = resolved_for(loaded, workload)
+        return self.model_copy(
+            update=w.model_dump() | {"model": loaded.name, "model_hash": loaded.weights_hash, "ffn_step": ffn_step}
+        )
+
     def file_name(self) -> str:
         """The file a table of these conditions is shipped or cached as (within its device's folder)."""
         precision = "" if self.precision == "fp32" else f"-{self.precision}"
@@ -72,6 +122,17 @@ class Conditions(Workload):
                 f"{source} was measured under other conditions ({detail}); profile this device with "
                 "`prunesearch profile`, or use it anyway with `search --force` (device.force: true in a spec)"
             )
+
+
+def resolved_for(loaded: LoadedModel, workload: Workload) -> Workload:
+    """``workload`` with its defaults decided for the model: the full pass is "encode" for an encoder and
+    "prefill" for a decoder, of 128 tokens (a decode step: 1 new token); a ViT takes pixels."""
+    from prunesearch.space import adapter_for
+
+    try:
+        return workload.resolved(is_decoder=loaded.is_decoder, inputs=adapter_for(loaded.model).inputs)
+    except ValueError as exc:
+        raise PruneSearchError(f"{loaded.name}: {exc}") from None
 
 
 def _major(version: str) -> str:

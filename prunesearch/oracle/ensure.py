@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from prunesearch.config import Config
 from prunesearch.errors import BackendUnavailableError
 from prunesearch.models import LoadedModel
 from prunesearch.oracle.conditions import Conditions, device_slug
 from prunesearch.oracle.measure import time_configs
 from prunesearch.oracle.predictor import Predictor
-from prunesearch.oracle.profile import calibration_configs, conditions_for, profile_table
+from prunesearch.oracle.profile import calibration_configs, profile_table
 from prunesearch.oracle.table import LatencyTable, read_meta
-from prunesearch.oracle.timing import TimingOptions
+from prunesearch.oracle.timing import Measurement, TimingOptions
 from prunesearch.paths import cache_dir
 from prunesearch.reporter import QUIET, Reporter
 from prunesearch.space import adapter_for
 from prunesearch.workload import Workload
 
-#: tables shipped with the project (present in a source checkout)
+#: tables shipped with the project (present in a source checkout), and where `prunesearch profile` writes
 SHIPPED = Path(__file__).resolve().parents[2] / "latency_tables"
+#: where ``ensure_table`` looks for shipped tables instead; set empty, none is looked at (a machine the project
+#: has never seen: with an empty $PRUNESEARCH_CACHE too, every table is profiled here)
+TABLES_ENV = "PRUNESEARCH_TABLES"
 #: a stored table is used only while whole models measured here now, side by side with the dense model,
 #: cost what it predicts this closely: one CPU model in another VM (memory, neighbours, firmware) can differ
 DRIFT_TOLERANCE = 0.03
@@ -34,6 +39,9 @@ class TableCheck:
 
     errors: tuple[float, ...]  # measured / predicted - 1, per model
     reference_ms: float  # the dense model, measured now
+    #: the models measured and their measurements (an oracle built on this table takes them in)
+    configs: tuple[Config, ...] = ()
+    measured: tuple[Measurement, ...] = ()
     #: how far a model may be off: DRIFT_TOLERANCE, or twice the table's own calibration error where that
     #: is larger (a decode-step table's calibration models scatter by a few percent: no check can be tighter)
     tolerance: float = DRIFT_TOLERANCE
@@ -56,12 +64,16 @@ class TableCheck:
 
 @dataclass(frozen=True)
 class TableChoice:
-    """The table a search uses and the dense model's milliseconds its ratios are scaled by."""
+    """The table a search uses (loaded) and the dense model's milliseconds its ratios are scaled by."""
 
-    path: Path
+    table: LatencyTable
     reference_ms: float
     how: str  # "profiled now", "shipped", "cached", "given" or "the run's"
     check: TableCheck | None = None
+
+    @property
+    def path(self) -> Path:
+        return self.table.path
 
     def describe(self) -> str:
         where = {"profiled now": "measured with the table just profiled", "the run's": "stored with the run"}
@@ -84,7 +96,13 @@ def check_table(loaded: LoadedModel, table: LatencyTable, conditions: Conditions
     errors = tuple(measured[f"check-{i}"].ratio / p - 1 for i, p in enumerate(predicted))
     cal = table.meta.calibration
     own = 2 * cal.rms / min(predicted) if cal is not None else 0.0
-    return TableCheck(errors=errors, reference_ms=measured.reference_ms, tolerance=max(DRIFT_TOLERANCE, own))
+    return TableCheck(
+        errors=errors,
+        reference_ms=measured.reference_ms,
+        tolerance=max(DRIFT_TOLERANCE, own),
+        configs=tuple(configs),
+        measured=tuple(measured[f"check-{i}"] for i in range(len(configs))),
+    )
 
 
 def ensure_table(
@@ -95,11 +113,11 @@ def ensure_table(
     reporter: Reporter = QUIET,
     requires: str | None = None,
 ) -> TableChoice:
-    """A table measured on this machine under ``workload`` (``conditions_for``: encode, prefill or a
-    KV-cache decode step): shipped or cached, when ``check_table`` passes now; else profiled now and
+    """A table measured on this machine under ``workload`` (``Conditions.here``: encode, prefill or a
+    KV-cache decode step), loaded: shipped or cached, when ``check_table`` passes now; else profiled now and
     cached. ``requires``: what the device is, said where its backend is missing here."""
     try:
-        wanted = conditions_for(loaded, workload, ffn_step=ffn_step)
+        wanted = Conditions.here(loaded, workload, ffn_step=ffn_step)
     except BackendUnavailableError as exc:
         needs = f"; this search needs {requires}" if requires else ""
         raise BackendUnavailableError(
@@ -108,15 +126,19 @@ def ensure_table(
     name = wanted.file_name()
     slug = device_slug(wanted.device)
     cached = cache_dir("latency_tables", slug) / name
-    for how, path in (("shipped", SHIPPED / slug / name), ("cached", cached)):
+    shipped = os.environ.get(TABLES_ENV, str(SHIPPED))
+    stored = ([("shipped", Path(shipped) / slug / name)] if shipped else []) + [("cached", cached)]
+    for how, path in stored:
         meta = read_meta(path)
         if meta is None or meta.conditions.mismatch(wanted):
             continue
-        check = check_table(loaded, LatencyTable.load(path), wanted)
+        table = LatencyTable.load(path)
+        check = check_table(loaded, table, wanted)
         verdict = "using it" if check.fits else "this machine runs differently now"
         reporter.line(f"{how} table {path}: {check.describe()}: {verdict}")
         if check.fits:
-            return TableChoice(path=path, reference_ms=check.reference_ms, how=how, check=check)
+            return TableChoice(table=table, reference_ms=check.reference_ms, how=how, check=check)
     reporter.line(f"profiling a latency table on this machine ({wanted.device}) now; it is cached for later runs")
-    table = profile_table(loaded, workload, ffn_step=ffn_step, reporter=reporter)
-    return TableChoice(path=table.save(cached), reference_ms=table.meta.dense_ms, how="profiled now")
+    table = profile_table(loaded, wanted, reporter=reporter)
+    table.save(cached)
+    return TableChoice(table=table, reference_ms=table.meta.dense_ms, how="profiled now")

@@ -24,6 +24,7 @@ from prunesearch.graph.onnx import export_for, vocab_of
 from prunesearch.oracle.conditions import Conditions
 from prunesearch.oracle.profilers import profiler_for
 from prunesearch.oracle.timing import SideBySide, TimingOptions, timing_plan
+from prunesearch.prune.apply import prune
 from prunesearch.standalone import run_bundle
 from prunesearch.workload import Workload
 
@@ -156,17 +157,24 @@ def time_configs(
     progress: Progress | None = None,
     keep_graphs: Path | None = None,
     power_s: float = 0.0,
+    on_built: Callable[[str, nn.Module], None] | None = None,
 ) -> SideBySide:
     """Pruned configs of ``loaded`` side by side with its dense model; units from ``source`` (a level
-    database), else by weight magnitude (timing depends on the shapes only)."""
-    from prunesearch.prune.apply import prune
+    database), else by weight magnitude (timing depends on the shapes only). ``on_built(name, module)`` sees
+    each pruned model once it is built (a caller that exports one of them keeps it instead of pruning again)."""
 
-    def build(config) -> Callable[[], nn.Module]:
-        return lambda: prune(loaded.model, config, source, ffn_step=conditions.ffn_step)
+    def build(name: str, config) -> Callable[[], nn.Module]:
+        def pruned() -> nn.Module:
+            module = prune(loaded.model, config, source, ffn_step=conditions.ffn_step)
+            if on_built is not None:
+                on_built(name, module)
+            return module
+
+        return pruned
 
     onnx = profiler_for(conditions.backend).takes == "onnx"
     return time_side_by_side(
-        {name: build(config) for name, config in configs.items()},
+        {name: build(name, config) for name, config in configs.items()},
         reference=dense_graph(loaded, conditions) if onnx else loaded.model,
         workload=conditions,
         vocab=vocab_of(loaded.model),

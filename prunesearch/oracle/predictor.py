@@ -7,6 +7,7 @@ a speed-up, its inverse) that no drift of the machine moves; milliseconds are th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -14,7 +15,7 @@ import numpy as np
 from prunesearch.config import Config
 from prunesearch.errors import TableError
 from prunesearch.oracle.table import ENERGY, LatencyTable
-from prunesearch.space import Space
+from prunesearch.space import LayerSpace, Space
 
 
 class Predictor:
@@ -84,3 +85,38 @@ class Predictor:
     def dense_ms(self) -> float:
         """The dense model's time that speed-up targets divide: the reference, measured."""
         return self.reference_ms
+
+
+def table_space(table: LatencyTable, *, n_layers: int | None = None) -> Space:
+    """The space a table's rows price: ``n_layers`` layers (default ``table_layers``) of one shape, as every
+    table assumes, at the levels it measured; heads in steps of their greatest common divisor (GQA: whole KV
+    groups)."""
+    n_layers = table_layers(table) if n_layers is None else n_layers
+    rows = table.rows
+
+    def levels(kind: str) -> tuple[int, ...]:
+        return tuple(sorted({int(s) for s in rows[rows.kind == kind]["size"]} | {0}))
+
+    heads = levels("attn")
+    layer = LayerSpace(heads=heads, ffn=levels("ffn"))
+    return Space(layers=(layer,) * n_layers, head_dim=0, hidden_size=0, heads_per_group=math.gcd(*heads) or 1)
+
+
+def table_layers(table: LatencyTable) -> int:
+    """The layers of the model a table was measured for: recorded in the table, or (older tables) read from the
+    model's own config, which needs the model at hand."""
+    if table.meta.n_layers is not None:
+        return table.meta.n_layers
+    from transformers import AutoConfig
+
+    from prunesearch.errors import ModelNotFoundError
+    from prunesearch.models import resolve
+
+    try:
+        folder, _ = resolve(table.conditions.model)
+    except ModelNotFoundError:
+        raise TableError(
+            f"{table.path} does not record its model's layers, and its model {table.conditions.model!r} is not at "
+            "hand to read them from: re-profile the table, or predict where the model is installed"
+        ) from None
+    return int(AutoConfig.from_pretrained(folder).num_hidden_layers)

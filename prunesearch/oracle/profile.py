@@ -25,40 +25,15 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, NonNegativeInt
 
 from prunesearch.config import Config, LayerConfig
-from prunesearch.errors import PruneSearchError
 from prunesearch.models import LoadedModel
 from prunesearch.oracle.conditions import Conditions
 from prunesearch.oracle.fit import KNOT_EVERY, fit_calibration, smooth_rows
 from prunesearch.oracle.measure import time_configs
-from prunesearch.oracle.profilers import profiler_for
+from prunesearch.oracle.predictor import Predictor, table_space
 from prunesearch.oracle.table import COLUMNS, ENERGY, Calibration, LatencyTable, TableMeta
 from prunesearch.oracle.timing import SideBySide, TimingOptions
 from prunesearch.reporter import QUIET, Reporter
 from prunesearch.space import Space, adapter_for
-from prunesearch.workload import Workload
-
-
-def conditions_for(loaded: LoadedModel, workload: Workload, *, ffn_step: int) -> Conditions:
-    """The conditions of a table of ``loaded`` under ``workload``, measured here with its backend (its name,
-    version, device and platform; BackendUnavailableError where it cannot run here). The workload's
-    defaults are decided for the model: the full pass is "encode" for an encoder and "prefill" for a
-    decoder, of 128 tokens (a decode step: 1 new token); a ViT takes pixels."""
-    try:
-        w = workload.resolved(is_decoder=loaded.is_decoder, inputs=adapter_for(loaded.model).inputs)
-    except ValueError as exc:
-        raise PruneSearchError(f"{loaded.name}: {exc}") from None
-    profiler = profiler_for(w.backend)
-    profiler.check()
-    profiler.supports(w)
-    return Conditions(
-        **w.model_dump(),
-        device=profiler.device(),
-        backend_version=profiler.version(),
-        model=loaded.name,
-        model_hash=loaded.weights_hash,
-        ffn_step=ffn_step,
-        platform=profiler.platform(),
-    )
 
 
 class Job(BaseModel):
@@ -175,6 +150,7 @@ def build_table(
         frame,
         TableMeta(
             conditions=conditions,
+            n_layers=n_layers,
             profiled_at=profiled_at,
             profiling_seconds=profiling_seconds,
             dense_ms=measured.reference_ms,
@@ -188,17 +164,15 @@ def build_table(
     )
     calib = [j for j in jobs if j.kind == "calibration"]
     if calib:
-
-        def additive(config: Config) -> float:
-            return table.cost("base", 0) + sum(
-                table.cost("attn", l.heads) + table.cost("ffn", l.ffn) for l in config.layers
-            )
-
         dense = next(j for j in jobs if j.kind == "dense")
+        fitted = [*calib, dense]
+        space = table_space(table, n_layers=n_layers)
+        genomes = np.array([space.to_genome(j.config) for j in fitted])
+        additive = Predictor(table, space, calibrated=False).raw_ratio(genomes)
         errors = [measured[j.name].se for j in calib]
         scale, offset, rms = fit_calibration(
-            [additive(j.config) for j in calib] + [additive(dense.config)],
-            [measured[j.name].ratio for j in calib] + [1.0],
+            additive,
+            [measured[j.name].ratio for j in calib] + [1.0],  # the dense model is exactly 1 of itself
             errors + [float(np.median(errors))],
             smallest=table.cost("base", 0),
         )
@@ -206,35 +180,23 @@ def build_table(
     return table
 
 
-def plan_profile(
-    loaded: LoadedModel,
-    workload: Workload,
-    *,
-    ffn_step: int,
-    calibration_models: int,
-    seed: int,
-) -> tuple[Conditions, Space, list[Job]]:
-    """The conditions, space and jobs of a table, shared by a local profile and a remote bundle."""
-    c = conditions_for(loaded, workload, ffn_step=ffn_step)
-    space = adapter_for(loaded.model).space(ffn_step=ffn_step)
-    return c, space, profile_jobs(space, calibration_models=calibration_models, seed=seed)
-
-
 def profile_table(
     loaded: LoadedModel,
-    workload: Workload = Workload(),
+    conditions: Conditions,
     *,
-    ffn_step: int = 128,
     calibration_models: int = 12,
     timing: TimingOptions = TimingOptions(),
     seed: int = 0,
     reporter: Reporter = QUIET,
     power_s: float = 0.0,
 ) -> LatencyTable:
-    """Measure a table here under ``workload`` (``conditions_for``), with its backend; with ``power_s``, and
-    where the backend reads an energy counter, the table gains an ``energy_mj`` column."""
+    """Measure a table of ``loaded`` here under ``conditions`` (``Conditions.here``: the workload, its backend and
+    the FFN grid), every job side by side with the dense model; with ``power_s``, and where the backend reads an
+    energy counter, the table gains an ``energy_mj`` column."""
     started = time.monotonic()
-    c, space, jobs = plan_profile(loaded, workload, ffn_step=ffn_step, calibration_models=calibration_models, seed=seed)
+    c = conditions
+    space = adapter_for(loaded.model).space(ffn_step=c.ffn_step)
+    jobs = profile_jobs(space, calibration_models=calibration_models, seed=seed)
     bar, callback = progress_bar(reporter, f"{loaded.name} {c.describe()}")
     with bar as update:
         measured = time_configs(

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, PositiveFloat, ValidationError
+from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt, ValidationError
 
 from prunesearch.errors import TableError
 from prunesearch.oracle.conditions import Conditions
@@ -49,6 +49,8 @@ class TableMeta(BaseModel):
 
     format: int = TABLE_FORMAT
     conditions: Conditions
+    #: the model's layers (every job prunes them all alike); None in tables written before it was recorded
+    n_layers: PositiveInt | None = None
     calibration: Calibration = Calibration()
     layers_share_rows: bool = True
     profiled_at: str

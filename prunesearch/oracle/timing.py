@@ -12,7 +12,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    computed_field,
+    model_validator,
+)
 
 from prunesearch.standalone import run_bundle
 from prunesearch.workload import Workload
@@ -42,24 +51,57 @@ class TimingOptions(BaseModel):
         return self
 
 
-@dataclass(frozen=True)
-class PairedMeasurement:
-    """One model timed side by side with the reference: ``ratio`` = its time / the reference's (the
-    median over rounds), ``se`` that median's standard error, ``reference_ms`` the reference around it."""
+#: what a Measurement computes from its ratio and writes beside it (export.json), never read back
+_DERIVED = ("speedup", "speedup_low", "speedup_high", "latency_ms")
 
-    ratio: float
-    se: float
-    rounds: int
-    reference_ms: float
+
+class Measurement(BaseModel):
+    """One model timed side by side with the reference (the dense model), as ``run_bundle.summarise_ratios``
+    gives it, whether timed here, in the clean child process or on a remote device: ``ratio`` = its time / the
+    reference's (the median over paired rounds), ``se`` that median's standard error (``noise_se`` from the
+    rounds' scatter, ``state_se`` from the machine's state), the rounds' own ratios and reference times, and the
+    reference's milliseconds around it. The one shape a measurement has, from the timing child to export.json."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ratio: PositiveFloat
+    se: NonNegativeFloat
+    rounds: PositiveInt
+    reference_ms: PositiveFloat
+    noise_se: NonNegativeFloat = 0.0
+    state_se: NonNegativeFloat = 0.0
+    ratios: tuple[float, ...] = ()
+    references_ms: tuple[float, ...] = ()
+    runs_per_block: PositiveInt = 1
+    #: energy per inference and the rails' mean power, where an energy counter was read
     energy_mj: float | None = None
+    power_mw: dict[str, float] = {}
 
-    @property
-    def latency_ms(self) -> float:
-        return self.ratio * self.reference_ms
+    @model_validator(mode="before")
+    @classmethod
+    def _without_derived(cls, data):
+        return {k: v for k, v in data.items() if k not in _DERIVED} if isinstance(data, dict) else data
 
+    @computed_field
     @property
     def speedup(self) -> float:
         return 1.0 / self.ratio
+
+    @computed_field
+    @property
+    def speedup_low(self) -> float:
+        """The slow end of the speed-up's 95% confidence interval."""
+        return self.speedup_interval()[0]
+
+    @computed_field
+    @property
+    def speedup_high(self) -> float:
+        return self.speedup_interval()[1]
+
+    @computed_field
+    @property
+    def latency_ms(self) -> float:
+        return self.ratio * self.reference_ms
 
     def speedup_interval(self, z: float = 1.96) -> tuple[float, float]:
         """The speed-up's confidence interval (95% by default) from the ratio's."""
@@ -68,18 +110,8 @@ class PairedMeasurement:
     def describe(self) -> str:
         lo, hi = self.speedup_interval()
         return (
-            f"{self.speedup:.3f}x (95% CI {lo:.3f}-{hi:.3f}x, {self.rounds} rounds), "
+            f"{self.speedup:.3f}x (95% CI {lo:.3f}-{hi:.3f}x, {self.rounds} paired rounds), "
             f"{self.latency_ms:.3f} ms beside dense {self.reference_ms:.3f} ms"
-        )
-
-    @classmethod
-    def of(cls, result: Mapping) -> PairedMeasurement:
-        return cls(
-            ratio=result["ratio"],
-            se=result["se"],
-            rounds=result["rounds"],
-            reference_ms=result["reference_ms"],
-            energy_mj=result.get("energy_mj"),
         )
 
 
@@ -87,7 +119,7 @@ class PairedMeasurement:
 class SideBySide:
     """Every model of one side-by-side run, and the reference as it ran through the window."""
 
-    jobs: dict[str, PairedMeasurement]
+    jobs: dict[str, Measurement]
     reference_ms: float
     reference_p10_ms: float
     reference_p90_ms: float
@@ -95,7 +127,7 @@ class SideBySide:
     reference_energy_mj: float | None = None
     raw: dict = field(default_factory=dict, repr=False)
 
-    def __getitem__(self, name: str) -> PairedMeasurement:
+    def __getitem__(self, name: str) -> Measurement:
         return self.jobs[name]
 
     @property
@@ -108,7 +140,7 @@ class SideBySide:
         """From ``run_bundle.time_paired``'s (or a bundle's results.json's) dict."""
         ref = results["reference"]
         return cls(
-            jobs={name: PairedMeasurement.of(r) for name, r in results["jobs"].items()},
+            jobs={name: Measurement.model_validate(r) for name, r in results["jobs"].items()},
             reference_ms=ref["ms"],
             reference_p10_ms=ref["p10_ms"],
             reference_p90_ms=ref["p90_ms"],

@@ -26,9 +26,20 @@ def _final_budget(df: pd.DataFrame) -> pd.Series:
     return df.tokens == df.tokens.max() if "tokens" in df else pd.Series(True, index=df.index)
 
 
-def pair_front(runs: dict[str, pd.DataFrame], x: str, y: str, path: Path, *, constraints=()) -> Path:
+def pair_front(
+    runs: dict[str, pd.DataFrame],
+    x: str,
+    y: str,
+    path: Path,
+    *,
+    constraints=(),
+    measured: pd.DataFrame | None = None,
+    marks: dict[str, dict[str, float]] | None = None,
+) -> Path:
     """Every config on two objectives, the front of that pair (each run's configs no other beats on both),
-    and the constraints' limits on either axis."""
+    and the constraints' limits on either axis. ``measured``: configs timed beside the dense model, drawn at
+    their measured values with a line to their predicted ones; ``marks``: named points (the dense model, the
+    exported pick), each a value per objective."""
     from prunesearch.objectives import OBJECTIVES
     from prunesearch.pareto import pareto_mask
 
@@ -47,6 +58,14 @@ def pair_front(runs: dict[str, pd.DataFrame], x: str, y: str, path: Path, *, con
         front = shown[pareto_mask(points)].sort_values(x)
         ax.step(front[x], front[y], where="post", color=colour, lw=1.5)
         ax.scatter(front[x], front[y], s=36, color=colour, edgecolor="black", label=f"{label}: front of this pair")
+    if measured is not None and len(measured) and {f"measured_{x}", f"measured_{y}"} & set(measured):
+        mx, my = (measured.get(f"measured_{a}", measured[a]) for a in (x, y))
+        for px, py, qx, qy in zip(measured[x], measured[y], mx, my):
+            ax.plot([px, qx], [py, qy], color="crimson", lw=0.6, alpha=0.6)
+        ax.scatter(mx, my, s=30, marker="x", color="crimson", label="measured beside the dense model")
+    for (name, values), style in zip((marks or {}).items(), ({"marker": "*", "s": 180}, {"marker": "D", "s": 60})):
+        if x in values and y in values:
+            ax.scatter([values[x]], [values[y]], color="gold", edgecolor="black", zorder=5, label=name, **style)
     for c in constraints:
         if c.objective in (x, y):
             line = ax.axvline if c.objective == x else ax.axhline
@@ -125,5 +144,31 @@ def progress(runs: dict[str, pd.DataFrame], path: Path) -> Path:
     ax.set_xlabel("evaluations (all token budgets)")
     ax.set_ylabel("best feasible loss on the final token budget")
     ax.set_title("Search progress")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def correction(measured: pd.DataFrame, path: Path) -> Path:
+    """How the oracle's correction moved over the search: for each config measured beside the dense model, at
+    the search's evaluations when its window ran, how far the table's prediction and the corrected prediction
+    made just before it was measured missed the measurement (measured / predicted - 1)."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    x = measured.evaluations.to_numpy(dtype=float)
+    ax.axhline(0.0, color="grey", lw=1)
+    ax.scatter(x, 100 * measured.table_error, s=22, color="tab:blue", label="table's prediction")
+    ax.scatter(
+        x, 100 * measured.corrected_error, s=22, marker="x", color="crimson", label="corrected, before measuring"
+    )
+    windows = measured.groupby("window")
+    ax.plot(
+        windows.evaluations.first(),
+        100 * windows.corrected_error.apply(lambda e: float(np.median(np.abs(e)))),
+        color="crimson",
+        lw=1,
+        label="corrected: median |miss| per window",
+    )
+    ax.set_xlabel("search evaluations when the window ran")
+    ax.set_ylabel("measured / predicted - 1 (%)")
+    ax.set_title("The hardware correcting the table during the search")
     ax.legend(fontsize=7)
     return _save(fig, path)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,12 +17,14 @@ from prunesearch.search.store import Evaluation, RunStore, key_of
 from prunesearch.space import Space
 
 
-def check_feasible(metrics: Metrics, constraints: Sequence[Constraint], *, margin: float = 0.0) -> None:
+def check_feasible(
+    metrics: Metrics, constraints: Sequence[Constraint], *, margin: float = 0.0, confidence: float = 0.0
+) -> None:
     """Refuse constraints that even the model with every block removed cannot meet (every built-in objective
     is best there), naming the one that fails and how far it is."""
     lightest = np.zeros((1, 2 * metrics.space.n_layers), dtype=np.int64)
     for c in constraints:
-        value = float(metrics.of([c.objective], lightest)[c.objective][0])
+        value = float(metrics.held([c.objective], lightest, confidence=confidence)[c.objective][0])
         if not c.tightened(margin).satisfied(np.array([value]))[0]:
             searched = f" (searched with a {margin:.0%} margin)" if margin and not c.of.exact else ""
             raise InfeasibleTargetError(
@@ -35,45 +38,35 @@ class BudgetExhausted(Exception):
 
 
 @dataclass
-class SearchProblem:
-    """Everything an algorithm needs. ``fitness(config, tokens) -> loss`` (lower is better); a config is
-    feasible when every constraint holds on its predicted objectives (tightened by ``margin`` where
-    predicted from timings), and multi-objective algorithms trade off ``objectives``."""
+class Budget:
+    """The constraints configs are held to, and what predicts them: a config is within the budget when every
+    constraint holds on its predicted objectives, tightened by ``margin`` where predicted from timings and held
+    ``confidence`` of the oracle's uncertainties to their safe side. Built once (pipeline.prepare), where an
+    unreachable target is refused before anything slow; the search, the measured pick and the report ask it."""
 
-    space: Space
-    fitness: Callable[[Config, int], float]
     metrics: Metrics
     constraints: list[Constraint]
-    store: RunStore
-    objectives: tuple[str, ...] = ("loss", "latency_ms")
     margin: float = 0.0
-    max_evaluations: int = 200
-    max_seconds: float | None = None
-    on_evaluation: Callable[[int, float, dict], None] | None = None
-    executor: Any = None  # search.executor.Executor: batches of new configs computed in parallel
-    #: per genome entry, the importance share of each unit group (LevelDatabase.group_importance):
-    #: where an algorithm starts from importance (policy gradient's initial keep-probabilities)
-    unit_importance: list[np.ndarray] | None = None
-    evaluations: int = field(default=0, init=False)
-    _started: float = field(default_factory=time.monotonic, init=False)
+    confidence: float = 0.0
 
     def __post_init__(self) -> None:
-        check_feasible(self.metrics, self.constraints, margin=self.margin)
-        #: the constraints as the search holds predictions to them (margin-tightened)
-        self.budget = [c.tightened(self.margin) for c in self.constraints]
-        #: every predicted objective stored with an evaluation: the constraints', the traded-off ones', and
-        #: whatever else the metrics can give (a table without energy gives none)
-        wanted = [c.objective for c in self.constraints] + [o for o in self.objectives if o != "loss"]
-        self.recorded = list(dict.fromkeys(wanted + self.metrics.predicted()))
+        check_feasible(self.metrics, self.constraints, margin=self.margin, confidence=self.confidence)
+        #: the constraints as predictions are held to them (margin-tightened)
+        self.limits = [c.tightened(self.margin) for c in self.constraints]
 
-    def predict(self, genomes: np.ndarray, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-        return self.metrics.of(names or self.recorded, np.atleast_2d(genomes))
+    @property
+    def space(self) -> Space:
+        return self.metrics.space
+
+    def held(self, genomes: np.ndarray) -> dict[str, np.ndarray]:
+        """The constrained objectives as the budget holds them: ``confidence`` uncertainties to the safe side."""
+        return self.metrics.held([c.objective for c in self.limits], np.atleast_2d(genomes), confidence=self.confidence)
 
     def feasible(self, genomes: np.ndarray) -> np.ndarray:
         genomes = np.atleast_2d(genomes)
-        values = self.predict(genomes, [c.objective for c in self.budget])
+        values = self.held(genomes)
         ok = np.ones(len(genomes), dtype=bool)
-        for c in self.budget:
+        for c in self.limits:
             ok &= c.satisfied(values[c.objective])
         return ok
 
@@ -81,8 +74,80 @@ class SearchProblem:
         """How far past the constraints, summed over them as shares of their (margin-tightened) limits:
         0 where feasible; the penalty and the cost that penalised and greedy searches trade loss against."""
         genomes = np.atleast_2d(genomes)
-        values = self.predict(genomes, [c.objective for c in self.budget])
-        return sum((c.excess(values[c.objective]) for c in self.budget), np.zeros(len(genomes)))
+        values = self.held(genomes)
+        return sum((c.excess(values[c.objective]) for c in self.limits), np.zeros(len(genomes)))
+
+    @contextmanager
+    def held_to(self, constraints: Sequence[Constraint]) -> Iterator[None]:
+        """The limits replaced by ``constraints`` (margin-tightened) for the ``with`` block: a front swept at
+        other limits than the target's."""
+        limits = self.limits
+        self.limits = [c.tightened(self.margin) for c in constraints]
+        try:
+            yield
+        finally:
+            self.limits = limits
+
+    def describe(self) -> str:
+        limits = ", ".join(c.describe() for c in self.constraints) or "none"
+        held = []
+        if self.margin:
+            held.append(f"a {self.margin:.1%} margin")
+        if self.confidence:
+            held.append(f"{self.confidence:g} sd of the oracle's uncertainty in reserve")
+        return limits + (f" (searched with {' and '.join(held)})" if held else "")
+
+
+@dataclass
+class SearchProblem:
+    """Everything an algorithm needs. ``fitness(config, tokens) -> loss`` (lower is better); a config is
+    feasible when it is within the ``budget``, and multi-objective algorithms trade off ``objectives``. With a
+    ``loop`` (search/loop.py), the search's best candidates are measured on the device at intervals and the
+    oracle corrected: feasibility then moves."""
+
+    space: Space
+    fitness: Callable[[Config, int], float]
+    budget: Budget
+    store: RunStore
+    objectives: tuple[str, ...] = ("loss", "latency_ms")
+    max_evaluations: int = 200
+    max_seconds: float | None = None
+    on_evaluation: Callable[[int, float, dict], None] | None = None
+    executor: Any = None  # search.executor.Executor: batches of new configs computed in parallel
+    #: per genome entry, the importance share of each unit group (LevelDatabase.group_importance):
+    #: where an algorithm starts from importance (policy gradient's initial keep-probabilities)
+    unit_importance: list[np.ndarray] | None = None
+    #: measurement in the loop (search.loop.MeasurementLoop); None: the oracle stays as it was built
+    loop: Any = None
+    evaluations: int = field(default=0, init=False)
+    _started: float = field(default_factory=time.monotonic, init=False)
+
+    def __post_init__(self) -> None:
+        #: every predicted objective stored with an evaluation: the constraints', the traded-off ones', and
+        #: whatever else the metrics can give (a table without energy gives none)
+        wanted = [c.objective for c in self.constraints] + [o for o in self.objectives if o != "loss"]
+        self.recorded = list(dict.fromkeys(wanted + self.metrics.predicted()))
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.budget.metrics
+
+    @property
+    def constraints(self) -> list[Constraint]:
+        return self.budget.constraints
+
+    @property
+    def oracle(self):
+        return self.metrics.oracle
+
+    def predict(self, genomes: np.ndarray, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        return self.metrics.of(names or self.recorded, np.atleast_2d(genomes))
+
+    def feasible(self, genomes: np.ndarray) -> np.ndarray:
+        return self.budget.feasible(genomes)
+
+    def excess(self, genomes: np.ndarray) -> np.ndarray:
+        return self.budget.excess(genomes)
 
     def objective_matrix(self, genomes: np.ndarray, losses: np.ndarray) -> np.ndarray:
         """(n, len(objectives)), each column turned so that lower is better (Pareto fronts, NSGA-II)."""
@@ -99,6 +164,8 @@ class SearchProblem:
     def evaluate(self, genomes: np.ndarray, *, tokens: int, algorithm: str, stage: str) -> np.ndarray:
         """Losses of ``genomes`` at a token budget; stored results are reused, new ones stored."""
         genomes = np.atleast_2d(np.asarray(genomes, dtype=np.int64))
+        if self.loop is not None and self.loop.due(self.evaluations):
+            self.loop.run(self)  # between batches: a batch is settled against one correction
         self._settle(genomes, tokens, algorithm=algorithm, stage=stage)
         losses = np.empty(len(genomes))
         for i, genome in enumerate(genomes):

@@ -1,14 +1,12 @@
 """The search algorithms by name, each with the options model its spec's ``options:`` is validated by.
 
 Each module of ``prunesearch.search.algorithms`` registers its algorithms with ``register_algorithm``;
-the package is imported on first use, so a new algorithm is one new module. A spec's ``algorithm``
-and the CLI's help list what is registered.
+the registry imports the package on first use, so a new algorithm is one new module. A spec's
+``algorithm`` and the CLI's help list what is registered.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,6 +14,7 @@ import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from prunesearch.errors import SpecError
+from prunesearch.registry import Registry
 
 #: algorithm(problem, options, rng) -> the best genome found (or None)
 Algorithm = Callable[..., "np.ndarray | None"]
@@ -29,32 +28,23 @@ class Registered:
     multi_objective: bool = False
 
 
-ALGORITHMS: dict[str, Registered] = {}
+ALGORITHMS: Registry[Registered] = Registry(
+    "search algorithm", package="prunesearch.search.algorithms", error=SpecError
+)
 
 
 def register_algorithm(name: str, options: type[BaseModel], *, multi_objective: bool = False):
     """Make ``fn(problem, options, rng)`` the search algorithm ``name`` (a function decorator)."""
 
     def register(fn: Algorithm) -> Algorithm:
-        ALGORITHMS[name] = Registered(options=options, run=fn, multi_objective=multi_objective)
+        ALGORITHMS.register(name, Registered(options=options, run=fn, multi_objective=multi_objective))
         return fn
 
     return register
 
 
-def all_algorithms() -> dict[str, Registered]:
-    """Every registered algorithm, the built-in ones imported once."""
-    package = importlib.import_module("prunesearch.search.algorithms")
-    for module in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package.__name__}.{module.name}")
-    return ALGORITHMS
-
-
 def algorithm(name: str) -> Registered:
-    known = all_algorithms()
-    if name not in known:
-        raise SpecError(f"algorithm {name!r} is not available; choose one of {', '.join(known)}")
-    return known[name]
+    return ALGORITHMS[name]
 
 
 def token_budgets(options: BaseModel) -> list[int]:

@@ -45,6 +45,9 @@ ORPHANED_AFTER_S = 60.0
 POLL_S = 0.5
 
 Key = tuple[tuple[int, ...], int]  # (genome, token budget)
+#: study attributes holding a measurement window's configs: "measured:<window number, 3 digits>", numbered in
+#: the order the windows ran (the table's check first, then the search's, then the export's pick)
+MEASURED = "measured:"
 
 
 @dataclass(frozen=True)
@@ -317,6 +320,16 @@ class RunStore:
             self.study.tell(trial, values=values)
         self._known[key] = evaluation
 
+    # -- measurements: configs timed on the device during the search, window by window ----------------------
+
+    def measurements(self, window: str) -> list[dict] | None:
+        """The configs measured in ``window`` (as stored: JSON records), None where it has not run yet."""
+        return self.study.user_attrs.get(f"{MEASURED}{window}")
+
+    def add_measurements(self, window: str, records: list[dict]) -> None:
+        """Store one window's measured configs: a resumed search takes them in again instead of measuring."""
+        self.study.set_user_attr(f"{MEASURED}{window}", records)
+
     def wait(self, keys: list[Key]) -> list[Key]:
         """Wait until others have stored ``keys``, or until some of them are orphaned (their owner is gone,
         or two claims yielded to each other): returns those, for the caller to claim again. The rest may
@@ -347,6 +360,12 @@ def load_trials(storage: str, study_name: str) -> pd.DataFrame:
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     ]
     return pd.DataFrame(rows)
+
+
+def stored_measurements(attrs: dict) -> list[dict]:
+    """Every measured config a study holds, window by window in the order they ran."""
+    records = [record for key, window in attrs.items() if key.startswith(MEASURED) for record in window]
+    return sorted(records, key=lambda record: record["window"])
 
 
 def study_attrs(storage: str, study_name: str) -> dict:

@@ -108,7 +108,7 @@ CASES = {
     ),
     "bad algorithm": (
         lambda tmp, table: ["search", spec_file(tmp, SPEC.format(table=table, extra="algorithm: annealing\n"))],
-        "algorithm: algorithm 'annealing' is not available; choose one of evolution",
+        "algorithm: unknown search algorithm 'annealing': choose from evolution",
     ),
     "bad option": (
         lambda tmp, table: ["search", spec_file(tmp, SPEC.format(table=table, extra="options: {generation: 3}\n"))],
@@ -311,20 +311,11 @@ def test_real_process_prints_no_traceback(tmp_path):
 def test_a_failed_verification_exits_3(tmp_path, capsys, monkeypatch):
     """A command that ends with typer.Exit(3) must reach the shell as 3, not 0."""
     import prunesearch.export.verify as verify_module
-    from prunesearch.export.manifest import Measured, Verification
+    from prunesearch.export.manifest import Verification
     from prunesearch.objectives import Constraint
+    from prunesearch.oracle import Measurement
 
-    measured = Measured(
-        speedup=1.9,
-        speedup_low=1.88,
-        speedup_high=1.92,
-        ratio=1 / 1.9,
-        se=0.003,
-        rounds=16,
-        latency_ms=10.5,
-        dense_ms=20.0,
-        backend="ort-cpu",
-    )
+    measured = Measurement(ratio=1 / 1.9, se=0.003, rounds=16, reference_ms=20.0)
     monkeypatch.setattr(
         verify_module,
         "verify_export",

@@ -1,4 +1,4 @@
-"""write_export: HF folder + ONNX + export.json that reload and agree with torch; run picks; TensorRT fallback."""
+"""write_export: HF folder + ONNX + export.json that reload and agree with torch; TensorRT fallback."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 import sys
 from types import SimpleNamespace
 
-import pandas as pd
 import pytest
 import torch
 
@@ -14,12 +13,9 @@ from prunesearch import io
 from prunesearch.config import Config
 from prunesearch.errors import BackendUnavailableError, PruneSearchError
 from prunesearch.export.manifest import MANIFEST, parse_formats, read_manifest
-from prunesearch.export.pick import limits_for, measured_pick, pick_candidates
 from prunesearch.export.write import write_export
 from prunesearch.graph.onnx import export_onnx
 from prunesearch.graph.tensorrt import build_engine, input_profiles, trtexec_command
-from prunesearch.objectives import Constraint, parse_constraints
-from prunesearch.oracle import PairedMeasurement, SideBySide
 from prunesearch.prune.apply import MagnitudeSource, prune
 from prunesearch.space import adapter_for
 from prunesearch.workload import Workload
@@ -73,96 +69,6 @@ def test_parse_formats():
     for bad in ("hf,pt", ""):
         with pytest.raises(PruneSearchError, match="choose from hf, onnx, tensorrt"):
             parse_formats(bad)
-
-
-def test_limits_and_candidates():
-    trials = pd.DataFrame(
-        {
-            "tokens": [512, 2048, 2048, 2048],
-            "latency_ms": [1.0, 2.0, 3.0, 4.0],  # predicted, with the dense model at 8 ms
-            "speedup": [8.0, 4.0, 8 / 3, 2.0],
-            "params": [10, 20, 30, 40],
-            "loss": [0.0, 0.5, 0.2, 0.1],  # the 512-token loss must not win: budgets differ
-        }
-    )
-    target = [Constraint(objective="speedup", limit=2.0)]
-    assert limits_for("fastest", run_constraints=target) is None
-    assert pick_candidates(trials, None).latency_ms.tolist() == [1.0]
-    assert limits_for("best", run_constraints=target) == target
-    assert pick_candidates(trials, target).latency_ms.tolist() == [4.0, 3.0, 2.0]
-    assert pick_candidates(trials, limits_for("latency<=2.5", run_constraints=target)).latency_ms.tolist() == [2.0]
-    assert pick_candidates(trials, limits_for("speedup >= 3", run_constraints=target)).latency_ms.tolist() == [2.0]
-    assert pick_candidates(trials, limits_for("speedup>=2, params<=30", run_constraints=target)).params.tolist() == [
-        30,
-        20,
-    ]
-    with pytest.raises(PruneSearchError, match="no evaluated config is predicted within latency_ms <= 0.5 ms"):
-        pick_candidates(trials, parse_constraints("latency<=0.5"))
-    with pytest.raises(PruneSearchError, match="is not a constraint: write NAME<=LIMIT"):
-        limits_for("smallest", run_constraints=target)
-    with pytest.raises(PruneSearchError, match="speedup is maximized: its limit is written speedup>=LIMIT"):
-        limits_for("speedup<=2", run_constraints=target)
-    with pytest.raises(PruneSearchError, match="unknown objective 'watts'"):
-        limits_for("watts<=3", run_constraints=target)
-    with pytest.raises(PruneSearchError, match="no evaluated configs"):
-        pick_candidates(trials.iloc[:0], target)
-
-
-def _measured(ratios: dict[str, float], se: float = 0.0005) -> SideBySide:
-    """What side-by-side timing would answer, WRITTEN BY HAND: each candidate's ratio to a 10 ms dense model."""
-    return SideBySide(
-        jobs={n: PairedMeasurement(ratio=r, se=se, rounds=12, reference_ms=10.0) for n, r in ratios.items()},
-        reference_ms=10.0,
-        reference_p10_ms=9.9,
-        reference_p90_ms=10.1,
-        seconds=1.0,
-    )
-
-
-def test_the_pick_is_the_best_candidate_whose_measured_speedup_meets_the_target(monkeypatch, tmp_path):
-    """Every candidate measures 5% slower than predicted: the best (predicted 2.04x) misses 2x, the second
-    (predicted 2.15x) meets it and is exported; a window where none meets it moves to the next one."""
-    import prunesearch.export.pick as pick
-
-    predicted = [2.04, 2.15, 2.3, 2.5]
-    trials = pd.DataFrame(
-        {
-            "tokens": [2048] * 4,
-            "latency_ms": [10.0 / s for s in predicted],
-            "speedup": predicted,
-            "loss": [0.1, 0.2, 0.3, 0.4],
-            "config": [{"layers": [{"heads": 1, "ffn": 16 * (i + 1)}]} for i in range(4)],
-        }
-    )
-    measured = {f"candidate-{i}": 1.05 / s for i, s in enumerate(predicted)}
-    windows = []
-
-    def fake_time_configs(loaded, configs, **options):
-        windows.append(list(configs))
-        return _measured({name: measured[name] for name in configs})
-
-    monkeypatch.setattr(pick, "time_configs", fake_time_configs)
-    target = [Constraint(objective="speedup", limit=2.0)]
-    options = dict(limits=target, conditions=SimpleNamespace(backend="ort-cpu"), source=None, workdir=tmp_path)
-    candidates = pick_candidates(trials, target)
-    chosen = measured_pick(None, candidates, per_window=3, **options)
-    assert chosen.config.layers[0].ffn == 32 and chosen.measured.speedup == pytest.approx(2.15 / 1.05)
-    assert [c.meets for c in chosen.candidates] == [False, True, True] and [c.chosen for c in chosen.candidates] == [
-        False,
-        True,
-        False,
-    ]
-    assert chosen.candidates[0].predicted["speedup"] == pytest.approx(2.04)
-    windows.clear()
-    chosen = measured_pick(None, candidates, per_window=1, windows=2, **options)  # one at a time: the second window
-    assert windows == [["candidate-0"], ["candidate-1"]] and chosen.config.layers[0].ffn == 32
-    with pytest.raises(
-        PruneSearchError, match="none of the 1 best candidates measured within speedup >= 2.000x.*1.943x"
-    ):
-        measured_pick(None, candidates, per_window=1, windows=1, **options)
-    assert (
-        measured_pick(None, candidates, per_window=1, windows=1, tolerance=0.04, **options).config.layers[0].ffn == 16
-    )
 
 
 def test_tensorrt_missing_names_the_trtexec_command(tmp_path, bert):
@@ -236,42 +142,3 @@ def test_tensorrt_python_api_builds_strongly_typed_on_10_and_11(version, tmp_pat
     # 10.x: strongly typed on request (bit 1 << STRONGLY_TYPED); 11 is strongly typed always and takes no flag
     assert fake.calls["network_flags"] == (0 if version.startswith("11") else 1 << 1)
     assert fake.calls["shapes"] == [(n, ((8, 16),) * 3) for n in ("input_ids", "attention_mask")]
-
-
-def test_a_pick_must_meet_its_target_with_confidence(monkeypatch, tmp_path):
-    """Measured 2.01x, but with an interval reaching 1.97x: not certain enough; the next one (2.1x +- 0.5%) is."""
-    import prunesearch.export.pick as pick
-
-    trials = pd.DataFrame(
-        {
-            "tokens": [2048] * 2,
-            "latency_ms": [4.9, 4.8],
-            "speedup": [2.04, 2.08],
-            "loss": [0.1, 0.2],
-            "config": [{"layers": [{"heads": 1, "ffn": 16 * (i + 1)}]} for i in range(2)],
-        }
-    )
-    errors = {"candidate-0": (1 / 2.01, 0.01), "candidate-1": (1 / 2.1, 0.0005)}
-
-    def fake_time_configs(loaded, configs, **options):
-        return SideBySide(
-            jobs={
-                n: PairedMeasurement(ratio=errors[n][0], se=errors[n][1], rounds=12, reference_ms=10.0) for n in configs
-            },
-            reference_ms=10.0,
-            reference_p10_ms=9.9,
-            reference_p90_ms=10.1,
-            seconds=1.0,
-        )
-
-    monkeypatch.setattr(pick, "time_configs", fake_time_configs)
-    target = [Constraint(objective="speedup", limit=2.0)]
-    chosen = measured_pick(
-        None,
-        pick_candidates(trials, target),
-        limits=target,
-        workdir=tmp_path,
-        source=None,
-        conditions=SimpleNamespace(backend="ort-cpu"),
-    )
-    assert chosen.config.layers[0].ffn == 32 and [c.meets for c in chosen.candidates] == [False, True]

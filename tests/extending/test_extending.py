@@ -9,7 +9,7 @@ import pytest
 from prunesearch.cli import main
 from prunesearch.models import LoadedModel
 from prunesearch.objectives import Constraint
-from prunesearch.oracle import Predictor, conditions_for, profile_table
+from prunesearch.oracle import Conditions, Predictor, profile_table
 from prunesearch.search import run_search
 from prunesearch.spec import parse_spec
 from prunesearch.workload import Workload
@@ -38,15 +38,18 @@ def test_the_toy_algorithm_searches_under_the_toy_objective(tmp_path):
     limits = [Constraint(objective="latency_ms", limit=12.0), Constraint(objective="heads_kept", limit=8)]
     problem = toy_problem(f"sqlite:///{tmp_path / 's.db'}", constraints=limits)
     result = run_search(problem, "toy_greedy", {}, seed=0)
-    assert result.evaluations == 1 and result.best_metrics["heads_kept"] <= 8
+    searched = [t for t in problem.store.study.get_trials() if t.user_attrs["algorithm"] == "toy_greedy"]
+    assert len(searched) == 1 and result.best_metrics["heads_kept"] <= 8  # the rest sweep the front around it
 
 
 def test_the_toy_profiler_measures_a_table_that_predicts_it(tmp_path):
     model = FAMILIES["bert"].model()
     loaded = LoadedModel(name="tiny-bert", model=model, tokenizer=None, source=None, weights_hash="abc")
     workload = Workload(backend="toy-cpu", seq_len=16)
-    assert conditions_for(loaded, workload, ffn_step=FFN_STEP).backend_version == "1.0"
-    table = profile_table(loaded, workload, ffn_step=FFN_STEP, calibration_models=3, timing=FAST)
+    assert Conditions.here(loaded, workload, ffn_step=FFN_STEP).backend_version == "1.0"
+    table = profile_table(
+        loaded, Conditions.here(loaded, workload, ffn_step=FFN_STEP), calibration_models=3, timing=FAST
+    )
     space = __import__("prunesearch").adapter_for(model).space(ffn_step=FFN_STEP)
     assert Predictor(table, space).dense_ms > 0 and table.conditions.backend == "toy-cpu"
 

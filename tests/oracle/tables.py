@@ -48,6 +48,7 @@ def hand_table(
         frame[ENERGY] = [energy(k, s) for k, s in keys]
     meta = TableMeta(
         conditions=conditions,
+        n_layers=space.n_layers,
         profiled_at="test",
         profiling_seconds=0.0,
         dense_ms=dense_ms,

@@ -12,7 +12,7 @@ import pytest
 
 from prunesearch.errors import TableError
 from prunesearch.models import LoadedModel
-from prunesearch.oracle import LatencyTable, cpu_name, profile_table
+from prunesearch.oracle import Conditions, LatencyTable, cpu_name, profile_table
 from prunesearch.oracle.bundle import emit_bundle, import_results
 from prunesearch.oracle.table import ENERGY
 from prunesearch.standalone import run_bundle
@@ -56,7 +56,9 @@ def test_runner_needs_only_numpy_and_onnxruntime():
 
 def test_imported_table_matches_a_local_profile(loaded, results, tmp_path):
     table = import_results(results)
-    local = profile_table(loaded, WORKLOAD, timing=FAST, **SHAPE)
+    local = profile_table(
+        loaded, Conditions.here(loaded, WORKLOAD, ffn_step=FFN_STEP), timing=FAST, calibration_models=3
+    )
     again = LatencyTable.load(table.save(tmp_path / "t.csv"))
     assert list(again.rows.columns) == list(local.rows.columns)
     assert list(zip(again.rows.kind, again.rows["size"])) == list(zip(local.rows.kind, local.rows["size"]))

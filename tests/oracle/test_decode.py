@@ -12,7 +12,7 @@ from prunesearch.cli import main
 from prunesearch.errors import PruneSearchError, TableError
 from prunesearch.graph.onnx import check_onnx, export_onnx
 from prunesearch.models import LoadedModel
-from prunesearch.oracle import LatencyTable, Predictor, conditions_for, decoder_speed, ensure_table, profile_table
+from prunesearch.oracle import Conditions, LatencyTable, Predictor, decoder_speed, ensure_table, profile_table
 from prunesearch.oracle.conditions import device_slug
 from prunesearch.prune import prune
 from prunesearch.space import adapter_for
@@ -61,7 +61,7 @@ def test_decode_needs_a_decoder_and_a_cache(tmp_path):
     with pytest.raises(ValueError, match="needs a decoder"):
         export_onnx(bert.model, tmp_path / "x.onnx", seq_len=1, cache_len=4)
     with pytest.raises(PruneSearchError, match="needs a decoder"):
-        conditions_for(bert, Workload(phase="decode", cache_len=4), ffn_step=FFN_STEP)
+        Conditions.here(bert, Workload(phase="decode", cache_len=4), ffn_step=FFN_STEP)
     with pytest.raises(ValueError, match="decode phase only"):
         Workload(seq_len=16, phase="prefill", cache_len=4)
 
@@ -69,7 +69,7 @@ def test_decode_needs_a_decoder_and_a_cache(tmp_path):
 @pytest.fixture(scope="module")
 def decode_table():
     loaded = tiny("llama", "abc")
-    table = profile_table(loaded, DECODE, ffn_step=FFN_STEP, calibration_models=3, timing=FAST)
+    table = profile_table(loaded, Conditions.here(loaded, DECODE, ffn_step=FFN_STEP), calibration_models=3, timing=FAST)
     return loaded, table
 
 
@@ -83,12 +83,12 @@ def test_decode_table_records_its_phase_and_cache(decode_table, tmp_path):
     )
     assert table.meta.calibration.n_models == 3 and Predictor(table, space).dense_ms > 0
     path = table.save(tmp_path / "d.csv")
-    same = conditions_for(loaded, DECODE, ffn_step=FFN_STEP)
+    same = Conditions.here(loaded, DECODE, ffn_step=FFN_STEP)
     assert LatencyTable.load(path, expect=same).conditions == c
     with pytest.raises(TableError, match="cache_len: table 8, wanted 16"):
         LatencyTable.load(path, expect=same.model_copy(update={"cache_len": 16}))
     with pytest.raises(TableError, match="phase: table 'decode', wanted 'prefill'"):
-        LatencyTable.load(path, expect=conditions_for(loaded, Workload(seq_len=1), ffn_step=FFN_STEP))
+        LatencyTable.load(path, expect=Conditions.here(loaded, Workload(seq_len=1), ffn_step=FFN_STEP))
 
 
 def test_ensure_finds_and_checks_a_cached_decode_table(decode_table, tmp_path, monkeypatch, fast_timing):

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 from rich.console import Console
 
-from prunesearch.oracle import LatencyTable, check_table, ensure_table, profile_table
+from prunesearch.oracle import Conditions, LatencyTable, check_table, ensure_table, profile_table
 from prunesearch.oracle import ensure as ensure_module
 from prunesearch.oracle.conditions import device_slug
 from prunesearch.oracle.ensure import CHECK_MODELS, TableCheck
@@ -23,7 +23,9 @@ WORKLOAD = Workload(seq_len=16)
 def shipped(tmp_path_factory):
     """A tiny BERT, and a table of it measured here, placed where shipped tables live."""
     loaded = tiny("bert", "ensure")
-    table = profile_table(loaded, WORKLOAD, ffn_step=FFN_STEP, calibration_models=2, timing=FAST)
+    table = profile_table(
+        loaded, Conditions.here(loaded, WORKLOAD, ffn_step=FFN_STEP), calibration_models=2, timing=FAST
+    )
     root = tmp_path_factory.mktemp("shipped")
     return loaded, table.save(root / device_slug(table.conditions.device) / table.conditions.file_name()), root
 

@@ -14,9 +14,9 @@ from prunesearch.errors import BackendUnavailableError, PruneSearchError
 from prunesearch.graph.onnx import export_onnx, graph_feeds, graph_plan
 from prunesearch.models import LoadedModel
 from prunesearch.oracle import (
+    Conditions,
     LatencyTable,
     Predictor,
-    conditions_for,
     cpu_name,
     profile_table,
     time_configs,
@@ -54,7 +54,7 @@ def test_registry_knows_every_backend_and_specs_refuse_others():
 
 def test_a_precision_the_backend_does_not_run_is_refused():
     with pytest.raises(PruneSearchError, match="backend 'ort-cpu' times fp32 only, not fp16"):
-        conditions_for(tiny(), Workload(precision="fp16", seq_len=16), ffn_step=FFN_STEP)
+        Conditions.here(tiny(), Workload(precision="fp16", seq_len=16), ffn_step=FFN_STEP)
 
 
 @pytest.mark.parametrize("family, phase", [("bert", None), ("llama", "decode")])  # llama: one KV-cache decode step
@@ -68,7 +68,7 @@ def test_torch_cpu_times_the_module_itself_side_by_side(family, phase):
         if phase
         else Workload(backend="torch-cpu", seq_len=16)
     )
-    c = conditions_for(loaded, workload, ffn_step=FFN_STEP)
+    c = Conditions.here(loaded, workload, ffn_step=FFN_STEP)
     threads = torch.get_num_threads()
     measured = time_configs(loaded, {"mixed": configs(loaded.model)["mixed"]}, conditions=c, options=FAST)
     assert 0 < measured["mixed"].ratio < 1.5 and measured["mixed"].rounds >= FAST.min_rounds
@@ -78,8 +78,9 @@ def test_torch_cpu_times_the_module_itself_side_by_side(family, phase):
 
 def test_torch_cpu_table_predicts_a_measured_whole_model():
     loaded = tiny()
+    workload = Workload(backend="torch-cpu", seq_len=16)
     table = profile_table(
-        loaded, Workload(backend="torch-cpu", seq_len=16), ffn_step=FFN_STEP, calibration_models=3, timing=FAST
+        loaded, Conditions.here(loaded, workload, ffn_step=FFN_STEP), calibration_models=3, timing=FAST
     )
     c = table.conditions
     assert (c.backend, c.backend_version, c.device, c.phase) == ("torch-cpu", torch.__version__, cpu_name(), "encode")
@@ -111,7 +112,7 @@ def test_gpu_backend_times_a_tiny_model(backend, tmp_path):
         pytest.skip(str(err))
     assert "driver" in profiler.device() and profiler.version()
     loaded = tiny()
-    c = conditions_for(loaded, Workload(backend=backend, seq_len=16), ffn_step=FFN_STEP)
+    c = Conditions.here(loaded, Workload(backend=backend, seq_len=16), ffn_step=FFN_STEP)
     measured = time_configs(loaded, {"mixed": configs(loaded.model)["mixed"]}, conditions=c, options=FAST)
     assert measured["mixed"].ratio > 0 and measured.reference_ms > 0
 

@@ -3,7 +3,7 @@ import pytest
 
 from prunesearch.errors import TableError
 from prunesearch.models import LoadedModel
-from prunesearch.oracle import LatencyTable, Predictor, profile_table
+from prunesearch.oracle import Conditions, LatencyTable, Predictor, profile_table
 from prunesearch.oracle.fit import fit_calibration, smooth_rows
 from prunesearch.space import adapter_for
 from prunesearch.workload import Workload
@@ -16,7 +16,9 @@ from tests.space.tiny import FAMILIES, FFN_STEP
 def tiny_table():
     model = FAMILIES["bert"].model()
     loaded = LoadedModel(name="tiny-bert", model=model, tokenizer=None, source=None, weights_hash="abc")
-    table = profile_table(loaded, Workload(seq_len=16), ffn_step=FFN_STEP, calibration_models=3, timing=FAST)
+    table = profile_table(
+        loaded, Conditions.here(loaded, Workload(seq_len=16), ffn_step=FFN_STEP), calibration_models=3, timing=FAST
+    )
     return loaded, table
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from prunesearch.oracle.timing import PairedMeasurement, SideBySide
+from prunesearch.oracle.timing import Measurement, SideBySide
 from prunesearch.standalone import run_bundle
 
 
@@ -58,7 +58,7 @@ def test_ratios_hold_while_the_machine_drifts_and_absolute_times_do_not():
         block_s=0.08,
     )
     for name, ratio in TRUE.items():
-        m = PairedMeasurement.of(results["jobs"][name])
+        m = Measurement.model_validate(results["jobs"][name])
         assert m.ratio == pytest.approx(ratio, rel=0.01), name
         assert abs(m.ratio - ratio) <= 3 * m.se + 1e-4, name  # the stated error covers the truth
         low, high = m.speedup_interval(z=3)

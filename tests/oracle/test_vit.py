@@ -8,7 +8,7 @@ import pytest
 from prunesearch.errors import PruneSearchError
 from prunesearch.export.write import write_export
 from prunesearch.models import LoadedModel
-from prunesearch.oracle import Predictor, conditions_for, profile_table, time_configs
+from prunesearch.oracle import Conditions, Predictor, profile_table, time_configs
 from prunesearch.prune.apply import MagnitudeSource
 from prunesearch.space import adapter_for
 from prunesearch.workload import Workload
@@ -22,16 +22,17 @@ def vit():
 
 
 def test_a_vit_workload_takes_pixels_and_refuses_tokens(vit):
-    c = conditions_for(vit, Workload(), ffn_step=FFN_STEP)
+    c = Conditions.here(vit, Workload(), ffn_step=FFN_STEP)
     assert (c.inputs, c.seq_len, c.phase) == ("pixels", None, "encode")
     with pytest.raises(PruneSearchError, match="takes pixels of its own image size: give no seq_len"):
-        conditions_for(vit, Workload(seq_len=128), ffn_step=FFN_STEP)
+        Conditions.here(vit, Workload(seq_len=128), ffn_step=FFN_STEP)
     with pytest.raises(PruneSearchError, match="the model takes pixels, not tokens"):
-        conditions_for(vit, Workload(inputs="tokens"), ffn_step=FFN_STEP)
+        Conditions.here(vit, Workload(inputs="tokens"), ffn_step=FFN_STEP)
 
 
 def test_a_vit_is_profiled_exported_and_timed(vit, tmp_path):
-    table = profile_table(vit, Workload(), ffn_step=FFN_STEP, calibration_models=3, timing=FAST)
+    c = Conditions.here(vit, Workload(), ffn_step=FFN_STEP)
+    table = profile_table(vit, c, calibration_models=3, timing=FAST)
     space = adapter_for(vit.model).space(ffn_step=FFN_STEP)
     config = configs(vit.model)["mixed"]
     # a tiny ViT runs in microseconds: its rows are mostly noise, so only that the table predicts is checked

@@ -2,7 +2,7 @@ import numpy as np
 
 from prunesearch.config import Config
 from prunesearch.objectives import Constraint
-from prunesearch.search import RunStore, SearchProblem, run_search
+from prunesearch.search import Budget, RunStore, SearchProblem, run_search
 
 from .toy import SPACE, toy_metrics, toy_problem
 
@@ -24,8 +24,7 @@ def _problem(tmp_path, name):
     return SearchProblem(
         space=SPACE,
         fitness=compounding_loss,
-        metrics=toy_metrics(),
-        constraints=[Constraint(objective="latency_ms", limit=7.0)],
+        budget=Budget(toy_metrics(), [Constraint(objective="latency_ms", limit=7.0)]),
         store=RunStore.open(f"sqlite:///{tmp_path / (name + '.db')}", name, resume=False),
         max_evaluations=500,
     )

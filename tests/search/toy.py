@@ -7,7 +7,7 @@ import numpy as np
 
 from prunesearch.config import Config
 from prunesearch.objectives import Constraint, Metrics
-from prunesearch.search import RunStore, SearchProblem
+from prunesearch.search import Budget, RunStore, SearchProblem
 from prunesearch.space import Space
 
 IMPORTANCE = np.array([4.0, 1.0, 0.25, 2.0])
@@ -38,7 +38,7 @@ class CountingAdapter:
 
 
 def toy_metrics() -> Metrics:
-    return Metrics(space=SPACE, adapter=CountingAdapter(), predictor=AdditiveLatency())
+    return Metrics(space=SPACE, adapter=CountingAdapter(), oracle=AdditiveLatency())
 
 
 def toy_loss(config: Config, tokens: int) -> float:
@@ -60,8 +60,10 @@ def toy_problem(
     return SearchProblem(
         space=SPACE,
         fitness=toy_loss,
-        metrics=toy_metrics(),
-        constraints=[Constraint(objective="latency_ms", limit=target_ms)] if constraints is None else constraints,
+        budget=Budget(
+            toy_metrics(),
+            [Constraint(objective="latency_ms", limit=target_ms)] if constraints is None else constraints,
+        ),
         store=RunStore.open(storage, name, resume=resume, objectives=objectives),
         objectives=objectives,
         max_evaluations=max_evaluations,

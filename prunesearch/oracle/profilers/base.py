@@ -19,6 +19,7 @@ from typing import ClassVar, Literal
 from torch import nn
 
 from prunesearch.errors import BackendUnavailableError, PruneSearchError
+from prunesearch.registry import Registry
 from prunesearch.standalone import run_bundle
 from prunesearch.standalone.run_bundle import CallRunner, cpu_name
 from prunesearch.workload import Workload
@@ -56,6 +57,15 @@ class Profiler(ABC):
         """What else on the device changes timings, recorded with (and matched by) every table: empty on a CPU;
         a GPU's compute capability, driver and CUDA version (see ``gpu_platform``)."""
         return gpu_platform() if self.on_gpu else {}
+
+    def at_hand(self, conditions) -> bool:
+        """Whether models can be timed here for a table of ``conditions``: this backend runs here, on the device
+        (and platform) the table was measured on."""
+        try:
+            self.check()
+        except BackendUnavailableError:
+            return False
+        return self.device() == conditions.device and self.platform() == conditions.platform
 
     def supports(self, workload: Workload) -> None:
         """Refuse a workload this backend cannot time as asked (a precision it does not run)."""
@@ -147,22 +157,18 @@ def model_bytes(model: Path | nn.Module) -> int:
     return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
-#: every backend by the name table Conditions record
-PROFILERS: dict[str, type[Profiler]] = {}
+#: every backend by the name table Conditions record; each module of prunesearch.oracle.profilers registers its own
+PROFILERS: Registry[type[Profiler]] = Registry("backend", package="prunesearch.oracle.profilers")
 
 
 def register_profiler(cls: type[Profiler]) -> type[Profiler]:
     """Make a backend known to workloads, specs and ``prunesearch profile`` (a class decorator)."""
-    PROFILERS[cls.name] = cls
-    return cls
+    return PROFILERS.register(cls.name, cls)
 
 
 def profiler_for(backend: str) -> Profiler:
     """The profiler of ``backend``; whether it can run here is its ``check()``."""
-    try:
-        return PROFILERS[backend]()
-    except KeyError:
-        raise PruneSearchError(f"unknown backend {backend!r}: choose from {', '.join(PROFILERS)}") from None
+    return PROFILERS[backend]()
 
 
 def cuda_step(launch: Callable[[], object]) -> Callable[[], None]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, PositiveInt, model_validator
 
-from prunesearch.search.operators import LevelSwitchMutation, uniform_start
+from prunesearch.search.operators import LevelSwitchMutation, scaled_into, uniform_start
 from prunesearch.search.problem import SearchProblem
 from prunesearch.search.registry import register_algorithm
 
@@ -35,12 +35,18 @@ class EvolutionOptions(BaseModel):
 @register_algorithm("evolution", EvolutionOptions)
 def evolve(problem: SearchProblem, options: EvolutionOptions, rng: np.random.Generator) -> np.ndarray:
     """Returns the best genome found (always within the constraints)."""
-    mutate = LevelSwitchMutation(problem)
+    mutate = LevelSwitchMutation()
     final_tokens = options.selection[-1][0]
     parent = uniform_start(problem)
     parent_loss = problem.evaluate(parent, tokens=final_tokens, algorithm="evolution", stage="start")[0]
     for generation in range(options.generations):
-        pool = _unique([mutate.do(parent, rng) for _ in range(options.offspring)], exclude=parent)
+        if not problem.feasible(parent)[0]:  # measured configs corrected the oracle past the parent: rescale it
+            parent = scaled_into(problem, parent)
+            parent_loss = problem.evaluate(
+                parent, tokens=final_tokens, algorithm="evolution", stage=f"gen{generation}-rescaled"
+            )[0]
+        offspring = mutate.do(problem, np.repeat(parent[None], options.offspring, axis=0), rng=rng)
+        pool = _unique(list(offspring), exclude=parent)
         for step, (tokens, survivors) in enumerate(options.selection):
             losses = problem.evaluate(
                 np.array(pool), tokens=tokens, algorithm="evolution", stage=f"gen{generation}-step{step}"

@@ -51,7 +51,8 @@ class _IntoBudget(PymooRepair):
 
     def __init__(self, problem: SearchProblem, rng: np.random.Generator, *, constrained: bool) -> None:
         super().__init__()
-        self.budget_repair = Repair(problem)  # pymoo operators own an attribute named `repair`
+        self.search = problem
+        self.budget_repair = Repair()  # pymoo operators own an attribute named `repair`
         self.rng = rng
         self.constrained = constrained
         self.upper = problem.space.genome_upper
@@ -59,7 +60,7 @@ class _IntoBudget(PymooRepair):
     def _do(self, problem, X, **kwargs):
         X = np.clip(np.rint(X), 0, self.upper).astype(np.int64)
         if self.constrained:
-            X = np.array([self.budget_repair.do(x, self.rng) for x in X])
+            X = self.budget_repair.do(self.search, X, rng=self.rng)
         return X
 
 
@@ -100,13 +101,15 @@ def optuna_nsga2(problem: SearchProblem, options: NSGA2Options, rng: np.random.G
     # an in-memory study drives the sampler; the run store keeps the evaluations
     study = optuna.create_study(directions=[OBJECTIVES[o].direction for o in problem.objectives], sampler=sampler)
     upper = problem.space.genome_upper
-    budget = Repair(problem)
+    budget = Repair()
     try:
         while True:
             trial = study.ask()
             genome = np.array([trial.suggest_int(f"g{k}", 0, int(u)) for k, u in enumerate(upper)], dtype=np.int64)
             if options.constrained:
-                genome = budget.do(genome, rng)  # the sampler learns from the sampled point's objectives
+                genome = budget.do(problem, genome, rng=rng)[
+                    0
+                ]  # the sampler learns from the sampled point's objectives
             loss = problem.evaluate(genome, tokens=options.tokens, algorithm="optuna_nsga2", stage="population")[0]
             values = problem.predict(genome, [o for o in problem.objectives if o != "loss"])
             study.tell(trial, [float(loss) if o == "loss" else float(values[o][0]) for o in problem.objectives])

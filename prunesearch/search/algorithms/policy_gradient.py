@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
-from prunesearch.search.operators import Fill
+from prunesearch.search.operators import filled
 from prunesearch.search.problem import SearchProblem
 from prunesearch.search.registry import register_algorithm
 
@@ -73,7 +73,7 @@ def deterministic_genome(problem: SearchProblem, probs: list[np.ndarray]) -> np.
     while not problem.feasible(genome)[0]:
         _, k = kept.pop()
         genome[k] -= 1
-    return Fill(problem).do(genome)
+    return filled(problem, genome)
 
 
 @register_algorithm("policy_gradient", PolicyGradientOptions)

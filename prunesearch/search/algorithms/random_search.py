@@ -19,10 +19,11 @@ class RandomOptions(BaseModel):
 
 @register_algorithm("random", RandomOptions)
 def random_search(problem: SearchProblem, options: RandomOptions, rng: np.random.Generator) -> np.ndarray:
-    sampler = RandomSampling(problem)
+    sampler = RandomSampling()
+    blank = np.zeros((1, len(problem.space.genome_upper)), dtype=np.int64)
     best, best_loss = None, np.inf
     for _ in range(options.samples):
-        genome = sampler.do(rng)
+        genome = sampler.do(problem, blank, rng=rng)[0]
         loss = problem.evaluate(genome, tokens=options.tokens, algorithm="random", stage="sample")[0]
         if loss < best_loss:
             best, best_loss = genome, loss

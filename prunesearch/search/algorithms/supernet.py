@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, PositiveInt
 
-from prunesearch.search.operators import Fill, uniform_start
+from prunesearch.search.operators import filled, uniform_start
 from prunesearch.search.problem import SearchProblem
 from prunesearch.search.registry import register_algorithm
 
@@ -53,7 +53,7 @@ def allocate(problem: SearchProblem, candidates: list[np.ndarray], delta_loss: l
             break
         index[best] -= 1
         genome[best] = candidates[best][index[best]]
-    return Fill(problem).do(genome)
+    return filled(problem, genome)
 
 
 @register_algorithm("supernet", SupernetOptions)
