@@ -32,12 +32,14 @@ def _own_cache(tmp_path_factory):
 
 @pytest.fixture
 def fast_timing(monkeypatch):
-    """Every built-in timing window (table checks, measured picks, verify) shortened to ``FAST``."""
+    """Every built-in timing window (table checks, the search's loop, measured picks, verify) shortened to ``FAST``."""
     import prunesearch.export.pick as pick
     import prunesearch.export.verify as verify
     import prunesearch.oracle.ensure as ensure
+    import prunesearch.search.loop as loop
 
-    for module, name in ((ensure, "CHECK_TIMING"), (pick, "PICK_TIMING"), (verify, "VERIFY_TIMING")):
+    timings = ((ensure, "CHECK_TIMING"), (loop, "LOOP_TIMING"), (pick, "PICK_TIMING"), (verify, "VERIFY_TIMING"))
+    for module, name in timings:
         monkeypatch.setattr(module, name, FAST)
     return FAST
 

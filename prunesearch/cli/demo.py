@@ -46,9 +46,10 @@ def demo(
         prepared=outcome.prepared,
         reporter=reporter,
     )
+    measured = manifest.measured.describe() if manifest.measured else "not measured (the table's device is not at hand)"
     console.print(
         f"exported to {out / 'export'} (HF safetensors + ONNX + export.json): predicted "
-        f"{manifest.predicted['speedup']:.3f}x, measured {manifest.measured.describe()}"
+        f"{manifest.predicted['speedup']:.3f}x, measured {measured}"
     )
     v = verify_export(out / "export", tolerance=VERIFY_TOLERANCE, loaded=outcome.prepared.loaded, reporter=reporter)
     report = report_run(outcome.run, out, oracle=outcome.prepared.oracle, export=out / "export")

@@ -77,7 +77,7 @@ def export_from_run(
             table=prepared.choice.path,
             target=limits or [],
             predicted=chosen.predicted,
-            measured=chosen.measured.measurement,
+            measured=None if chosen.measured is None else chosen.measured.measurement,
             candidates=chosen.candidates,
             measurements=oracle.measurements,
             graph=None if record else chosen.graph,  # recovery changed the weights: export them (same shapes)

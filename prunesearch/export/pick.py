@@ -94,7 +94,8 @@ def pick_candidates(trials: pd.DataFrame, limits: list[Constraint] | None, *, co
 @dataclass(frozen=True)
 class Pick:
     config: Config
-    measured: MeasuredConfig
+    #: None where the table's device is not at hand
+    measured: MeasuredConfig | None
     #: the pick's predicted objectives, as the oracle predicted them before the pick's window
     predicted: dict[str, float]
     #: the graph that was measured, exported under the table's conditions
@@ -133,14 +134,24 @@ def measured_pick(
     per_window: int = 5,
     windows: int = 2,
     tolerance: float = 0.0,
-    options: TimingOptions = PICK_TIMING,
+    options: TimingOptions | None = None,
     reporter: Reporter = QUIET,
 ) -> Pick:
     """The best of ``candidates`` (``pick_candidates`` order) meeting ``limits`` as measured (within
     ``tolerance``): ``per_window`` candidates at a time timed side by side with the dense model by the prepared
-    search's oracle (which takes them in), at most ``windows`` times. Refused, with what was measured and what
-    would get further, when none meets them."""
+    search's oracle (which takes them in; ``options``, default ``PICK_TIMING``), at most ``windows`` times.
+    Refused, with what was measured and what would get further, when none meets them."""
     oracle = prepared.oracle
+    if not oracle.can_measure:  # a table of a device not at hand: nothing can be measured here
+        row = candidates.iloc[0]
+        c = oracle.conditions
+        reporter.line(
+            f"not measured: the table is for {c.backend} on {c.device}, not at hand; exporting the best config "
+            "predicted within the limits (measure it there with `prunesearch verify`)"
+        )
+        return Pick(
+            config=Config.from_dict(row.config), measured=None, predicted=predicted_of(row), graph=None, candidates=[]
+        )
     records: list[Candidate] = []
     for window in range(max(windows, 1)):
         batch = candidates.iloc[window * per_window : (window + 1) * per_window]
@@ -154,7 +165,7 @@ def measured_pick(
                 np.array(batch.genome.tolist(), dtype=np.int64),
                 stage="pick",
                 source=source,
-                options=options,
+                options=options or PICK_TIMING,
                 keep_graphs=folder,
                 on_built=kept,
                 progress=lambda stage, n, total, label=label: update(

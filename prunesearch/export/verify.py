@@ -25,7 +25,7 @@ def verify_export(
     folder: Path,
     *,
     tolerance: float = 0.05,
-    options: TimingOptions = VERIFY_TIMING,
+    options: TimingOptions | None = None,
     loaded=None,
     reporter: Reporter = QUIET,
 ) -> Verification:
@@ -79,7 +79,7 @@ def verify_export(
             reference=dense_graph(loaded, conditions) if onnx else loaded.model,
             workload=conditions,
             vocab=vocab_of(loaded.model),
-            options=options,
+            options=options or VERIFY_TIMING,
             progress=lambda stage, done, total: update(completed=done, total=total, description=stage),
         )["export"]
     values = known_values(

@@ -59,7 +59,8 @@ class Measurement(BaseModel):
     """One model timed side by side with the reference (the dense model), as ``run_bundle.summarise_ratios``
     gives it, whether timed here, in the clean child process or on a remote device: ``ratio`` = its time / the
     reference's (the median over paired rounds), ``se`` that median's standard error (``noise_se`` from the
-    rounds' scatter, ``state_se`` from the machine's state), the rounds' own ratios and reference times, and the
+    rounds' scatter, ``state_se`` from the machine's state, ``window_se`` from how the ratio moved between the
+    run's first and second half), the rounds' own ratios and reference times, and the
     reference's milliseconds around it. The one shape a measurement has, from the timing child to export.json."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -70,6 +71,7 @@ class Measurement(BaseModel):
     reference_ms: PositiveFloat
     noise_se: NonNegativeFloat = 0.0
     state_se: NonNegativeFloat = 0.0
+    window_se: NonNegativeFloat = 0.0
     ratios: tuple[float, ...] = ()
     references_ms: tuple[float, ...] = ()
     runs_per_block: PositiveInt = 1

@@ -87,6 +87,17 @@ def measured_frame(measurements, trials: pd.DataFrame | None = None, *, referenc
     return frame.join(known[columns], on="genome")
 
 
+def _as_latency(constraints: Sequence[Constraint], reference_ms: float | None) -> list[Constraint]:
+    """A speed-up limit as the milliseconds it means beside the dense model measured now (drawn on latency axes)."""
+    if reference_ms is None:
+        return []
+    return [
+        Constraint(objective="latency_ms", limit=reference_ms / c.limit)
+        for c in constraints
+        if c.objective == "speedup"
+    ]
+
+
 def _measured_section(measured: pd.DataFrame) -> str:
     if measured.empty:
         return ""
@@ -200,10 +211,9 @@ def build_report(
             "speedup": export.measured.speedup,
             "params": export.params,
         }
+    drawn = list(constraints) + _as_latency(constraints, reference_ms)
     figures = [
-        plots.pair_front(
-            runs, x, y, out / f"front_{y}_vs_{x}.png", constraints=constraints, measured=measured, marks=marks
-        )
+        plots.pair_front(runs, x, y, out / f"front_{y}_vs_{x}.png", constraints=drawn, measured=measured, marks=marks)
         for y, x in itertools.combinations(objectives, 2)
     ]
     if len(objectives) >= 3:

@@ -149,26 +149,28 @@ def progress(runs: dict[str, pd.DataFrame], path: Path) -> Path:
 
 
 def correction(measured: pd.DataFrame, path: Path) -> Path:
-    """How the oracle's correction moved over the search: for each config measured beside the dense model, at
-    the search's evaluations when its window ran, how far the table's prediction and the corrected prediction
-    made just before it was measured missed the measurement (measured / predicted - 1)."""
+    """How the oracle's correction moved over the search: for each config measured beside the dense model, window
+    by window in the order they ran (the table's check, the search's, the export's pick), how far the table's
+    prediction and the corrected prediction made just before it was measured missed the measurement
+    (measured / predicted time - 1), and each window's median miss of both."""
     fig, ax = plt.subplots(figsize=(7, 4))
-    x = measured.evaluations.to_numpy(dtype=float)
     ax.axhline(0.0, color="grey", lw=1)
-    ax.scatter(x, 100 * measured.table_error, s=22, color="tab:blue", label="table's prediction")
+    x = measured.window.to_numpy(dtype=float)
+    ax.scatter(x - 0.08, 100 * measured.table_error, s=20, color="tab:blue", label="table's prediction")
     ax.scatter(
-        x, 100 * measured.corrected_error, s=22, marker="x", color="crimson", label="corrected, before measuring"
+        x + 0.08, 100 * measured.corrected_error, s=24, marker="x", color="crimson", label="corrected, before measuring"
     )
     windows = measured.groupby("window")
-    ax.plot(
-        windows.evaluations.first(),
-        100 * windows.corrected_error.apply(lambda e: float(np.median(np.abs(e)))),
-        color="crimson",
-        lw=1,
-        label="corrected: median |miss| per window",
-    )
-    ax.set_xlabel("search evaluations when the window ran")
-    ax.set_ylabel("measured / predicted - 1 (%)")
+    for column, colour, style, label in (
+        ("table_error", "tab:blue", "--", "table: median |miss|"),
+        ("corrected_error", "crimson", "-", "corrected: median |miss|"),
+    ):
+        median = windows[column].apply(lambda e: float(np.median(np.abs(e))))
+        ax.plot(median.index, 100 * median.to_numpy(), color=colour, ls=style, lw=1, label=label)
+    stages = windows.stage.first()
+    ax.set_xticks(stages.index, [f"{w}\n{s}" for w, s in stages.items()], fontsize=7)
+    ax.set_xlabel("measurement window (in the order they ran) and its stage")
+    ax.set_ylabel("measured / predicted time - 1 (%)")
     ax.set_title("The hardware correcting the table during the search")
     ax.legend(fontsize=7)
     return _save(fig, path)

@@ -22,11 +22,11 @@ LOOP_TIMING = TimingOptions(min_rounds=6, max_rounds=16)
 
 class MeasurementLoop:
     def __init__(
-        self, *, every: int, configs: int, options: TimingOptions = LOOP_TIMING, reporter: Reporter = QUIET
+        self, *, every: int, configs: int, options: TimingOptions | None = None, reporter: Reporter = QUIET
     ) -> None:
         self.every = every
         self.configs = configs
-        self.options = options
+        self.options = options or LOOP_TIMING
         self.reporter = reporter
         self.windows = 0  # windows this search ran (or replayed)
 

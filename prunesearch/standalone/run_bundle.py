@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS_FORMAT = 2
+RESULTS_FORMAT = 3
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 INA3221_GLOB = "sys/bus/i2c/drivers/ina3221*/*/hwmon/hwmon*"
 # "VDD_IN 5078mW/5078mW" (JetPack 5+) or "POM_5V_IN 3116/3116" (JetPack 4): current/average, milliwatts.
@@ -86,16 +86,28 @@ def state_se(ratios, reference_ms) -> float:
     return 0.5 * abs(float(np.median(r[slow]) - np.median(r[~slow])))
 
 
+def window_se(ratios) -> float:
+    """How far this graph's ratio moves between windows of the run: half the gap between its median ratio in
+    the first and in the second half of its rounds, which ran a while apart (0 below 6 rounds). What a
+    machine's state does to a ratio from one window to the next, that no single window shows."""
+    r = np.asarray(ratios, dtype=float)
+    if len(r) < 6:
+        return 0.0
+    half = len(r) // 2
+    return 0.5 * abs(float(np.median(r[:half]) - np.median(r[half:])))
+
+
 def summarise_ratios(ratios, reference_ms) -> dict:
     """One graph's result: the median of its per-round ratios to the reference; its standard error, from
-    the rounds' scatter (``noise_se``) and from the machine's state (``state_se``); the rounds; and the
-    reference's own median time in the blocks around them."""
-    noise, state = median_se(ratios), state_se(ratios, reference_ms)
+    the rounds' scatter (``noise_se``), from the machine's state (``state_se``) and from how it moved between
+    the run's windows (``window_se``); the rounds; and the reference's own median time around them."""
+    noise, state, window = median_se(ratios), state_se(ratios, reference_ms), window_se(ratios)
     return {
         "ratio": float(np.median(ratios)),
-        "se": math.hypot(noise, state),
+        "se": math.sqrt(noise**2 + state**2 + window**2),
         "noise_se": noise,
         "state_se": state,
+        "window_se": window,
         "rounds": len(ratios),
         "reference_ms": float(np.median(reference_ms)),
         "ratios": [round(float(r), 6) for r in ratios],
