@@ -84,9 +84,9 @@ class Run:
         """Keep configs measured after the search (the export's pick) with the run, window by window."""
         import optuna
 
-        from prunesearch.search.store import MEASURED
+        from prunesearch.search.store import MEASURED, rdb
 
-        study = optuna.load_study(storage=self.storage, study_name=self.name)
+        study = optuna.load_study(storage=rdb(self.storage), study_name=self.name)
         for window in sorted({r.window for r in records}):
             key = f"{MEASURED}{window:03d}"
             self.attrs[key] = [r.model_dump(mode="json") for r in records if r.window == window]

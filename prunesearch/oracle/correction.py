@@ -13,8 +13,8 @@ a shared bias ``c`` (the table runs slow or fast everywhere here), a trend ``l``
 (``a``: the share of attention and FFN width removed, and of blocks removed whole), and a local term ``s``
 over the ``d`` per-block entries for what no trend explains. Each measurement brings its own noise (its
 standard error) and a window term ``w``: configs timed in one window share the machine's state then, which no
-model of the configs can learn, and a config measured later will see another window. The dense model is an
-observation too: it is the reference, exactly 1 of itself, so the correction vanishes there.
+model of the configs can learn, and a config measured later will see another window. For time, the dense model
+is an observation too (``anchored``): it is the reference, exactly 1 of itself, so the correction vanishes there.
 
 With no measurement the correction is 0 with the prior's spread: the table as it is. The prior's scales are
 assumptions (a few percent, the size of the misses seen on CPUs whose tables were profiled elsewhere or at
@@ -38,7 +38,7 @@ GRID = {
     "l": (0.01, 0.03, 0.08),
     "s": (0.005, 0.02, 0.05),
     "ell": (0.15, 0.3, 0.6),
-    "w": (0.003, 0.01, 0.02),
+    "w": (0.003, 0.006, 0.012),
 }
 FIT_FROM = 6
 #: the dense model's own noise: the reference is exactly itself
@@ -76,8 +76,10 @@ class _Scales:
 class Correction:
     """``fit`` on measured configs, then ``predict`` the log-ratio correction (mean, sd) of any genomes."""
 
-    def __init__(self, space: Space) -> None:
+    def __init__(self, space: Space, *, anchored: bool = True) -> None:
+        """``anchored``: the dense model's residual is known to be 0 (time ratios, whose reference it is)."""
         self.space = space
+        self.anchored = anchored
         self.scales = _Scales(**PRIOR)
         self._x = np.zeros((0, 2 * space.n_layers))
         self._alpha = np.zeros(0)
@@ -92,10 +94,10 @@ class Correction:
         if not self.n:
             self._x, self._alpha, self._chol = np.zeros((0, 2 * self.space.n_layers)), np.zeros(0), None
             return self
-        dense = self.space.genome_upper[None, :]
+        dense = self.space.genome_upper[None, :] if self.anchored else genomes[:0]
         x = kept_fractions(self.space, np.vstack([genomes, dense]))
-        y = np.append(np.asarray(residuals, dtype=float), 0.0)
-        noise = np.append(np.asarray(se, dtype=float), DENSE_SE) ** 2
+        y = np.append(np.asarray(residuals, dtype=float), np.zeros(len(dense)))
+        noise = np.append(np.asarray(se, dtype=float), np.full(len(dense), DENSE_SE)) ** 2
         same = np.asarray(windows)[:, None] == np.asarray(windows)[None, :]
         window = np.zeros((len(y), len(y)))
         window[: self.n, : self.n] = same

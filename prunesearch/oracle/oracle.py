@@ -107,7 +107,7 @@ class Oracle:
         self.measurer = measurer
         self.measurements: list[MeasuredConfig] = []
         self._ratio = Correction(space)
-        self._energy = Correction(space)
+        self._energy = Correction(space, anchored=False)  # the dense model's energy is measured, not 1
 
     @property
     def conditions(self) -> Conditions:

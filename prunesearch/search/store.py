@@ -61,6 +61,28 @@ class Evaluation:
         return self.loss if name == "loss" else self.metrics[name]
 
 
+def rdb(url: str) -> optuna.storages.BaseStorage:
+    """The Optuna storage at ``url``. A SQLite file is opened in write-ahead-log mode with commits synced at
+    checkpoints rather than each one: a search commits every attribute of every trial, and a synced commit each
+    time made the store, not the fitness, what a small search waited on. Other processes still read it live."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import make_url
+
+    if make_url(url).get_backend_name() != "sqlite":
+        return optuna.storages.RDBStorage(url)
+    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+
+    @event.listens_for(storage.engine, "connect")
+    def _pragmas(connection, _record) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    storage.engine.dispose()  # connections opened before the listener (optuna's schema check) get the pragmas too
+    return storage
+
+
 def key_of(genome: Iterable[int], tokens: int) -> Key:
     return tuple(int(g) for g in genome), int(tokens)
 
@@ -131,7 +153,7 @@ class RunStore:
         if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
             return False  # no file, no study: opening it would create one
         try:
-            names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+            names = {s.study_name for s in optuna.get_all_study_summaries(rdb(storage))}
         except Exception as exc:  # noqa: BLE001  (SQLAlchemy's errors vary by database; the message says which)
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise PruneSearchError(
@@ -161,7 +183,7 @@ class RunStore:
         directions = [OBJECTIVES[o].direction for o in objectives]
         try:
             study = optuna.create_study(
-                storage=storage,
+                storage=rdb(storage),
                 study_name=study_name,
                 directions=directions,
                 load_if_exists=True,
@@ -351,7 +373,7 @@ class RunStore:
 def load_trials(storage: str, study_name: str) -> pd.DataFrame:
     """One row per evaluated config with its user attributes (the report's input)."""
     try:
-        study = optuna.load_study(storage=storage, study_name=study_name)
+        study = optuna.load_study(storage=rdb(storage), study_name=study_name)
     except KeyError:
         raise PruneSearchError(f"no study {study_name!r} in {storage}") from None
     rows = [
@@ -369,5 +391,5 @@ def stored_measurements(attrs: dict) -> list[dict]:
 
 
 def study_attrs(storage: str, study_name: str) -> dict:
-    study = optuna.load_study(storage=storage, study_name=study_name)
+    study = optuna.load_study(storage=rdb(storage), study_name=study_name)
     return dict(study.user_attrs)

@@ -48,7 +48,9 @@ class BiasedDevice:
         return SideBySide(jobs=jobs, reference_ms=16.0, reference_p10_ms=16.0, reference_p90_ms=16.0, seconds=0.0)
 
 
-def _problem(storage: str, *, name: str, loop: bool, resume: bool = False, device=None) -> SearchProblem:
+def _problem(
+    storage: str, *, name: str, loop: bool, resume: bool = False, device=None, evaluations: int = 140
+) -> SearchProblem:
     bench = conditions(device="a biased test bench")
     table = hand_table(SPACE, bench, cost=lambda k, s: COSTS["base"] if k == "base" else COSTS[k] * s, dense_ms=16.0)
     oracle = Oracle(table, SPACE, measurer=device or BiasedDevice())
@@ -60,8 +62,8 @@ def _problem(storage: str, *, name: str, loop: bool, resume: bool = False, devic
         budget=Budget(metrics, TARGET, confidence=1.0) if loop else Budget(metrics, TARGET, margin=0.03),
         store=RunStore.open(storage, name, resume=resume, objectives=("loss", "speedup")),
         objectives=("loss", "speedup"),
-        max_evaluations=140,
-        loop=MeasurementLoop(every=30, configs=4) if loop else None,
+        max_evaluations=evaluations,
+        loop=MeasurementLoop(every=evaluations // 4, configs=4) if loop else None,
     )
 
 
@@ -107,3 +109,20 @@ def test_a_resumed_search_takes_its_windows_in_again_instead_of_measuring(tmp_pa
     replayed = run_search(again, "evolution", EVOLUTION, seed=0)
     assert replayed.best == done.best and len(again.oracle.measurements) == len(first.oracle.measurements)
     assert [m.genome for m in again.oracle.measurements] == [m.genome for m in first.oracle.measurements]
+
+
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("supernet", {"rounds": 2, "tokens": 128}),
+        ("policy_gradient", {"iterations": 6, "samples": 6, "tokens": 128}),
+        ("random", {"samples": 40, "tokens": 128}),
+        ("nsga2", {"population": 12, "tokens": 128, "constrained": True}),
+        ("optuna_nsga2", {"population": 12, "tokens": 128, "constrained": True}),
+    ],
+)
+def test_every_algorithm_searches_with_the_loop(tmp_path, name, options):
+    problem = _problem(f"sqlite:///{tmp_path / 'loop.db'}", name=name, loop=True, evaluations=60)
+    result = run_search(problem, name, options, seed=0)
+    assert len({m.window for m in problem.oracle.measurements}) >= 2
+    assert result.best is not None and problem.feasible(problem.space.to_genome(result.best))[0]
