@@ -9,6 +9,7 @@ this package, so no remote code runs) and returns the plain transformers class t
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from pathlib import Path
@@ -139,6 +140,7 @@ def load(directory: str | Path) -> nn.Module:
         if cls is None:
             cls = AutoModelForCausalLM if is_causal_lm(config) else AutoModel
         return cls.from_pretrained(directory).eval()
+    register_configs()
     if "layer_sizes" not in raw:
         raise ModelNotFoundError(
             f"{directory} was written by an older prunesearch (config.json has no layer_sizes); export it again"
@@ -166,6 +168,19 @@ def load(directory: str | Path) -> nn.Module:
     model.tie_weights()
     setattr(model.config, ARCH_KEY, arch)
     return model.eval()
+
+
+@functools.cache
+def register_configs() -> None:
+    """Let transformers' AutoConfig read pruned folders in this process from this package's copy of the
+    modelling file: AutoTokenizer reads a folder's config.json first, and would otherwise ask to run the
+    folder's copy (trust_remote_code)."""
+    from transformers import CONFIG_MAPPING, AutoConfig
+
+    for _, types in standalone.FAMILIES.values():
+        for model_type in types:
+            pruned = getattr(standalone, standalone.PREFIX + CONFIG_MAPPING[model_type].__name__)
+            AutoConfig.register(pruned.model_type, pruned, exist_ok=True)
 
 
 def _is_tied(model: nn.Module, key: str) -> bool:

@@ -20,7 +20,6 @@ Classes are named ``Pruned`` + a transformers class (``PrunedBertModel``, ``Prun
 
 from __future__ import annotations
 
-import transformers
 from torch import nn
 
 PREFIX = "Pruned"
@@ -337,12 +336,18 @@ def _model_class(base):
 
 def __getattr__(name):
     """``Pruned<X>`` for a transformers class ``X`` of a family this file knows, made once."""
-    base = getattr(transformers, name[len(PREFIX) :], None) if name.startswith(PREFIX) else None
+    if not name.startswith(PREFIX):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import transformers  # here, not at the top: importing what uses BiasOnly stays cheap
+
+    base = getattr(transformers, name[len(PREFIX) :], None)
     config_class = base if isinstance(base, type) and issubclass(base, transformers.PretrainedConfig) else None
     if isinstance(base, type) and issubclass(base, transformers.PreTrainedModel):
         config_class = base.config_class
     if config_class is None or family_of(config_class.model_type) is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        raise AttributeError(
+            f"module {__name__!r} has no attribute {name!r}: no pruned layout for {name[len(PREFIX) :]}"
+        )
     made = _config_class(base) if base is config_class else _model_class(base)
     globals()[name] = made
     return made
