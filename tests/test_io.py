@@ -156,12 +156,3 @@ def test_transformers_loads_the_folder_with_its_own_code(family, name, tmp_path)
         ids = batch["input_ids"][:1]
         kw = dict(max_new_tokens=5, do_sample=False, pad_token_id=0)
         assert torch.equal(remote.generate(ids, **kw), pruned.generate(ids, **kw))
-
-
-def test_without_trust_remote_code_transformers_says_what_to_pass(tmp_path):
-    from transformers import AutoModel
-
-    model = FAMILIES["bert"].model()
-    io.save(prune(model, configs(model)["mixed"], ffn_step=FFN_STEP), tmp_path)
-    with pytest.raises(ValueError, match="trust_remote_code=True"):
-        AutoModel.from_pretrained(tmp_path)

@@ -19,6 +19,11 @@ def main(encoder: str, decoder: str, inputs: str, out: str) -> None:
     with open(inputs) as f:
         given = json.load(f)
     texts, ids = given["texts"], torch.tensor([given["ids"]])
+    try:  # without trust_remote_code, transformers says what to pass (rather than failing on a shape)
+        AutoModel.from_pretrained(encoder)
+        refused = ""
+    except ValueError as exc:
+        refused = str(exc)
     st = SentenceTransformer(encoder, trust_remote_code=True, device="cpu")
     tokenizer = AutoTokenizer.from_pretrained(encoder, trust_remote_code=True)
     model = AutoModel.from_pretrained(encoder, trust_remote_code=True).eval()
@@ -31,6 +36,7 @@ def main(encoder: str, decoder: str, inputs: str, out: str) -> None:
             "attention_mask": batch["attention_mask"],
             "logits": lm(ids).logits,
             "generated": lm.generate(ids, max_new_tokens=8, do_sample=False, pad_token_id=0),
+            "refused": refused,
             "classes": [type(st[0].auto_model).__name__, type(model).__name__, type(lm).__name__],
         }
     torch.save(result, out)

@@ -72,12 +72,14 @@ def test_exports_load_without_prunesearch(bare_python, tmp_path):
         [bare_python, HERE / "load_without_prunesearch.py", tmp_path / "minilm", tmp_path / "llama"]
         + [tmp_path / "inputs.json", tmp_path / "out.pt"],
         cwd=tmp_path,  # not the repository: nothing of prunesearch on the path
+        stdin=subprocess.DEVNULL,  # transformers asks before running remote code; nobody answers
         env=env,
         capture_output=True,
         text=True,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     got = torch.load(tmp_path / "out.pt", weights_only=True)
+    assert "trust_remote_code=True" in got["refused"]
     assert got["classes"] == ["PrunedBertModel", "PrunedBertModel", "PrunedLlamaForCausalLM"]
 
     batch = minilm.tokenizer(TEXTS, padding=True, return_tensors="pt")
