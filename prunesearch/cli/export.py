@@ -19,7 +19,12 @@ def export(
     model: str = typer.Option(None, "--model", help="model alias (minilm, smollm2) or a local HF folder"),
     config: Path = typer.Option(None, "--config", help='config JSON: {"layers": [{"heads": .., "ffn": ..}, ...]}'),
     table: Path = typer.Option(None, "--table", help="with --model: latency table to predict and measure against"),
-    to: str = typer.Option("hf,onnx", "--to", help="comma-separated formats: hf, onnx, tensorrt"),
+    to: str = typer.Option(
+        "hf,onnx",
+        "--to",
+        help="comma-separated formats: hf (loads with trust_remote_code=True; a sentence-transformers model also "
+        "gets its modules, for SentenceTransformer), onnx, tensorrt, gguf (Llama decoders, for llama.cpp)",
+    ),
     units: str = typer.Option(
         "database",
         "--units",
@@ -52,7 +57,8 @@ def export(
         "run's spec's recovery.tokens, none for --model)",
     ),
 ) -> None:
-    """Write a pruned model (Hugging Face safetensors + arch.json, ONNX, TensorRT) and export.json."""
+    """Write a pruned model (Hugging Face safetensors + arch.json + modelling code, ONNX, TensorRT, GGUF) and
+    export.json."""
     from prunesearch.export.manifest import parse_formats
     from prunesearch.prune.recover import RecoveryOptions
 

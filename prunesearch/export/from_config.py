@@ -15,7 +15,7 @@ from typing import Literal
 from prunesearch.config import Config
 from prunesearch.export.manifest import ExportManifest
 from prunesearch.export.recovery import recovered
-from prunesearch.export.write import writable, write_export
+from prunesearch.export.write import check_formats, writable, write_export
 from prunesearch.prune.apply import prune
 from prunesearch.prune.recover import RecoveryOptions
 from prunesearch.reporter import QUIET, Reporter
@@ -47,6 +47,7 @@ def export_config(
 
     writable(out)
     loaded = load_model(model)
+    check_formats(loaded.model, formats)  # before the level database
     adapter = adapter_for(loaded.model)
     t = None if table is None else LatencyTable.load(table)
     ffn_step = t.conditions.ffn_step if t else 128

@@ -8,7 +8,7 @@ from pathlib import Path
 from prunesearch.export.manifest import ExportManifest
 from prunesearch.export.pick import limits_for, measured_pick, pick_candidates
 from prunesearch.export.recovery import recovered
-from prunesearch.export.write import writable, write_export
+from prunesearch.export.write import check_formats, writable, write_export
 from prunesearch.pipeline import PreparedSearch, prepare
 from prunesearch.prune.apply import prune
 from prunesearch.prune.recover import RecoveryOptions
@@ -40,6 +40,7 @@ def export_from_run(
     limits = limits_for(pick, run_constraints=run.constraints())
     if prepared is None:
         prepared = prepare(run.spec, table=run.table(), measurements=run.measurements(), reporter=reporter)
+    check_formats(prepared.loaded.model, formats)  # before the level database and the measurements
     candidates = pick_candidates(run.trials(oracle=prepared.oracle), limits, count=per_window)
     calibration, database = prepared.database(reporter=reporter)
     asked = ", ".join(c.describe() for c in limits) if limits else "no limit (the fastest)"

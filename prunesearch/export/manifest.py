@@ -20,7 +20,8 @@ from prunesearch.oracle import Conditions, MeasuredConfig, Measurement
 from prunesearch.paths import atomic_write_text
 
 MANIFEST = "export.json"
-FORMATS = ("hf", "onnx", "tensorrt")
+#: what ``--to`` writes. ``hf`` also writes the sentence-transformers layout when the source model has one
+FORMATS = ("hf", "onnx", "tensorrt", "gguf")
 
 
 class _Record(BaseModel):
@@ -71,6 +72,14 @@ class Candidate(_Record):
     chosen: bool = False
 
 
+class Written(_Record):
+    """One format's files in the export folder (relative paths), and how to load them."""
+
+    format: str
+    files: list[str]
+    notes: list[str] = []
+
+
 class Verification(_Record):
     measured: Measurement
     #: what it was checked against: the export's target, or (without one) its predicted speed-up
@@ -109,6 +118,10 @@ class ExportManifest(_Record):
     #: the TensorRT engine written beside model.onnx, and its measurement (export --to tensorrt)
     engine: str | None = None
     engine_measured: Measurement | None = None
+    #: every format's files, in the order written
+    written: list[Written] = []
+    #: layouts that did not apply to this model, with the reason (e.g. sentence-transformers for a decoder)
+    skipped: dict[str, str] = {}
     exported_at: str
 
     def known(self) -> dict[str, float]:

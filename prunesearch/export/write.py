@@ -1,4 +1,4 @@
-"""Write a chosen config as a real, smaller model: HF safetensors, ONNX, a TensorRT engine, and export.json."""
+"""Write a chosen config as a real, smaller model: HF safetensors, ONNX, a TensorRT engine, GGUF, and export.json."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prunesearch.config import Config
 from prunesearch.errors import PruneSearchError
-from prunesearch.export.manifest import Candidate, ExportManifest
+from prunesearch.export.manifest import Candidate, ExportManifest, Written
 from prunesearch.graph.onnx import vocab_of
 from prunesearch.objectives import Constraint
 from prunesearch.workload import BYTES
@@ -25,6 +25,14 @@ def writable(out: Path) -> Path:
     except OSError as exc:
         raise PruneSearchError(f"cannot write to output folder {out}: {exc.strerror}") from None
     return out
+
+
+def check_formats(model, formats: list[str]) -> None:
+    """Refuse, before any work, a format that cannot be written for ``model`` (the dense model)."""
+    if "gguf" in formats:
+        from prunesearch.export.gguf import check_gguf
+
+        check_gguf(model)
 
 
 def now() -> str:
@@ -59,13 +67,17 @@ def write_export(
     write when it is not ``config`` pruned afresh (recovery trained it); ``quality``, ``recovery``: what
     recovery did to it, recorded."""
     from prunesearch.graph.onnx import check_onnx, export_for, export_onnx
-    from prunesearch.io import save
     from prunesearch.prune.apply import prune
 
+    check_formats(loaded.model, formats)
     out = writable(out)
     pruned = pruned if pruned is not None else prune(loaded.model, config, source)
+    written: list[Written] = []
+    skipped: dict[str, str] = {}
     if "hf" in formats:
-        save(pruned, out, tokenizer=loaded.tokenizer)
+        from prunesearch.export.hf import write_hf
+
+        written, skipped = write_hf(loaded, pruned, out)
     diff = engine = engine_measured = None
     if "onnx" in formats or "tensorrt" in formats:
         c = conditions
@@ -84,6 +96,9 @@ def write_export(
                 seq_len=c.seq_len if decode else 16,
                 cache_len=c.cache_len if decode else None,
             )
+        written.append(
+            Written(format="onnx", files=["model.onnx"], notes=["onnxruntime.InferenceSession(DIR/model.onnx)"])
+        )
     if "tensorrt" in formats:
         from prunesearch.graph.tensorrt import build_engine
 
@@ -101,6 +116,15 @@ def write_export(
                 workload=conditions,
                 vocab=vocab_of(loaded.model),
             )["engine"]
+        written.append(Written(format="tensorrt", files=[engine.name]))
+    if "gguf" in formats:
+        from prunesearch.export.gguf import GGUF_FILE, source_gguf, write_gguf
+
+        notes = write_gguf(
+            pruned, out / GGUF_FILE, name=loaded.name, tokenizer=loaded.tokenizer, tokenizer_gguf=source_gguf(loaded)
+        )
+        loads = "llama.cpp: llama-cli -m DIR/model.gguf; llama-cpp-python: Llama(model_path=DIR/model.gguf)"
+        written.append(Written(format="gguf", files=[GGUF_FILE], notes=[loads, *notes]))
     params = int(sum(p.numel() for p in pruned.parameters()))
     manifest = ExportManifest(
         model=loaded.name,
@@ -120,6 +144,8 @@ def write_export(
         onnx_max_abs_diff=diff,
         engine=None if engine is None else engine.name,
         engine_measured=engine_measured,
+        written=written,
+        skipped=skipped,
         exported_at=now(),
     )
     manifest.save(out)

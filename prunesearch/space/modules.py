@@ -1,45 +1,15 @@
-"""Small modules that stand in for a removed block, so no zero-width tensor is ever built."""
+"""Slicing projections, and the small modules that stand in for a removed block (so no zero-width tensor is
+ever built; they live in the exports' modelling file, which builds pruned shapes)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+# the exported models' modelling file defines them (it imports only torch and transformers): one class each
+from prunesearch.standalone.modeling_pruned import BiasOnly, Passthrough
 
-class BiasOnly(nn.Module):
-    """A projection whose inputs are all gone: it outputs its bias, or zeros when the
-    projection had none (then it holds no parameter, as the dense model held none).
-
-    It takes the shape of its input's leading dimensions and ignores the values,
-    which is what the dense projection does when every input unit is masked.
-    """
-
-    def __init__(self, bias: torch.Tensor | None, *, size: int | None = None, returns_tuple: bool = False) -> None:
-        super().__init__()
-        if bias is None and size is None:
-            raise ValueError("BiasOnly needs a bias or an output size")
-        self.bias = nn.Parameter(bias.detach().clone()) if bias is not None else None
-        self.size = int(bias.shape[0]) if bias is not None else int(size)
-        self.returns_tuple = returns_tuple
-
-    def forward(self, hidden_states: torch.Tensor, *args, **kwargs):
-        shape = (*hidden_states.shape[:-1], self.size)
-        if self.bias is None:
-            out = hidden_states.new_zeros(shape)
-        else:
-            out = self.bias.expand(shape)
-        return (out, None) if self.returns_tuple else out
-
-
-class Passthrough(nn.Module):
-    """Hands its first input on unchanged (the input side of a removed block)."""
-
-    def __init__(self, *, returns_tuple: bool = False) -> None:
-        super().__init__()
-        self.returns_tuple = returns_tuple
-
-    def forward(self, hidden_states: torch.Tensor, *args, **kwargs):
-        return (hidden_states, None) if self.returns_tuple else hidden_states
+__all__ = ["BiasOnly", "Passthrough", "linear_weight", "sliced_linear", "unit_columns"]
 
 
 def linear_weight(module: nn.Module) -> torch.Tensor:

@@ -67,7 +67,7 @@ def test_unwritable_output_and_corrupt_manifest(tmp_path, bert):
 def test_parse_formats():
     assert parse_formats("hf, onnx") == ["hf", "onnx"]
     for bad in ("hf,pt", ""):
-        with pytest.raises(PruneSearchError, match="choose from hf, onnx, tensorrt"):
+        with pytest.raises(PruneSearchError, match="choose from hf, onnx, tensorrt, gguf"):
             parse_formats(bad)
 
 
