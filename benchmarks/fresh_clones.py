@@ -43,7 +43,7 @@ def dense_graph(clone: Path, env: dict) -> Path:
     """The dense MiniLM as ONNX (batch 1, 128 tokens), written by the clone's own exporter."""
     path = clone / "dense.onnx"
     code = (
-        "from prunesearch.models import load_model; from prunesearch.graph.onnx import export_onnx; "
+        "from prunesearch import load_model; from prunesearch.graph import export_onnx; "
         f"export_onnx(load_model('minilm').model, {str(path)!r}, batch=1, seq_len=128)"
     )
     subprocess.run([str(clone / ".venv/bin/python"), "-c", code], cwd=clone, env=env, check=True, capture_output=True)

@@ -69,7 +69,7 @@ class FakeEnergy:
 def fake_layer() -> DeviceLayer:
     """torch-cpu behind a GPU-shaped profiler that reads FakeEnergy (registered here, for --fake only)."""
     from prunesearch.oracle.profilers import register_profiler
-    from prunesearch.oracle.profilers.pytorch import TorchCpu
+    from prunesearch.oracle.profilers._pytorch import TorchCpu
 
     @register_profiler
     class FakeGpu(TorchCpu):
@@ -134,10 +134,8 @@ def environment(layer: DeviceLayer) -> dict:
 
 
 def profile(layer: DeviceLayer, out: Path, tables: dict) -> dict:
-    from prunesearch.models import load_model
-    from prunesearch.oracle import Conditions, TimingOptions, device_slug, profile_table
-    from prunesearch.oracle.ensure import SHIPPED
-    from prunesearch.workload import Workload
+    from prunesearch import Workload, load_model
+    from prunesearch.oracle import SHIPPED, Conditions, TimingOptions, device_slug, profile_table
 
     done = {}
     for model in layer.models:
@@ -177,7 +175,7 @@ def _dense_energy(table, loaded) -> float | None:
 
 
 def oracle_accuracy(layer: DeviceLayer, table_path: Path) -> dict:
-    from prunesearch.models import load_model
+    from prunesearch import load_model
     from prunesearch.oracle import LatencyTable, Predictor, TimingOptions, time_configs
     from prunesearch.space import adapter_for
 
@@ -206,13 +204,11 @@ def oracle_accuracy(layer: DeviceLayer, table_path: Path) -> dict:
 
 
 def search_export_verify(layer: DeviceLayer, table_path: Path, out: Path) -> dict:
+    from prunesearch import parse_spec, run_spec
     from prunesearch.errors import PruneSearchError
-    from prunesearch.export.from_run import export_from_run
-    from prunesearch.export.verify import verify_export
+    from prunesearch.export import export_from_run, verify_export
     from prunesearch.oracle import LatencyTable
-    from prunesearch.pipeline import run_spec
-    from prunesearch.prune.recover import RecoveryOptions
-    from prunesearch.spec import parse_spec
+    from prunesearch.prune import RecoveryOptions
 
     c = LatencyTable.load(table_path).conditions
     spec = parse_spec(
@@ -235,7 +231,12 @@ def search_export_verify(layer: DeviceLayer, table_path: Path, out: Path) -> dic
     for pick in ("best", "fastest"):  # the fastest where no candidate measured within the target: still verified
         try:
             manifest = export_from_run(
-                outcome.run, pick=pick, out=out / "export", formats=["hf"], recovery=RecoveryOptions(tokens=0)
+                outcome.run,
+                pick=pick,
+                out=out / "export",
+                formats=["hf"],
+                prepared=outcome.prepared,
+                recovery=RecoveryOptions(tokens=0),
             )
             picked["pick"] = pick
             break
@@ -243,7 +244,7 @@ def search_export_verify(layer: DeviceLayer, table_path: Path, out: Path) -> dic
             picked[f"pick {pick}"] = str(exc)
     else:
         raise PruneSearchError(f"nothing exported: {picked}")
-    verification = verify_export(out / "export")
+    verification = verify_export(out / "export", loaded=outcome.prepared.loaded)
     return {
         **picked,
         "best predicted": None if outcome.best is None else str(outcome.best),

@@ -13,11 +13,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from prunesearch.models import load_model
-from prunesearch.oracle import Conditions, device_slug, profile_table
-from prunesearch.oracle.ensure import SHIPPED
-from prunesearch.reporter import Reporter
-from prunesearch.workload import Workload
+from prunesearch import Reporter, Workload, load_model
+from prunesearch.oracle import SHIPPED, Conditions, device_slug, profile_table
 
 #: MiniLM batch 1 at 1 and 2 threads, batch 8 at 1 thread; SmolLM2 prefill and a decode step after 256
 #: cached tokens, 1 thread

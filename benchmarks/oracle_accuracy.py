@@ -26,10 +26,8 @@ import pandas as pd
 from rich.console import Console
 
 import prunesearch as ps
-from prunesearch.oracle import Conditions, Predictor, cpu_name, device_slug, profile_table, time_configs
-from prunesearch.oracle.ensure import SHIPPED
-from prunesearch.reporter import Reporter
-from prunesearch.workload import Workload
+from prunesearch import Reporter, Workload
+from prunesearch.oracle import SHIPPED, Conditions, Predictor, cpu_name, device_slug, profile_table, time_configs
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prunesearch.models import load_model
+from prunesearch import load_model
 from prunesearch.oracle import LatencyTable, Predictor, cpu_name
 from prunesearch.space import adapter_for
 

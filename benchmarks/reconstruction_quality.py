@@ -20,9 +20,9 @@ import pandas as pd
 import torch
 
 import prunesearch as ps
+from prunesearch._quality import embedding_cosine, embeddings, perplexity
 from prunesearch.oracle import cpu_name
 from prunesearch.prune import LevelDatabase, load_calibration
-from prunesearch.quality import embedding_cosine, embeddings, perplexity
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
 MINILM_POINTS = [(10, 1280), (8, 1024), (6, 768)]

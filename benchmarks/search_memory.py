@@ -102,7 +102,7 @@ def main() -> None:
 
 
 def write(args, rows: dict[str, list[dict]]) -> None:
-    from prunesearch.models import load_model
+    from prunesearch import load_model
 
     spec = yaml.safe_load(args.spec.read_text())
     loaded = load_model(spec["model"])

@@ -31,16 +31,13 @@ import pandas as pd
 import torch
 from rich.console import Console
 
-from prunesearch.export.recovery import recovered
-from prunesearch.graph.onnx import vocab_of
-from prunesearch.objectives import Constraint
+from prunesearch import Constraint, Reporter, load_spec
+from prunesearch._pipeline import prepare, prepared_database
+from prunesearch.export import recovered
+from prunesearch.graph import vocab_of
 from prunesearch.oracle import time_side_by_side
-from prunesearch.pipeline import prepare, prepared_database
-from prunesearch.prune.apply import prune
-from prunesearch.reporter import Reporter
-from prunesearch.search import RunStore, SearchProblem, run_search, uniform_start
-from prunesearch.search.fitness import DistillationFitness
-from prunesearch.spec import load_spec
+from prunesearch.prune import prune
+from prunesearch.search import DistillationFitness, RunStore, SearchProblem, run_search, uniform_start
 
 ROOT = Path(__file__).resolve().parents[1]
 ALGORITHMS = ["evolution", "supernet", "policy_gradient", "nsga2", "random"]

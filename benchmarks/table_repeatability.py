@@ -21,9 +21,8 @@ import pandas as pd
 from rich.console import Console
 
 import prunesearch as ps
+from prunesearch import Reporter, Workload
 from prunesearch.oracle import Conditions, LatencyTable, Predictor, profile_table
-from prunesearch.reporter import Reporter
-from prunesearch.workload import Workload
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
 

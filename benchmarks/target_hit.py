@@ -31,13 +31,11 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
+from prunesearch import Reporter, load_spec, parse_spec, run_spec
 from prunesearch.errors import PruneSearchError
-from prunesearch.export.from_run import export_from_run
-from prunesearch.graph.onnx import export_onnx
-from prunesearch.pipeline import run_spec
-from prunesearch.prune.apply import prune
-from prunesearch.reporter import Reporter
-from prunesearch.spec import load_spec, parse_spec
+from prunesearch.export import export_from_run
+from prunesearch.graph import export_onnx
+from prunesearch.prune import prune
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))

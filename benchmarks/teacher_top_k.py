@@ -20,11 +20,9 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from prunesearch.models import load_model
-from prunesearch.pipeline import calibration_for
-from prunesearch.prune.apply import prune
-from prunesearch.prune.database import LevelDatabase
-from prunesearch.search.fitness import TEACHER_TOP_K, DistillationFitness
+from prunesearch import calibration_for, load_model
+from prunesearch.prune import LevelDatabase, prune
+from prunesearch.search._fitness import TEACHER_TOP_K, DistillationFitness
 from prunesearch.space import adapter_for
 
 ROOT = Path(__file__).resolve().parents[1]

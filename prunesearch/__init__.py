@@ -1,6 +1,9 @@
 """prunesearch: hardware-aware search for structured pruning of transformer models."""
 
-from prunesearch.config import Config, LayerConfig
+from prunesearch._config import Config, LayerConfig
+from prunesearch._io import load, save
+from prunesearch._models import LoadedModel, load_model
+from prunesearch._reporter import QUIET, Reporter
 from prunesearch.errors import (
     BackendUnavailableError,
     ConfigError,
@@ -10,8 +13,6 @@ from prunesearch.errors import (
     SpecError,
     TableError,
 )
-from prunesearch.io import load, save
-from prunesearch.models import LoadedModel, load_model
 from prunesearch.prune import UnitChoice, arch_of, masked, prune
 from prunesearch.space import Adapter, LayerSpace, Space, adapter_for
 
@@ -26,7 +27,13 @@ _LAZY = {
     "Predictor": "prunesearch.oracle",
     "ensure_table": "prunesearch.oracle",
     "profile_table": "prunesearch.oracle",
-    "DistillationFitness": "prunesearch.search.fitness",
+    "DistillationFitness": "prunesearch.search",
+    "Oracle": "prunesearch.oracle",
+    "Measurement": "prunesearch.oracle",
+    "MeasuredConfig": "prunesearch.oracle",
+    "Conditions": "prunesearch.oracle",
+    "Budget": "prunesearch.search",
+    "MeasurementLoop": "prunesearch.search",
     "EvolutionOptions": "prunesearch.search",
     "NSGA2Options": "prunesearch.search",
     "PolicyGradientOptions": "prunesearch.search",
@@ -36,25 +43,30 @@ _LAZY = {
     "SupernetOptions": "prunesearch.search",
     "load_trials": "prunesearch.search",
     "run_search": "prunesearch.search",
-    "pareto_mask": "prunesearch.pareto",
-    "SearchSpec": "prunesearch.spec",
-    "load_spec": "prunesearch.spec",
-    "run_spec": "prunesearch.pipeline",
+    "pareto_mask": "prunesearch._pareto",
+    "SearchSpec": "prunesearch._spec",
+    "load_spec": "prunesearch._spec",
+    "parse_spec": "prunesearch._spec",
+    "run_spec": "prunesearch._pipeline",
+    "build_database": "prunesearch._pipeline",
+    "calibration_for": "prunesearch._pipeline",
     "build_report": "prunesearch.report",
-    "Workload": "prunesearch.workload",
-    "Objective": "prunesearch.objectives",
-    "Constraint": "prunesearch.objectives",
-    "register_objective": "prunesearch.objectives",
-    "register_algorithm": "prunesearch.search.registry",
+    "Workload": "prunesearch._workload",
+    "Objective": "prunesearch._objectives",
+    "Constraint": "prunesearch._objectives",
+    "register_objective": "prunesearch._objectives",
+    "register_algorithm": "prunesearch.search",
     "register_profiler": "prunesearch.oracle.profilers",
-    "Run": "prunesearch.run",
-    "PreparedSearch": "prunesearch.pipeline",
-    "prepare": "prunesearch.pipeline",
-    "RecoveryOptions": "prunesearch.prune.recover",
-    "recover": "prunesearch.prune.recover",
-    "export_from_run": "prunesearch.export.from_run",
-    "export_config": "prunesearch.export.from_config",
-    "verify_export": "prunesearch.export.verify",
+    "Run": "prunesearch._run",
+    "PreparedSearch": "prunesearch._pipeline",
+    "prepare": "prunesearch._pipeline",
+    "RecoveryOptions": "prunesearch.prune",
+    "recover": "prunesearch.prune",
+    "export_from_run": "prunesearch.export",
+    "export_config": "prunesearch.export",
+    "verify_export": "prunesearch.export",
+    "register_adapter": "prunesearch.space",
+    "Registry": "prunesearch._registry",
 }
 
 
@@ -79,6 +91,8 @@ __all__ = [
     "LoadedModel",
     "ModelNotFoundError",
     "PruneSearchError",
+    "QUIET",
+    "Reporter",
     "SpecError",
     "Space",
     "TableError",

@@ -227,7 +227,7 @@ def general(*, batch: int = 8, max_new_tokens: int = 160, seed: int = 0) -> tupl
     """Every genre on every topic, written by the shipped SmolLM2-135M-Instruct (sampled, fixed seed)."""
     import torch
 
-    from prunesearch.models import load_model
+    from prunesearch import load_model
 
     loaded = load_model("smollm2")
     tok, model = loaded.tokenizer, loaded.model

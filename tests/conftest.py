@@ -33,10 +33,10 @@ def _own_cache(tmp_path_factory):
 @pytest.fixture
 def fast_timing(monkeypatch):
     """Every built-in timing window (table checks, the search's loop, measured picks, verify) shortened to ``FAST``."""
-    import prunesearch.export.pick as pick
-    import prunesearch.export.verify as verify
-    import prunesearch.oracle.ensure as ensure
-    import prunesearch.search.loop as loop
+    import prunesearch.export._pick as pick
+    import prunesearch.export._verify as verify
+    import prunesearch.oracle._ensure as ensure
+    import prunesearch.search._loop as loop
 
     timings = ((ensure, "CHECK_TIMING"), (loop, "LOOP_TIMING"), (pick, "PICK_TIMING"), (verify, "VERIFY_TIMING"))
     for module, name in timings:

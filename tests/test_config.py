@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from prunesearch.config import Config
+from prunesearch import Config, load_model
 from prunesearch.errors import ConfigError, ModelNotFoundError
-from prunesearch.models import load_model
 from prunesearch.space import adapter_for
 from tests.space.tiny import FAMILIES, FFN_STEP
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from prunesearch import io
+from prunesearch import _io as io
+from prunesearch import load_model
 from prunesearch.errors import ModelNotFoundError
-from prunesearch.models import load_model
-from prunesearch.prune.apply import arch_of, prune
-from prunesearch.space.registry import load_families
+from prunesearch.prune import arch_of, prune
+from prunesearch.space import ADAPTERS
 from prunesearch.standalone import modeling_pruned
 from tests.space.tiny import CASES, DECODERS, FAMILIES, FFN_STEP, VIT_SHAPE, configs
 
@@ -112,7 +112,7 @@ def test_the_modelling_file_imports_only_torch_and_transformers():
 
 
 def test_the_modelling_file_knows_every_adapter_family():
-    for adapter in load_families():
+    for adapter in ADAPTERS.values():
         assert modeling_pruned.FAMILIES[adapter.family][1] == adapter.model_types
 
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import yaml
 
-import prunesearch.pipeline as pipeline
+import prunesearch._pipeline as pipeline
+from prunesearch._spec import parse_spec
 from prunesearch.oracle import LatencyTable, TableChoice
-from prunesearch.spec import parse_spec
 from tests.cli.test_bad_input import SPEC, minilm, table  # noqa: F401  (fixtures)
 
 

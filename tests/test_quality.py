@@ -2,8 +2,8 @@ import math
 
 import torch
 
-from prunesearch.pooling import mean_pool
-from prunesearch.quality import embedding_cosine, embeddings, kl_to_dense, perplexity
+from prunesearch._pooling import mean_pool
+from prunesearch._quality import embedding_cosine, embeddings, kl_to_dense, perplexity
 from tests.space.tiny import FAMILIES, VOCAB
 
 

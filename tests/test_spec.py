@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
+from prunesearch._spec import load_spec, parse_spec
 from prunesearch.errors import SpecError
-from prunesearch.spec import load_spec, parse_spec
 
 SEARCHES = sorted((Path(__file__).resolve().parents[1] / "searches").glob("*.yaml"))
 

@@ -1,6 +1,6 @@
 """Command-line interface."""
 
-from prunesearch.cli.app import app
-from prunesearch.cli.main import main
+from prunesearch.cli._app import app
+from prunesearch.cli._main import main
 
 __all__ = ["app", "main"]

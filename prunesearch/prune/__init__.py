@@ -1,14 +1,17 @@
 """Importance, reconstruction and the level database; turning a config into a model."""
 
-from prunesearch.prune.apply import MagnitudeSource, UnitChoice, UnitSource, arch_of, masked, prune
-from prunesearch.prune.calibration import CalibrationSet, load_calibration
-from prunesearch.prune.database import LevelDatabase
-from prunesearch.prune.importance import magnitude, ranking, top_units
+from prunesearch.prune._apply import MagnitudeSource, UnitChoice, UnitSource, arch_of, masked, prune
+from prunesearch.prune._calibration import CalibrationSet, load_calibration
+from prunesearch.prune._database import LevelDatabase
+from prunesearch.prune._importance import magnitude, ranking, top_units
+from prunesearch.prune._recover import RecoveryOptions, RecoveryResult, recover
 
 __all__ = [
     "CalibrationSet",
     "LevelDatabase",
     "MagnitudeSource",
+    "RecoveryOptions",
+    "RecoveryResult",
     "UnitChoice",
     "UnitSource",
     "arch_of",
@@ -17,5 +20,6 @@ __all__ = [
     "masked",
     "prune",
     "ranking",
+    "recover",
     "top_units",
 ]

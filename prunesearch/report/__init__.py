@@ -1,5 +1,5 @@
 """Run reports: tables, Pareto fronts and plots."""
 
-from prunesearch.report.build import annotate, build_report, report_run
+from prunesearch.report._build import annotate, build_report, report_run
 
 __all__ = ["annotate", "build_report", "report_run"]

@@ -1,12 +1,9 @@
 """Search algorithms over the Config genome, and the resumable run store."""
 
-from prunesearch.search.algorithms.evolution import EvolutionOptions, evolve
-from prunesearch.search.algorithms.nsga import NSGA2Options, hypervolume, nsga2, optuna_nsga2
-from prunesearch.search.algorithms.policy_gradient import PolicyGradientOptions, policy_gradient
-from prunesearch.search.algorithms.random_search import RandomOptions, random_search
-from prunesearch.search.algorithms.supernet import SupernetOptions, supernet
-from prunesearch.search.loop import MeasurementLoop
-from prunesearch.search.operators import (
+from prunesearch.search._executor import make_executor
+from prunesearch.search._fitness import DistillationFitness, fitness_device
+from prunesearch.search._loop import MeasurementLoop
+from prunesearch.search._operators import (
     Fill,
     LevelSwitchMutation,
     Operator,
@@ -17,14 +14,20 @@ from prunesearch.search.operators import (
     uniform_genome,
     uniform_start,
 )
-from prunesearch.search.problem import Budget, BudgetExhausted, SearchProblem, best_within_budget
-from prunesearch.search.registry import ALGORITHMS, algorithm_options, register_algorithm
-from prunesearch.search.runner import SearchResult, run_search
-from prunesearch.search.store import Evaluation, RunStore, load_trials, study_attrs
+from prunesearch.search._problem import Budget, BudgetExhausted, SearchProblem, best_within_budget
+from prunesearch.search._registry import ALGORITHMS, algorithm_options, register_algorithm
+from prunesearch.search._runner import SearchResult, run_search
+from prunesearch.search._store import Evaluation, RunStore, load_trials, study_attrs
+from prunesearch.search.algorithms._evolution import EvolutionOptions, evolve
+from prunesearch.search.algorithms._nsga import NSGA2Options, hypervolume, nsga2, optuna_nsga2
+from prunesearch.search.algorithms._policy_gradient import PolicyGradientOptions, policy_gradient
+from prunesearch.search.algorithms._random_search import RandomOptions, random_search
+from prunesearch.search.algorithms._supernet import SupernetOptions, supernet
 
 __all__ = [
     "ALGORITHMS",
     "Budget",
+    "DistillationFitness",
     "BudgetExhausted",
     "Evaluation",
     "EvolutionOptions",
@@ -45,8 +48,10 @@ __all__ = [
     "best_within_budget",
     "evolve",
     "filled",
+    "fitness_device",
     "hypervolume",
     "load_trials",
+    "make_executor",
     "nsga2",
     "optuna_nsga2",
     "policy_gradient",

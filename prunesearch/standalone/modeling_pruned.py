@@ -2,7 +2,7 @@
 
 This file imports only torch and transformers. An export carries it as ``modeling_pruned.py`` and names its
 classes in config.json's ``auto_map``, so ``AutoModel.from_pretrained(folder, trust_remote_code=True)`` loads
-the export where prunesearch is not installed; prunesearch.io.load builds pruned models with it as well, so
+the export where prunesearch is not installed; prunesearch._io.load builds pruned models with it as well, so
 there is one way a pruned model's shapes are made.
 
 config.json keeps the dense model's sizes (head size, KV groups, widths) and adds

@@ -13,7 +13,7 @@ def remote_table(tmp_path_factory) -> Path:
     for tests about the run store and the CLI, not about latency. Every block removed saves a fixed share."""
     import onnxruntime
 
-    from prunesearch.models import load_model
+    from prunesearch import load_model
     from prunesearch.space import adapter_for
     from tests.oracle.tables import conditions as table_conditions
     from tests.oracle.tables import hand_table

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
+from prunesearch import load_model
 from prunesearch.cli import main
-from prunesearch.models import load_model
 from prunesearch.oracle import Conditions, LatencyTable, cpu_name
 from prunesearch.space import adapter_for
 from tests.oracle.tables import conditions as table_conditions
@@ -153,6 +153,13 @@ CASES = {
         )[1],
         "truncated or malformed",
     ),
+    "measuring less often than the budget ends": (
+        lambda tmp, table: [
+            "search",
+            spec_file(tmp, SPEC.format(table=table, extra="budget: {evaluations: 40}\nmeasure: {every: 50}\n")),
+        ],
+        "measure.every 50 exceeds budget.evaluations (40)",
+    ),
     "missing table": (
         lambda tmp, table: ["search", spec_file(tmp, SPEC.format(table=tmp / "none.csv", extra=""))],
         "latency table file not found",
@@ -278,6 +285,18 @@ CASES = {
         lambda tmp, table: ["predict", "--table", tmp / "none.csv", "--config", tmp / "c.json"],
         "latency table file not found",
     ),
+    "predict a config of another depth": (
+        lambda tmp, table: ["predict", "--table", table, "--config", config_file(tmp, [{"heads": 6, "ffn": 768}] * 5)],
+        "config has 5 layers, the model has 6",
+    ),
+    "predict a head count the model lacks": (
+        lambda tmp, table: ["predict", "--table", table, "--config", config_file(tmp, [{"heads": 13, "ffn": 768}] * 6)],
+        "heads=13 is not allowed",
+    ),
+    "predict from a table and a run at once": (
+        lambda tmp, table: ["predict", "--table", table, "--run", tmp, "--config", tmp / "c.json"],
+        "give --table TABLE, or --run RUN",
+    ),
     "predict corrupt table": (
         lambda tmp, table: (
             table.write_text("kind,size\nbase"),
@@ -310,9 +329,9 @@ def test_real_process_prints_no_traceback(tmp_path):
 
 def test_a_failed_verification_exits_3(tmp_path, capsys, monkeypatch):
     """A command that ends with typer.Exit(3) must reach the shell as 3, not 0."""
-    import prunesearch.export.verify as verify_module
-    from prunesearch.export.manifest import Verification
-    from prunesearch.objectives import Constraint
+    import prunesearch.export._verify as verify_module
+    from prunesearch import Constraint
+    from prunesearch.export import Verification
     from prunesearch.oracle import Measurement
 
     measured = Measurement(ratio=1 / 1.9, se=0.003, rounds=16, reference_ms=20.0)
@@ -381,7 +400,7 @@ def _with(path: tuple, value) -> dict:
 
 
 def _spec_cases():
-    from prunesearch.spec import SearchSpec
+    from prunesearch import SearchSpec
 
     for path in _leaves(SearchSpec):
         yield pytest.param(path, {"wrong": "type"}, id=".".join(path) + "=wrong-type")
@@ -405,3 +424,12 @@ def test_every_spec_field_refuses_a_bad_value_and_writes_nothing(path, value, ca
     named = {path[-1], str(value), *(value if isinstance(value, list | dict) else [])}
     assert any(str(n) in errors[0] for n in named), errors[0]  # the field, or the bad value, is named
     assert not any((tmp_path / "runs").rglob("*")), "a refused spec wrote into the run folder"
+
+
+def test_measuring_in_the_loop_against_a_table_of_a_device_not_at_hand_is_refused(
+    capsys, tmp_path, monkeypatch, remote_table
+):
+    spec = spec_file(tmp_path, SPEC.format(table=remote_table, extra="measure: {every: 20}\n"))
+    code, err = cli(["search", spec], capsys, tmp_path, monkeypatch)
+    assert code == 2 and "measure.every: configs cannot be measured during the search" in err
+    assert "set measure.every: 0" in err and not (tmp_path / "runs").exists()

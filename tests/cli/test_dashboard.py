@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from prunesearch.search.store import Evaluation, RunStore, key_of
+from prunesearch.search._store import Evaluation, RunStore, key_of
 from tests.services import free_port
 
 pytest.importorskip(

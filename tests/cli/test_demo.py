@@ -12,13 +12,11 @@ import sys
 
 import pytest
 
+from prunesearch import Config, Workload, load_model
 from prunesearch.cli import main
-from prunesearch.config import Config
-from prunesearch.models import load_model
 from prunesearch.oracle import Conditions, LatencyTable
 from prunesearch.oracle.profilers import profiler_for
 from prunesearch.space import adapter_for
-from prunesearch.workload import Workload
 from tests.extending import toy_profiler  # noqa: F401  (registers the toy backend)
 from tests.oracle.tables import hand_table
 
@@ -55,7 +53,7 @@ def toy_table(tmp_path):
 
 
 def test_the_demo_builds_each_piece_once(tmp_path, monkeypatch, capsys, toy_table, fast_timing):
-    import prunesearch.models as models
+    import prunesearch._models as models
 
     counts = {"model loads": 0, "table loads": 0, "conditions built": 0}
 

@@ -43,7 +43,7 @@ def spec(tmp_path, remote_table):
 
 def _counting_fitness(monkeypatch) -> list:
     """Counts fitness calls, so a resume can be seen to compute only what was not stored."""
-    from prunesearch.search import fitness
+    from prunesearch.search import _fitness as fitness
 
     calls = []
     real = fitness.DistillationFitness.__call__
@@ -80,7 +80,7 @@ def test_a_full_disk_while_writing_the_report_keeps_the_run_resumable(spec, tmp_
 def test_the_store_failing_midway_loses_no_evaluation(spec, tmp_path, capsys, monkeypatch):
     from sqlalchemy.exc import OperationalError
 
-    from prunesearch.search.store import RunStore
+    from prunesearch.search import RunStore
 
     real_add, added = RunStore.add, []
 

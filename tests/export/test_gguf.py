@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from prunesearch.config import Config
+from prunesearch import Config
 from prunesearch.errors import PruneSearchError
-from prunesearch.export.gguf import GGUF_FILE, permute
-from prunesearch.export.manifest import MANIFEST
-from prunesearch.export.write import write_export
-from prunesearch.prune.apply import MagnitudeSource, prune
+from prunesearch.export import MANIFEST, write_export
+from prunesearch.export._gguf import GGUF_FILE, permute
+from prunesearch.prune import MagnitudeSource, prune
 from prunesearch.space import adapter_for
-from prunesearch.space.modules import BiasOnly
+from prunesearch.space._modules import BiasOnly
 from tests.space.tiny import FAMILIES, FFN_STEP
 
 #: heads/ffn per layer: GQA groups of 3, a layer without attention first, one without FFN, and a dropped layer
@@ -148,9 +147,9 @@ SMOLLM2 = [(0, 1536), (9, 1536), (9, 0), (0, 0)] + [(6, 1024) if i % 5 == 0 else
 
 @pytest.mark.slow
 def test_smollm2_reads_back_and_llama_cpp_perplexity_matches_torch(tmp_path):
-    from prunesearch import io
-    from prunesearch.models import load_model
-    from prunesearch.prune.calibration import DATA
+    from prunesearch import _io as io
+    from prunesearch import load_model
+    from prunesearch.prune._calibration import DATA
 
     config = Config.from_dict({"layers": [{"heads": h, "ffn": f} for h, f in SMOLLM2]})
     loaded = load_model("smollm2")

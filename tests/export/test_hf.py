@@ -9,16 +9,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from prunesearch import io
-from prunesearch.config import Config
+from prunesearch import Config, Workload
+from prunesearch import _io as io
 from prunesearch.errors import BackendUnavailableError, PruneSearchError
-from prunesearch.export.manifest import MANIFEST, parse_formats, read_manifest
-from prunesearch.export.write import write_export
-from prunesearch.graph.onnx import export_onnx
-from prunesearch.graph.tensorrt import build_engine, input_profiles, trtexec_command
-from prunesearch.prune.apply import MagnitudeSource, prune
+from prunesearch.export import MANIFEST, parse_formats, read_manifest, write_export
+from prunesearch.graph import build_engine, export_onnx, input_profiles, trtexec_command
+from prunesearch.prune import MagnitudeSource, prune
 from prunesearch.space import adapter_for
-from prunesearch.workload import Workload
 from tests.space.tiny import FAMILIES, FFN_STEP
 
 

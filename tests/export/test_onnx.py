@@ -1,6 +1,6 @@
 import pytest
 
-from prunesearch.graph.onnx import check_onnx, export_onnx
+from prunesearch.graph import check_onnx, export_onnx
 from prunesearch.prune import prune
 from tests.space.tiny import FAMILIES, FFN_STEP, configs
 

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunesearch.config import Config
+from prunesearch import Config
+from prunesearch._objectives import Constraint, parse_constraints
 from prunesearch.errors import PruneSearchError
-from prunesearch.export.pick import limits_for, measured_pick, pick_candidates
-from prunesearch.objectives import Constraint, parse_constraints
+from prunesearch.export import limits_for, measured_pick, pick_candidates
 from prunesearch.oracle import Measurement, Oracle, SideBySide
 from prunesearch.space import Space
 from tests.oracle.tables import conditions, hand_table

@@ -16,11 +16,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from prunesearch import io
-from prunesearch.config import Config
-from prunesearch.export.write import write_export
-from prunesearch.pooling import mean_pool
-from prunesearch.prune.apply import MagnitudeSource
+from prunesearch import Config
+from prunesearch import _io as io
+from prunesearch._pooling import mean_pool
+from prunesearch.export import write_export
+from prunesearch.prune import MagnitudeSource
 from prunesearch.space import adapter_for
 from tests.space.tiny import FAMILIES, FFN_STEP
 
@@ -57,7 +57,7 @@ def export(loaded, layers, out):
 
 
 def test_exports_load_without_prunesearch(bare_python, tmp_path):
-    from prunesearch.models import load_model
+    from prunesearch import load_model
 
     minilm = load_model("minilm")
     encoder = export(minilm, MINILM, tmp_path / "minilm")

@@ -6,13 +6,11 @@ import sys
 
 import pytest
 
+from prunesearch import Constraint, LoadedModel, Workload
+from prunesearch._spec import parse_spec
 from prunesearch.cli import main
-from prunesearch.models import LoadedModel
-from prunesearch.objectives import Constraint
 from prunesearch.oracle import Conditions, Predictor, profile_table
 from prunesearch.search import run_search
-from prunesearch.spec import parse_spec
-from prunesearch.workload import Workload
 from tests.conftest import FAST
 from tests.extending import toy_algorithm, toy_objective, toy_profiler  # noqa: F401  (they register themselves)
 from tests.search.toy import toy_problem

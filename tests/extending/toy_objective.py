@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from prunesearch.objectives import Objective, register_objective
+from prunesearch import Objective, register_objective
 
 
 def _heads(metrics, genomes: np.ndarray) -> np.ndarray:

@@ -6,9 +6,9 @@ import time
 
 from torch import nn
 
+from prunesearch import Workload
 from prunesearch.oracle.profilers import Profiler, register_profiler
 from prunesearch.standalone.run_bundle import CallRunner
-from prunesearch.workload import Workload
 
 
 @register_profiler

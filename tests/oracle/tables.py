@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from prunesearch.oracle import Conditions, LatencyTable, TableMeta
-from prunesearch.oracle.table import COLUMNS, ENERGY
+from prunesearch.oracle._table import COLUMNS, ENERGY
 from prunesearch.space import Space
 
 

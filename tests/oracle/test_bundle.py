@@ -10,13 +10,10 @@ from pathlib import Path
 import onnxruntime as ort
 import pytest
 
+from prunesearch import LoadedModel, Workload
 from prunesearch.errors import TableError
-from prunesearch.models import LoadedModel
-from prunesearch.oracle import Conditions, LatencyTable, cpu_name, profile_table
-from prunesearch.oracle.bundle import emit_bundle, import_results
-from prunesearch.oracle.table import ENERGY
+from prunesearch.oracle import ENERGY, Conditions, LatencyTable, cpu_name, emit_bundle, import_results, profile_table
 from prunesearch.standalone import run_bundle
-from prunesearch.workload import Workload
 from tests.conftest import FAST
 from tests.space.tiny import FAMILIES, FFN_STEP
 

@@ -8,15 +8,21 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from prunesearch import LoadedModel, Workload
 from prunesearch.cli import main
 from prunesearch.errors import PruneSearchError, TableError
-from prunesearch.graph.onnx import check_onnx, export_onnx
-from prunesearch.models import LoadedModel
-from prunesearch.oracle import Conditions, LatencyTable, Predictor, decoder_speed, ensure_table, profile_table
-from prunesearch.oracle.conditions import device_slug
+from prunesearch.graph import check_onnx, export_onnx
+from prunesearch.oracle import (
+    Conditions,
+    LatencyTable,
+    Predictor,
+    decoder_speed,
+    device_slug,
+    ensure_table,
+    profile_table,
+)
 from prunesearch.prune import prune
 from prunesearch.space import adapter_for
-from prunesearch.workload import Workload
 from tests.conftest import FAST
 from tests.space.tiny import FAMILIES, FFN_STEP, configs
 
@@ -92,7 +98,7 @@ def test_decode_table_records_its_phase_and_cache(decode_table, tmp_path):
 
 
 def test_ensure_finds_and_checks_a_cached_decode_table(decode_table, tmp_path, monkeypatch, fast_timing):
-    import prunesearch.oracle.ensure as ensure
+    import prunesearch.oracle._ensure as ensure
 
     loaded, table = decode_table
     monkeypatch.setenv("PRUNESEARCH_CACHE", str(tmp_path))
@@ -147,9 +153,9 @@ def test_decoder_speed_and_predict(decode_table, tmp_path, capsys, monkeypatch):
 
 
 def test_export_and_timing_for_a_decode_table_are_its_decode_step(decode_table, tmp_path):
-    from prunesearch.export.write import write_export
+    from prunesearch.export import write_export
     from prunesearch.oracle import time_configs
-    from prunesearch.prune.apply import MagnitudeSource
+    from prunesearch.prune import MagnitudeSource
 
     loaded, table = decode_table
     out = tmp_path / "out"

@@ -6,12 +6,11 @@ from types import SimpleNamespace
 import pytest
 from rich.console import Console
 
-from prunesearch.oracle import Conditions, LatencyTable, check_table, ensure_table, profile_table
-from prunesearch.oracle import ensure as ensure_module
-from prunesearch.oracle.conditions import device_slug
-from prunesearch.oracle.ensure import CHECK_MODELS, TableCheck
-from prunesearch.reporter import Reporter
-from prunesearch.workload import Workload
+from prunesearch import Workload
+from prunesearch._reporter import Reporter
+from prunesearch.oracle import Conditions, LatencyTable, check_table, device_slug, ensure_table, profile_table
+from prunesearch.oracle import _ensure as ensure_module
+from prunesearch.oracle._ensure import CHECK_MODELS, TableCheck
 from tests.conftest import FAST
 from tests.oracle.test_decode import tiny
 from tests.space.tiny import FFN_STEP

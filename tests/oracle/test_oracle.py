@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from prunesearch.oracle import Measurement, Oracle
-from prunesearch.oracle.correction import Correction
+from prunesearch.oracle import Correction, Measurement, Oracle
 from prunesearch.space import Space
 from tests.oracle.tables import conditions, hand_table
 

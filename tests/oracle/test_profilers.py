@@ -9,10 +9,11 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from prunesearch import LoadedModel, Workload
+from prunesearch._spec import DeviceSpec
 from prunesearch.cli import main
 from prunesearch.errors import BackendUnavailableError, PruneSearchError
-from prunesearch.graph.onnx import export_onnx, graph_feeds, graph_plan
-from prunesearch.models import LoadedModel
+from prunesearch.graph import export_onnx, graph_feeds, graph_plan
 from prunesearch.oracle import (
     Conditions,
     LatencyTable,
@@ -22,13 +23,11 @@ from prunesearch.oracle import (
     time_configs,
 )
 from prunesearch.oracle.profilers import PROFILERS, profiler_for
-from prunesearch.oracle.profilers.base import gpu_name
-from prunesearch.oracle.profilers.trtexec import parse_version
+from prunesearch.oracle.profilers._base import gpu_name
+from prunesearch.oracle.profilers._trtexec import parse_version
 from prunesearch.prune import prune
 from prunesearch.space import adapter_for
-from prunesearch.spec import DeviceSpec
 from prunesearch.standalone.run_bundle import feeds_for, ort_session
-from prunesearch.workload import Workload
 from tests.conftest import FAST
 from tests.oracle.tables import conditions as table_conditions
 from tests.oracle.tables import hand_table
@@ -46,7 +45,7 @@ def tiny(family: str = "bert") -> LoadedModel:
 def test_registry_knows_every_backend_and_specs_refuse_others():
     assert {"ort-cpu", "ort-cuda", "ort-tensorrt", "tensorrt", "trtexec", "torch-cpu", "torch-cuda"} <= set(PROFILERS)
     assert all(profiler_for(name).name == name for name in PROFILERS)
-    with pytest.raises(PruneSearchError, match="unknown backend 'tpu': choose from ort-cpu, .*torch-cuda"):
+    with pytest.raises(PruneSearchError, match="unknown backend 'tpu': choose from ort-cpu, .*trtexec"):
         profiler_for("tpu")
     with pytest.raises(ValidationError, match="unknown backend 'tpu': choose from"):
         DeviceSpec(backend="tpu")

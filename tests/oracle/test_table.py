@@ -1,12 +1,11 @@
 import numpy as np
 import pytest
 
+from prunesearch import LoadedModel, Workload
 from prunesearch.errors import TableError
-from prunesearch.models import LoadedModel
 from prunesearch.oracle import Conditions, LatencyTable, Predictor, profile_table
-from prunesearch.oracle.fit import fit_calibration, smooth_rows
+from prunesearch.oracle._fit import fit_calibration, smooth_rows
 from prunesearch.space import adapter_for
-from prunesearch.workload import Workload
 from tests.conftest import FAST
 from tests.oracle.tables import conditions as table_conditions
 from tests.space.tiny import FAMILIES, FFN_STEP

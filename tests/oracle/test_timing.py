@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from prunesearch.oracle.timing import Measurement, SideBySide
+from prunesearch.oracle import Measurement, SideBySide
 from prunesearch.standalone import run_bundle
 
 

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from prunesearch.errors import BackendUnavailableError, TableError
-from prunesearch.oracle.profilers.trtexec import parse_times, run_trtexec, trtexec_command
+from prunesearch.oracle.profilers._trtexec import parse_times, run_trtexec, trtexec_command
 
 
 def test_parse_times_reads_each_inference(tmp_path):

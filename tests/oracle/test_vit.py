@@ -5,13 +5,12 @@ import math
 import onnxruntime as ort
 import pytest
 
+from prunesearch import LoadedModel, Workload
 from prunesearch.errors import PruneSearchError
-from prunesearch.export.write import write_export
-from prunesearch.models import LoadedModel
+from prunesearch.export import write_export
 from prunesearch.oracle import Conditions, Predictor, profile_table, time_configs
-from prunesearch.prune.apply import MagnitudeSource
+from prunesearch.prune import MagnitudeSource
 from prunesearch.space import adapter_for
-from prunesearch.workload import Workload
 from tests.conftest import FAST
 from tests.space.tiny import FAMILIES, FFN_STEP, configs
 

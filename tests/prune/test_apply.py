@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prunesearch.config import Config
+from prunesearch import Config
 from prunesearch.errors import ConfigError
-from prunesearch.prune.apply import UnitChoice, arch_of, prune
+from prunesearch.prune import UnitChoice, arch_of, prune
 from prunesearch.space import adapter_for
 from tests.space.tiny import FAMILIES, FFN_STEP, configs
 

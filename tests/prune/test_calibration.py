@@ -1,9 +1,9 @@
 import pytest
 import torch
 
+from prunesearch import load_model
 from prunesearch.errors import PruneSearchError
-from prunesearch.models import load_model
-from prunesearch.prune.calibration import DEFAULT_FILES, OUT_OF_DOMAIN, load_calibration
+from prunesearch.prune._calibration import DEFAULT_FILES, OUT_OF_DOMAIN, load_calibration
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from prunesearch.models import LoadedModel
+from prunesearch import LoadedModel
 from prunesearch.prune import LevelDatabase, prune
-from prunesearch.prune.reconstruct import Gram
+from prunesearch.prune._reconstruct import Gram
 from prunesearch.space import adapter_for
 from tests.space.tiny import FAMILIES, FFN_STEP
 
@@ -67,7 +67,7 @@ def test_database_is_cached_and_reused(tmp_path, monkeypatch):
     ]
     uncached = LevelDatabase.build(loaded, calib, space=space, n_tokens=512, streams=2, cache=False)
     # prunesearch.prune is also the top-level function, so reach the module through importlib
-    database = importlib.import_module("prunesearch.prune.database")
+    database = importlib.import_module("prunesearch.prune._database")
     monkeypatch.setattr(database, "_Builder", None)  # a rebuild would fail: the cache must answer
     again = LevelDatabase.build(loaded, calib, space=space, n_tokens=512, streams=2)
     assert again.key == first.key and again.path == first.path

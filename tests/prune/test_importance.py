@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from prunesearch.prune.importance import magnitude, ranking, taylor, taylor_scores, top_units, wanda
+from prunesearch.prune._importance import magnitude, ranking, taylor, taylor_scores, top_units, wanda
 from prunesearch.space import adapter_for
 from tests.space.tiny import FAMILIES, VOCAB
 

@@ -1,6 +1,6 @@
 import torch
 
-from prunesearch.prune.reconstruct import Gram
+from prunesearch.prune._reconstruct import Gram
 
 
 def _problem(bias: bool):

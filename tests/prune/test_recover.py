@@ -4,8 +4,8 @@ import copy
 
 import torch
 
-from prunesearch.prune.apply import MagnitudeSource, prune
-from prunesearch.prune.recover import RecoveryOptions, distillation_loss, recover
+from prunesearch.prune import MagnitudeSource, prune
+from prunesearch.prune._recover import RecoveryOptions, distillation_loss, recover
 from prunesearch.space import adapter_for
 from tests.space.tiny import FAMILIES, FFN_STEP
 

@@ -3,8 +3,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from prunesearch.objectives import Constraint
-from prunesearch.pareto import pareto_mask
+from prunesearch import Constraint, pareto_mask
 from prunesearch.report import build_report
 
 

@@ -4,8 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from prunesearch.search import load_trials, run_search
-from prunesearch.search.executor import make_executor
+from prunesearch.search import load_trials, make_executor, run_search
 
 from .toy import toy_loss, toy_problem
 

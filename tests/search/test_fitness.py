@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from prunesearch.prune.apply import MagnitudeSource, prune
-from prunesearch.search.fitness import DistillationFitness
+from prunesearch.prune import MagnitudeSource, prune
+from prunesearch.search import DistillationFitness
 from prunesearch.space import adapter_for
 from tests.space.tiny import FAMILIES, FFN_STEP
 
@@ -67,7 +67,7 @@ def test_training_aware_finetune_on_other_rows_lowers_the_loss_from_its_budget_o
 
 
 def test_local_executor_ships_the_real_fitness_once_and_matches_serial():
-    from prunesearch.search.executor import LocalExecutor
+    from prunesearch.search._executor import LocalExecutor
 
     fitness, source = _fitness(FAMILIES["llama"].model(), is_decoder=True)
     space = source.space
@@ -98,7 +98,7 @@ def test_layer_by_layer_score_equals_the_pruned_model_scored_whole(family):
 
 
 def test_top_k_kl_is_exact_over_the_whole_vocabulary_and_a_lower_bound_below_it():
-    from prunesearch.search.fitness import _TopK
+    from prunesearch.search._fitness import _TopK
 
     g = torch.Generator().manual_seed(0)
     teacher = torch.log_softmax(torch.randn(20, 50, generator=g) * 2, dim=-1)

@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from prunesearch.config import Config
-from prunesearch.export.pick import measured_pick, pick_candidates
-from prunesearch.objectives import Constraint, Metrics
+from prunesearch import Config
+from prunesearch._objectives import Constraint, Metrics
+from prunesearch.export import measured_pick, pick_candidates
 from prunesearch.oracle import Measurement, Oracle, SideBySide
-from prunesearch.search import Budget, MeasurementLoop, RunStore, SearchProblem, run_search
-from prunesearch.search.store import load_trials
+from prunesearch.search import Budget, MeasurementLoop, RunStore, SearchProblem, load_trials, run_search
 from tests.oracle.tables import conditions, hand_table
 
 from .toy import SPACE, CountingAdapter, toy_loss

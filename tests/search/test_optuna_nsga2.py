@@ -1,4 +1,4 @@
-from prunesearch.pareto import pareto_mask
+from prunesearch import pareto_mask
 from prunesearch.search import load_trials, run_search
 
 from .toy import toy_problem

@@ -37,7 +37,7 @@ def test_policy_gradient_is_seeded_and_in_budget(tmp_path):
 def test_importance_starts_concentrated_layers_with_fewer_kept_groups(tmp_path):
     """Layer 0's attention importance sits in one head, layer 1's is spread: layer 0's tail heads
     start least likely kept, layer 1's spread heads in between, and every probability in 0.2..0.8."""
-    from prunesearch.search.algorithms.policy_gradient import _initial_logits
+    from prunesearch.search.algorithms._policy_gradient import _initial_logits
 
     problem = toy_problem(f"sqlite:///{tmp_path / 's.db'}")
     concentrated, spread = np.array([0.85, 0.05, 0.05, 0.05]), np.full(4, 0.25)
@@ -54,7 +54,7 @@ def test_a_hard_target_and_a_small_budget_still_end_with_a_config_in_budget(tmp_
     """At 4x (3 ms of the dense 13 ms) units starting near 0.5 would sample nothing feasible, and 30
     iterations of 8 samples overrun 20 evaluations: the start is shifted onto the budget and the last
     evaluation is kept for the deterministic config."""
-    from prunesearch.search.algorithms.policy_gradient import _fit_to_budget, _initial_logits
+    from prunesearch.search.algorithms._policy_gradient import _fit_to_budget, _initial_logits
 
     problem = toy_problem(f"sqlite:///{tmp_path / 's.db'}", target_ms=3.0, max_evaluations=20)
     start = [1 / (1 + np.exp(-t)) for t in _fit_to_budget(problem, _initial_logits(problem))]

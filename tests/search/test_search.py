@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from prunesearch import pareto_mask
 from prunesearch.errors import InfeasibleTargetError, PruneSearchError, SpecError
-from prunesearch.pareto import pareto_mask
 from prunesearch.search import (
     Fill,
     LevelSwitchMutation,
@@ -105,7 +105,7 @@ def test_infeasible_target_and_bad_options(tmp_path):
         toy_problem(_url(tmp_path), target_ms=0.5)
     with pytest.raises(SpecError, match="options.generation"):
         run_search(toy_problem(_url(tmp_path), name="o"), "evolution", {"generation": 3}, seed=0)
-    with pytest.raises(SpecError, match="choose one of"):
+    with pytest.raises(SpecError, match="choose from"):
         run_search(toy_problem(_url(tmp_path), name="p"), "annealing", {}, seed=0)
     with pytest.raises(PruneSearchError, match="--resume"):
         toy_problem(_url(tmp_path), name="o")  # exists already: refused without resume
@@ -157,7 +157,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
 
 
 def test_a_parameter_limit_is_held_beside_the_latency_one(tmp_path):
-    from prunesearch.objectives import Constraint
+    from prunesearch import Constraint
 
     limits = [Constraint(objective="latency_ms", limit=10.0), Constraint(objective="params", limit=900)]
     problem = toy_problem(_url(tmp_path), name="params", constraints=limits)

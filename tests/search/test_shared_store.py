@@ -4,8 +4,8 @@ stopped is taken over. (Real processes and PostgreSQL: tests/cli/test_kill_resum
 import numpy as np
 import optuna
 
-import prunesearch.search.store as store_module
-from prunesearch.search.store import Evaluation, RunStore, key_of
+import prunesearch.search._store as store_module
+from prunesearch.search._store import Evaluation, RunStore, key_of
 
 ATTRS = {"config": {"layers": [{"heads": 1, "ffn": 16}]}, "algorithm": "test", "stage": "test"}
 

@@ -1,7 +1,6 @@
 import numpy as np
 
-from prunesearch.config import Config
-from prunesearch.objectives import Constraint
+from prunesearch import Config, Constraint
 from prunesearch.search import Budget, RunStore, SearchProblem, run_search
 
 from .toy import SPACE, toy_metrics, toy_problem

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prunesearch import io
+from prunesearch import _io as io
 from prunesearch.errors import ConfigError, ModelNotFoundError
-from prunesearch.prune.apply import UnitChoice, masked, prune
+from prunesearch.prune import UnitChoice, masked, prune
 from prunesearch.space import adapter_for
-from prunesearch.space.modules import BiasOnly
+from prunesearch.space._modules import BiasOnly
 from tests.space.tiny import CASES, DECODERS, FAMILIES, FFN_STEP, configs
 
 _MODELS: dict = {}

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prunesearch import io
-from prunesearch.config import Config, LayerConfig
-from prunesearch.models import load_model
-from prunesearch.prune.apply import masked, prune
+from prunesearch import Config, LayerConfig, load_model
+from prunesearch import _io as io
+from prunesearch.prune import masked, prune
 from prunesearch.space import adapter_for
 
 pytestmark = pytest.mark.slow

@@ -18,7 +18,7 @@ from transformers import (
     ViTModel,
 )
 
-from prunesearch.config import Config, LayerConfig
+from prunesearch import Config, LayerConfig
 from prunesearch.space import adapter_for
 
 FFN_STEP = 16  # tiny FFNs are 64 wide: grid 0, 16, 32, 48, 64

@@ -6,9 +6,9 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from prunesearch.oracle.power.jetson import parse_tegrastats, read_ina3221
-from prunesearch.oracle.power.nvml import NvmlEnergy
-from prunesearch.oracle.power.rapl import RaplEnergy, rapl_delta_uj
+from prunesearch.oracle.power._jetson import parse_tegrastats, read_ina3221
+from prunesearch.oracle.power._nvml import NvmlEnergy
+from prunesearch.oracle.power._rapl import RaplEnergy, rapl_delta_uj
 
 
 class EnergyMeter(Protocol):

@@ -1,1 +1,1 @@
-"""The built-in search algorithms; each module registers its own (search/registry.py)."""
+"""The built-in search algorithms; each module registers its own (search/_registry.py)."""

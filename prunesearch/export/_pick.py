@@ -1,0 +1,223 @@
+"""Measured picks: which of a run's configs to export, decided by measurement, not by the table alone.
+
+The search ranks configs by predicted latency, and an optimiser over predictions favours the ones
+predicted a little too fast. So before export, candidates from the whole front are exported and timed side
+by side with the dense model in one window: the run's configs the oracle (the table, corrected by every
+config measured during the search) predicts within the limits, the front of loss against them, spread from
+the target to well beyond it. The pick is the best-quality one whose *measured* speed-up (or milliseconds,
+at the dense model measured beside it) meets the limits with confidence (the slow end of its 95% interval
+does). Exact limits (parameters, size) hold as predicted, energy as predicted from its table. The graph
+measured is the graph exported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from prunesearch._config import Config
+from prunesearch._objectives import OBJECTIVES, Constraint, parse_constraints
+from prunesearch._pareto import pareto_mask
+from prunesearch._reporter import QUIET, Reporter
+from prunesearch.errors import PruneSearchError
+from prunesearch.export._manifest import Candidate, known_values, meets
+from prunesearch.oracle import MeasuredConfig, TimingOptions
+
+PICKS = "best (the run's target), fastest, or limits such as speedup>=2, latency<=8.5, params<=40e6 (comma-separated)"
+#: the pick's window: a little longer than a profile's, it decides what ships
+PICK_TIMING = TimingOptions(min_rounds=10, max_rounds=30, rel_se=0.003)
+
+
+def limits_for(pick: str, *, run_constraints: list[Constraint]) -> list[Constraint] | None:
+    """The limits ``pick`` names (None: ``fastest``, which has none)."""
+    text = pick.strip()
+    if text == "fastest":
+        return None
+    if text == "best":
+        if not run_constraints:
+            raise PruneSearchError(f"--pick best needs the run's target; this run has none: use {PICKS}")
+        return run_constraints
+    return parse_constraints(text)
+
+
+def _best(trials: pd.DataFrame, name: str) -> float:
+    values = trials[name]
+    return float(values.min() if OBJECTIVES[name].direction == "minimize" else values.max())
+
+
+def _spread(n_front: int, n: int) -> list[int]:
+    """``n`` positions along a front of ``n_front`` (best quality first), denser at its start: the target's side,
+    where quality is best, gets most candidates; the far end, the fallback, one."""
+    if n_front <= n:
+        return list(range(n_front))
+    return sorted({int(round((n_front - 1) * (i / (n - 1)) ** 2)) for i in range(n)} | {0, n_front - 1})
+
+
+def pick_candidates(trials: pd.DataFrame, limits: list[Constraint] | None, *, count: int) -> pd.DataFrame:
+    """The configs to measure, in the order they are tried, from ``trials`` as the oracle predicts them now
+    (``Run.trials(oracle=...)``). Without limits: the fastest config. With them: the run's configs on the final
+    token budget (losses on other budgets do not compare) predicted within the limits; the front of loss
+    against the limited objectives among them, spread from the target to its far end (``count`` of them);
+    then the rest of that front and the other configs within, best loss first."""
+    if trials.empty:
+        raise PruneSearchError("the run has no evaluated configs to export")
+    if limits is None:
+        return trials.sort_values("latency_ms", kind="stable").head(1)
+    final = trials[trials.tokens == trials.tokens.max()].drop_duplicates("layers")
+    for c in limits:
+        if c.objective not in final:
+            raise PruneSearchError(f"the run's configs cannot be predicted for {c.objective} (its table has none)")
+    ok = np.ones(len(final), dtype=bool)
+    for c in limits:
+        ok &= c.satisfied(final[c.objective].to_numpy(dtype=float))
+    within = final[ok].sort_values(["loss", "latency_ms"], kind="stable")
+    if within.empty:
+        best = ", ".join(f"{c.objective} {c.of.format(_best(final, c.objective))}" for c in limits)
+        raise PruneSearchError(
+            f"no evaluated config is predicted within {', '.join(c.describe() for c in limits)}; the best predicted "
+            f"of the run: {best}"
+        )
+    points = np.column_stack(
+        [within.loss.to_numpy(dtype=float)]
+        + [c.of.minimised(within[c.objective].to_numpy(dtype=float)) for c in limits]
+    )
+    front = within[pareto_mask(points)]
+    first = front.iloc[_spread(len(front), count)]
+    rest = pd.concat([front.drop(first.index), within.drop(front.index)])
+    return pd.concat([first, rest])
+
+
+@dataclass(frozen=True)
+class Pick:
+    config: Config
+    #: None where the table's device is not at hand
+    measured: MeasuredConfig | None
+    #: the pick's predicted objectives, as the oracle predicted them before the pick's window
+    predicted: dict[str, float]
+    #: the graph that was measured, exported under the table's conditions
+    graph: Path | None
+    candidates: list[Candidate]
+    #: the pruned model measured, where it was kept (else the export prunes it again)
+    module: nn.Module | None = None
+
+
+def predicted_of(row: pd.Series) -> dict[str, float]:
+    return {n: float(row[n]) for n in OBJECTIVES if n != "loss" and n in row and pd.notna(row[n])}
+
+
+class _Kept:
+    """The pruned models a window builds, kept while they fit in one dense model's bytes (best candidates
+    first), so the export need not prune the pick again; holding every candidate would multiply memory."""
+
+    def __init__(self, dense: nn.Module) -> None:
+        self.room = sum(p.numel() * p.element_size() for p in dense.parameters())
+        self.modules: dict[int, nn.Module] = {}
+
+    def __call__(self, i: int, module: nn.Module) -> None:
+        size = sum(p.numel() * p.element_size() for p in module.parameters())
+        if size <= self.room:
+            self.modules[i] = module
+            self.room -= size
+
+
+def measured_pick(
+    prepared,
+    candidates: pd.DataFrame,
+    *,
+    limits: list[Constraint] | None,
+    source,
+    workdir: Path,
+    per_window: int = 5,
+    windows: int = 2,
+    tolerance: float = 0.0,
+    options: TimingOptions | None = None,
+    reporter: Reporter = QUIET,
+) -> Pick:
+    """The best of ``candidates`` (``pick_candidates`` order) meeting ``limits`` as measured (within
+    ``tolerance``): ``per_window`` candidates at a time timed side by side with the dense model by the prepared
+    search's oracle (which takes them in; ``options``, default ``PICK_TIMING``), at most ``windows`` times.
+    Refused, with what was measured and what would get further, when none meets them."""
+    oracle = prepared.oracle
+    if not oracle.can_measure:  # a table of a device not at hand: nothing can be measured here
+        row = candidates.iloc[0]
+        c = oracle.conditions
+        reporter.line(
+            f"not measured: the table is for {c.backend} on {c.device}, not at hand; exporting the best config "
+            "predicted within the limits (measure it there with `prunesearch verify`)"
+        )
+        return Pick(
+            config=Config.from_dict(row.config), measured=None, predicted=predicted_of(row), graph=None, candidates=[]
+        )
+    records: list[Candidate] = []
+    for window in range(max(windows, 1)):
+        batch = candidates.iloc[window * per_window : (window + 1) * per_window]
+        if batch.empty:
+            break
+        folder = workdir / f"window-{window}"
+        kept = _Kept(prepared.loaded.model)
+        label = f"{len(batch)} candidates"
+        with reporter.bar("measure", f"{label} beside the dense model") as update:
+            done = oracle.measure(
+                np.array(batch.genome.tolist(), dtype=np.int64),
+                stage="pick",
+                source=source,
+                options=options or PICK_TIMING,
+                keep_graphs=folder,
+                on_built=kept,
+                progress=lambda stage, n, total, label=label: update(
+                    completed=n, total=total, description=f"{stage} {label}"
+                ),
+            )
+        window_records = []
+        for (_, row), record in zip(batch.iterrows(), done):
+            m, predicted = record.measurement, predicted_of(row)
+            # a pick must meet its limits with confidence: the slow end of its measurement's interval does
+            known = known_values(m, predicted=predicted, exact={}, conservative=True)
+            ok = limits is None or meets(limits, known, tolerance=tolerance)
+            window_records.append(
+                Candidate(config=row.config, loss=_loss(row), predicted=predicted, measured=record, meets=ok)
+            )
+            misses = "" if ok else " - misses " + ", ".join(c.describe() for c in limits)
+            reporter.line(
+                f"  {Config.from_dict(row.config)}: table {row.table_speedup:.3f}x, corrected "
+                f"{predicted.get('speedup', float('nan')):.3f}x, measured {m.describe()}{misses}"
+            )
+        passed = [i for i, r in enumerate(window_records) if r.meets]
+        if passed:
+            chosen = min(passed, key=lambda i: (batch.iloc[i].loss, i))
+            window_records[chosen] = window_records[chosen].model_copy(update={"chosen": True})
+        records += window_records
+        if passed:
+            graph = folder / f"config-{chosen}.onnx"
+            row = batch.iloc[chosen]
+            return Pick(
+                config=Config.from_dict(row.config),
+                measured=done[chosen],
+                predicted=predicted_of(row),
+                graph=graph if graph.is_file() else None,
+                candidates=records,
+                module=kept.modules.get(chosen),
+            )
+    raise PruneSearchError(_none_met(records, limits))
+
+
+def _loss(row: pd.Series) -> float | None:
+    return float(row.loss) if "loss" in row and pd.notna(row.loss) else None
+
+
+def _none_met(records: list[Candidate], limits: list[Constraint]) -> str:
+    """What was measured, the best of it, and what would get further."""
+    best = max(records, key=lambda r: r.measured.measurement.speedup_low)
+    m = best.measured.measurement
+    asked = ", ".join(c.describe() for c in limits)
+    low = f"speedup>={np.floor(m.speedup_low * 1000) / 1000:.3f}"
+    return (
+        f"none of the {len(records)} candidates measured within {asked} with confidence beside the dense model; the "
+        f"best measured {Config.from_dict(best.config)} at {m.describe()}. To get further: search again with a "
+        "larger target.confidence or target.margin (or more measure.configs, so the loop corrects more of the "
+        f"front), or export what was measured with `--pick {low}`"
+    )

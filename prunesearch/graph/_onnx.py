@@ -1,0 +1,222 @@
+"""ONNX export of a (pruned) model with dynamic batch and sequence, checked against torch.
+
+Text models take ``input_ids`` and ``attention_mask``; a ViT takes ``pixel_values`` of its own image
+size. With ``cache_len`` a decoder is exported as one decode step: ``seq_len`` new tokens (1 when
+generating; fixed in the graph, since attention takes a single-token path) after a KV cache of any
+length (``cache_len`` is the example's) and any batch. Its inputs are ``input_ids``,
+``attention_mask`` (over cached and new tokens), ``position_ids`` and ``past.{i}.key`` /
+``past.{i}.value`` of shape (batch, KV heads, cache_len, head_dim) for each layer the cache holds:
+the attention blocks left in the pruned model (a removed block has no KV), each with its own kept KV
+heads. Inside, they become a transformers ``DynamicCache``; the output is the new tokens' logits
+(appending to the cache is part of the step's work). ``precision`` fp16/bf16 exports a graph typed
+in it (weights, float inputs and output), which is how TensorRT 11 and strongly typed builds take
+their precision.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import DynamicCache
+
+from prunesearch._workload import Workload
+from prunesearch.standalone.run_bundle import feeds_for
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class _TensorOutput(nn.Module):
+    """Returns one tensor: last_hidden_state for encoders, logits for decoders; with ``decode``,
+    the inputs after the mask are position_ids and each cached layer's past key and value."""
+
+    def __init__(self, model: nn.Module, *, is_decoder: bool, decode: bool = False, pixels: bool = False) -> None:
+        super().__init__()
+        self.model = model
+        self.is_decoder = is_decoder
+        self.decode = decode
+        self.pixels = pixels
+
+    def forward(self, first: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        if self.pixels:
+            return self.model(pixel_values=first).last_hidden_state
+        input_ids, attention_mask, past = first, rest[0], rest[1:]
+        if not self.is_decoder:
+            return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if not self.decode:
+            return self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+        position_ids, *kv = past
+        cache = DynamicCache(list(zip(kv[::2], kv[1::2]))) if kv else None
+        return self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            use_cache=cache is not None,
+        ).logits
+
+
+def takes_pixels(model: nn.Module) -> bool:
+    from prunesearch.space import adapter_for
+
+    return adapter_for(model).inputs == "pixels"
+
+
+def tensor_module(model: nn.Module, *, decode: bool) -> _TensorOutput:
+    """The model as the exported graph sees it: tensors in, one tensor out (torch profilers time this too)."""
+    from prunesearch.space import adapter_for
+
+    is_decoder = adapter_for(model).is_decoder
+    if decode and not is_decoder:
+        raise ValueError("a KV-cache decode step needs a decoder; this model is an encoder")
+    # eval on the wrapper too: the exporter restores the wrapper's mode, and with it the model's
+    return _TensorOutput(model.eval(), is_decoder=is_decoder, decode=decode, pixels=takes_pixels(model)).eval()
+
+
+def cache_shapes(model: nn.Module) -> list[tuple[int, int]]:
+    """(KV heads, head_dim) of each layer a decoder's KV cache holds, in cache order."""
+    with torch.no_grad():
+        cache = model.eval()(input_ids=torch.ones(1, 1, dtype=torch.long), use_cache=True).cache
+    return [(l.keys.shape[1], l.keys.shape[3]) for l in cache.layers if l.keys is not None]
+
+
+def example_inputs(
+    model: nn.Module,
+    *,
+    batch: int,
+    seq_len: int | None,
+    cache_len: int | None = None,
+    seed: int = 0,
+) -> dict[str, torch.Tensor]:
+    """Random token ids and a full mask (a ViT: random pixels of its image size); with ``cache_len``,
+    also positions and random past keys/values. Float inputs take the model's own dtype."""
+    g = torch.Generator().manual_seed(seed)
+    dtype = next(model.parameters()).dtype
+    if takes_pixels(model):
+        c = model.config
+        return {"pixel_values": torch.randn(batch, c.num_channels, c.image_size, c.image_size, generator=g).to(dtype)}
+    vocab = model.config.vocab_size
+    ids = torch.randint(3, vocab, (batch, seq_len), generator=g)
+    if cache_len is None:
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    inputs = {
+        "input_ids": ids,
+        "attention_mask": torch.ones(batch, cache_len + seq_len, dtype=torch.long),
+        "position_ids": torch.arange(cache_len, cache_len + seq_len).expand(batch, seq_len),
+    }
+    for i, (heads, head_dim) in enumerate(cache_shapes(model)):
+        for kv in ("key", "value"):
+            inputs[f"past.{i}.{kv}"] = torch.randn(batch, heads, cache_len, head_dim, generator=g).to(dtype)
+    return inputs
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    batch: int = 1,
+    seq_len: int | None = 128,
+    cache_len: int | None = None,
+    precision: str = "fp32",
+    opset: int = 17,
+) -> Path:
+    """Write ``model`` as ONNX (legacy TorchScript exporter: fast, and matches torch to ~1e-6) in
+    ``precision``; with ``cache_len``, one decode step of a decoder (see the module docstring)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dtype = PRECISIONS[precision]
+    if dtype != torch.float32:
+        import copy
+
+        model = copy.deepcopy(model).to(dtype)
+    wrapped = tensor_module(model, decode=cache_len is not None)
+    inputs = example_inputs(model, batch=batch, seq_len=seq_len, cache_len=cache_len)
+    if "pixel_values" in inputs:
+        axes = {"pixel_values": {0: "batch"}, "output": {0: "batch"}}
+    elif cache_len is None:
+        tokens = {0: "batch", 1: "sequence"}
+        axes = {"input_ids": tokens, "attention_mask": tokens, "output": tokens}
+    else:
+        axes = {
+            "input_ids": {0: "batch"},
+            "attention_mask": {0: "batch", 1: "total"},
+            "position_ids": {0: "batch"},
+            "output": {0: "batch"},
+        }
+        axes |= {name: {0: "batch", 2: "past"} for name in inputs if name.startswith("past.")}
+    # The tracer warns about shape checks it freezes and about index ops with negative indices;
+    # neither applies here, and check_onnx compares the graph with torch at another length.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message="Exporting aten::index operator")
+        torch.onnx.export(
+            wrapped,
+            tuple(inputs.values()),
+            str(path),
+            input_names=list(inputs),
+            output_names=["output"],
+            dynamic_axes=axes,
+            opset_version=opset,
+            dynamo=False,
+        )
+    return path
+
+
+def check_onnx(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    batch: int = 2,
+    seq_len: int = 16,
+    cache_len: int | None = None,
+) -> float:
+    """Max |ONNX Runtime − torch| on random inputs of another shape than the export's (fp32 graphs)."""
+    import onnxruntime as ort
+
+    inputs = example_inputs(model, batch=batch, seq_len=seq_len, cache_len=cache_len, seed=1)
+    with torch.no_grad():
+        expected = tensor_module(model, decode=cache_len is not None)(*inputs.values()).numpy()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = {i.name for i in session.get_inputs()}  # a model with no attention left drops the mask
+    got = session.run(None, {k: v.numpy() for k, v in inputs.items() if k in names})[0]
+    return float(np.abs(got - expected).max())
+
+
+def export_for(model: nn.Module, path: Path, workload: Workload) -> Path:
+    """``model`` as the graph ``workload`` times: a full pass, or one KV-cache decode step, typed in its precision."""
+    w = workload
+    return export_onnx(model, path, batch=w.batch, seq_len=w.seq_len, cache_len=w.cached, precision=w.precision)
+
+
+def vocab_of(model: nn.Module) -> int:
+    """The vocabulary token ids are drawn from (a model taking pixels has none: 1)."""
+    return getattr(model.config, "vocab_size", None) or 1
+
+
+def graph_plan(workload: Workload, *, vocab: int) -> dict:
+    """What ``run_bundle.graph_runner`` reads of a bundle's manifest: the workload and the vocabulary."""
+    return {"workload": workload.workload().model_dump(), "vocab": vocab}
+
+
+def graph_feeds(path: str | Path, *, workload: Workload, vocab: int) -> dict[str, np.ndarray]:
+    """``run_bundle.feeds_for`` of an ONNX graph read with onnx, for backends without an ONNX Runtime session."""
+    from types import SimpleNamespace
+
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    weights = {w.name for w in graph.initializer}
+    types = {onnx.TensorProto.FLOAT: "tensor(float)", onnx.TensorProto.FLOAT16: "tensor(float16)"}
+    inputs = [
+        SimpleNamespace(
+            name=i.name,
+            shape=[d.dim_value or d.dim_param for d in i.type.tensor_type.shape.dim],
+            type=types.get(i.type.tensor_type.elem_type, "tensor(int64)"),
+        )
+        for i in graph.input
+        if i.name not in weights
+    ]
+    return feeds_for(SimpleNamespace(get_inputs=lambda: inputs), plan=graph_plan(workload, vocab=vocab))

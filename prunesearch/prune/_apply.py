@@ -1,0 +1,102 @@
+"""Turn a config into a real, smaller model."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from prunesearch._config import Config
+from prunesearch.prune._importance import magnitude, top_units
+from prunesearch.space import KINDS, Adapter, Kind, Space, adapter_for
+
+ARCH_KEY = "prunesearch_arch"
+
+
+@dataclass(frozen=True)
+class UnitChoice:
+    """Which units of one block to keep, with an optional reconstructed output projection."""
+
+    keep: torch.Tensor
+    weight: torch.Tensor | None = None
+    bias: torch.Tensor | None = None
+
+
+class UnitSource(Protocol):
+    """Anything that answers "which units, with which weights, at this size" (a level database)."""
+
+    space: Space
+
+    def choice(self, layer: int, kind: Kind, size: int) -> UnitChoice: ...
+
+
+class MagnitudeSource:
+    """Weight-magnitude choice with no reconstruction: the plain baseline."""
+
+    def __init__(self, adapter: Adapter, *, ffn_step: int = 128) -> None:
+        self.adapter = adapter
+        self.space = adapter.space(ffn_step=ffn_step)
+
+    def choice(self, layer: int, kind: Kind, size: int) -> UnitChoice:
+        scores = magnitude(self.adapter, layer, kind)
+        return UnitChoice(keep=top_units(self.adapter, kind, scores, size))
+
+
+def prune(
+    model: nn.Module,
+    config: Config,
+    database: UnitSource | None = None,
+    *,
+    ffn_step: int = 128,
+) -> nn.Module:
+    """A physically smaller copy of ``model`` keeping ``config``'s sizes.
+
+    Units and output-projection weights come from ``database`` (a LevelDatabase);
+    without one, units are chosen by weight magnitude and not reconstructed.
+    """
+    pruned = copy.deepcopy(model)
+    source = database if database is not None else MagnitudeSource(adapter_for(model), ffn_step=ffn_step)
+    source.space.validate(config)
+    adapter = adapter_for(pruned)
+    dense_layers = adapter.n_layers
+    record = []
+    for i, layer in enumerate(config.layers):
+        entry = {"heads": layer.heads, "ffn": layer.ffn}
+        for kind, size in zip(KINDS, (layer.heads, layer.ffn)):
+            choice = source.choice(i, kind, size)
+            adapter.apply(i, kind, choice.keep, weight=choice.weight, bias=choice.bias)
+            entry[f"{kind}_units"] = sorted(int(u) for u in choice.keep)
+        record.append(entry)
+    dense_types = getattr(pruned.config, "layer_types", None)
+    adapter.finalize()
+    setattr(
+        pruned.config,
+        ARCH_KEY,
+        {
+            "format": 1,
+            "family": adapter.family,
+            "dense": {"num_hidden_layers": dense_layers, "layer_types": dense_types},
+            "layers": record,
+        },
+    )
+    return pruned
+
+
+def arch_of(model: nn.Module) -> dict | None:
+    """The pruning record a pruned model carries (None for a dense model)."""
+    return getattr(model.config, ARCH_KEY, None)
+
+
+def masked(model: nn.Module, config: Config, database: UnitSource | None = None, *, ffn_step: int = 128) -> nn.Module:
+    """The dense model with the same units zeroed instead of removed: the reference
+    that :func:`prune` (without reconstruction) must reproduce exactly."""
+    masked_model = copy.deepcopy(model)
+    source = database if database is not None else MagnitudeSource(adapter_for(model), ffn_step=ffn_step)
+    adapter = adapter_for(masked_model)
+    for i, layer in enumerate(config.layers):
+        for kind, size in zip(KINDS, (layer.heads, layer.ffn)):
+            adapter.mask(i, kind, source.choice(i, kind, size).keep)
+    return masked_model
