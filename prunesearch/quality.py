@@ -30,35 +30,55 @@ def embedding_cosine(model: nn.Module, dense_embeddings: torch.Tensor, batch: di
     return torch.cosine_similarity(embeddings(model, batch), dense_embeddings, dim=-1).mean().item()
 
 
-@torch.no_grad()
-def perplexity(model: nn.Module, batch: dict[str, torch.Tensor], *, micro_batch: int = 8) -> float:
-    """exp(mean next-token negative log-likelihood) over the batch's real tokens."""
-    total, count = 0.0, 0
+def _hidden_parts(model: nn.Module, batch: dict[str, torch.Tensor], micro_batch: int):
+    """(last hidden state, input ids, attention mask) of each micro-batch of a decoder."""
     for i in range(0, len(batch["input_ids"]), micro_batch):
         ids = batch["input_ids"][i : i + micro_batch]
         mask = batch["attention_mask"][i : i + micro_batch]
-        logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, :-1].float()
-        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
-        total += (nll * mask[:, 1:]).sum().item()
-        count += mask[:, 1:].sum().item()
+        yield model.base_model(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state, ids, mask
+
+
+@torch.no_grad()
+def perplexity(model: nn.Module, batch: dict[str, torch.Tensor], *, micro_batch: int = 8) -> float:
+    """exp(mean next-token negative log-likelihood) over the batch's real tokens; logits are formed LOGIT_CHUNK
+    tokens at a time, never a batch's at once."""
+    from prunesearch.prune.recover import LOGIT_CHUNK, log_probs
+
+    total, count = 0.0, 0
+    for hidden, ids, mask in _hidden_parts(model, batch, micro_batch):
+        real = mask[:, 1:].bool()
+        h, targets = hidden[:, :-1][real], ids[:, 1:][real]
+        for start in range(0, len(h), LOGIT_CHUNK):
+            logp = log_probs(model, h[start : start + LOGIT_CHUNK])
+            total -= float(logp.gather(-1, targets[start : start + LOGIT_CHUNK, None]).sum())
+        count += len(h)
     return math.exp(total / count)
 
 
 @torch.no_grad()
-def kl_to_dense(
-    model: nn.Module, dense_logits: torch.Tensor, batch: dict[str, torch.Tensor], *, micro_batch: int = 8
-) -> float:
-    """Mean KL(dense || model) of next-token distributions over the batch's real tokens."""
-    total, count = 0.0, 0
-    for i in range(0, len(batch["input_ids"]), micro_batch):
-        ids = batch["input_ids"][i : i + micro_batch]
-        mask = batch["attention_mask"][i : i + micro_batch]
-        logp = model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float().log_softmax(-1)
-        ref = dense_logits[i : i + micro_batch].float().log_softmax(-1)
-        kl = (ref.exp() * (ref - logp)).sum(-1)
-        total += (kl * mask).sum().item()
-        count += mask.sum().item()
-    return total / count
+def dense_reference(model: nn.Module, batch: dict[str, torch.Tensor], *, k: int = 256, micro_batch: int = 8):
+    """The dense decoder's next-token distribution at each real token of ``batch``: its top-``k`` log-probabilities
+    and one bucket for the rest (a TopK; the full distributions of 4,096 tokens over SmolLM2's vocabulary would
+    take 800 MB)."""
+    from prunesearch.prune.recover import TopK, teacher_top_k
+
+    return TopK.cat([teacher_top_k(model, h[m.bool()], k) for h, _, m in _hidden_parts(model, batch, micro_batch)])
+
+
+@torch.no_grad()
+def kl_to_dense(model: nn.Module, reference, batch: dict[str, torch.Tensor], *, micro_batch: int = 8) -> float:
+    """Mean KL(dense || model) of next-token distributions over the batch's real tokens, against ``reference``
+    (``dense_reference``: exact where the vocabulary is no larger than its k)."""
+    from prunesearch.prune.recover import LOGIT_CHUNK, log_probs
+
+    total, offset = 0.0, 0
+    for hidden, _, mask in _hidden_parts(model, batch, micro_batch):
+        h = hidden[mask.bool()]
+        for start in range(0, len(h), LOGIT_CHUNK):
+            piece = h[start : start + LOGIT_CHUNK]
+            total += float(reference.kl(log_probs(model, piece), slice(offset, offset + len(piece))).sum())
+            offset += len(piece)
+    return total / max(offset, 1)
 
 
 @dataclass(frozen=True)
@@ -142,7 +162,8 @@ class HeldOut:
     """Held-out text a pruned model is scored on against its dense model: the calibration text's own held-out
     part ("in-domain") and text from another source it never saw ("out-of-domain", the shipped fortunes
     unless given). Encoders: mean cosine of sentence embeddings, and with ``sts`` (SentencePairs) the STS
-    Spearman users measure; decoders: perplexity and KL to the dense model's next-token distributions. The
+    Spearman users measure; decoders: perplexity and KL to the dense model's next-token distributions (over
+    its top 256 tokens and a bucket for the rest). The
     dense model's outputs are computed once."""
 
     def __init__(
@@ -172,8 +193,7 @@ class HeldOut:
         for name, text in (("in-domain", calibration), ("out-of-domain", other)):
             if self.decoder:
                 batch = text.heldout(tokens)
-                with torch.no_grad():
-                    reference = loaded.model(**batch, use_cache=False).logits.half()
+                reference = dense_reference(loaded.model, batch)
             else:
                 batch = text.heldout_sentences(sentences)
                 reference = embeddings(loaded.model, batch)

@@ -8,7 +8,7 @@ import sys
 import typer
 
 # each command module registers its commands on ``app`` when imported
-from prunesearch.cli import catalogue, dashboard, demo, export, oracle, report, search, verify  # noqa: F401
+from prunesearch.cli import catalogue, dashboard, demo, eval, export, oracle, report, search, verify  # noqa: F401
 from prunesearch.cli.app import (
     _CLICK_ERROR,
     EXIT_BACKEND_MISSING,

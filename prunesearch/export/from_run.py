@@ -60,7 +60,9 @@ def export_from_run(
         )
         student = prune(prepared.loaded.model, chosen.config, database)
         options = run.spec.recovery if recovery is None else recovery
-        quality, record = recovered(prepared.loaded, student, calibration, options=options, reporter=reporter)
+        quality, record = recovered(
+            prepared.loaded, student, calibration, options=options, sts=run.spec.evaluation.sts, reporter=reporter
+        )
         return write_export(
             prepared.loaded,
             chosen.config,

@@ -77,13 +77,14 @@ class Probe:
         self.handles = []
         for kind in KINDS:
             proj = adapter.output_projection(layer, kind)
-            self.handles.append(proj.register_forward_hook(self._io(kind)))
+            self.handles.append(proj.register_forward_hook(self._io(kind), with_kwargs=True))
             site, pos = adapter.residual_site(layer, kind)
             self.handles.append(site.register_forward_pre_hook(self._residual(kind, pos)))
 
     def _io(self, kind):
-        def hook(module, args, out):
-            self.data[f"{kind}.z"] = args[0].detach()
+        def hook(module, args, kwargs, out):
+            # a removed pre-LN block (BiasOnly) takes its input by keyword
+            self.data[f"{kind}.z"] = (args[0] if args else next(iter(kwargs.values()))).detach()
             self.data[f"{kind}.y"] = (out[0] if isinstance(out, tuple) else out).detach()
 
         return hook

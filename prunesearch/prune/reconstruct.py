@@ -13,6 +13,7 @@ layer-wise rescaling, and the local reconstruction that matches retraining with 
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -23,7 +24,7 @@ from prunesearch.prune.layerwise import probed, record_calls, run_layer
 from prunesearch.prune.precision import autocast
 from prunesearch.reporter import QUIET, Reporter
 from prunesearch.space import KINDS, Kind, adapter_for
-from prunesearch.space.modules import BiasOnly
+from prunesearch.space.modules import BiasOnly, linear_weight
 
 
 class Gram:
@@ -46,7 +47,7 @@ class Gram:
 
     @staticmethod
     def _flat(x: torch.Tensor) -> torch.Tensor:
-        return x.reshape(-1, x.shape[-1]).float().cpu()
+        return x.reshape(math.prod(x.shape[:-1]), x.shape[-1]).float().cpu()
 
     def add(self, z: torch.Tensor, t: torch.Tensor) -> Gram:
         """Grow the statistics by the rows of another batch (products in fp32 per batch, sums in fp64)."""
@@ -157,13 +158,14 @@ def _refit(proj: nn.Module, gram: Gram, *, damp: float) -> tuple[float, float]:
         before = gram.error(None, proj.bias)
         proj.bias.copy_(gram.mean_target().to(proj.bias))
         return before, gram.error(None, proj.bias)
-    before = gram.error(proj.weight, proj.bias)
-    cols = torch.arange(proj.in_features)
-    w, b = gram.solve(cols, bias=proj.bias is not None, prior=proj.weight.detach().double().cpu(), damp=damp)
-    proj.weight.copy_(w.to(proj.weight))
+    weight = linear_weight(proj)  # (out, in); a view of GPT-2's Conv1D (in, out), written through
+    before = gram.error(weight, proj.bias)
+    cols = torch.arange(weight.shape[1])
+    w, b = gram.solve(cols, bias=proj.bias is not None, prior=weight.detach().double().cpu(), damp=damp)
+    weight.copy_(w.to(weight))
     if b is not None:
         proj.bias.copy_(b.to(proj.bias))
-    return before, gram.error(proj.weight, proj.bias)
+    return before, gram.error(weight, proj.bias)
 
 
 def _block_input(kind: Kind, proj: nn.Module, data: dict, mask: torch.Tensor) -> torch.Tensor:
@@ -190,16 +192,22 @@ def refit_sequentially(
     device = next(student.parameters()).device
     s_adapter, t_adapter = adapter_for(student), adapter_for(teacher)
     sources = dense_layer_of(student, teacher)
+    teacher_layers = t_adapter.layers()
     batches = [{k: v.to(device) for k, v in b.items()} for b in batches]
     masks = [b["attention_mask"].bool() for b in batches]
     student.eval()
     teacher.eval()
     with autocast(device):
         calls = [record_calls(teacher, b) for b in batches]
-        dense = [c.hidden for c in calls]
         own = [record_calls(student, b).hidden for b in batches]
+        dense = []
+        for c in calls:  # past the leading layers the student dropped (their constant is in its embeddings)
+            h = c.hidden
+            for skipped in range(sources[0] if sources else 0):
+                h = run_layer(teacher_layers[skipped], h, *c.calls[skipped])
+            dense.append(h)
     result = RefitResult(tokens=int(sum(m.sum() for m in masks)), seconds=0.0)
-    t_layers, s_layers = t_adapter.layers(), s_adapter.layers()
+    t_layers, s_layers = teacher_layers, s_adapter.layers()
     with reporter.bar("reconstruct", "refitting layer by layer", total=len(sources)) as update:
         for j, t in enumerate(sources):
             following = sources[j + 1] if j + 1 < len(sources) else len(t_layers)
