@@ -43,6 +43,7 @@ from prunesearch.search.fitness import DistillationFitness
 from prunesearch.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
+STS_DEV = ROOT.parent / "shared" / "data" / "stsb-en-dev.csv"
 ALGORITHMS = ["evolution", "supernet", "policy_gradient", "nsga2", "random"]
 DEMO_SPEC = ROOT / "searches" / "minilm-ort-cpu-2x.yaml"
 BASELINES = ("uniform", "random", "torch_pruning_ffn")
@@ -79,9 +80,10 @@ def torch_pruning_ffn(model, ratio: float):
 
 
 def flat(quality: dict, metric: str) -> dict[str, float]:
-    """{"in-domain pruned": .., "in-domain recovered": .., "out-of-domain ...": ..} of the headline metric."""
+    """{"in-domain pruned": .., "in-domain recovered": .., "sts stsb-en-dev.csv recovered": ..}: each held-out
+    set's headline metric (STS pairs: Spearman) at each stage."""
     return {
-        f"{text} {stage}": scores[metric]
+        f"{text} {stage}": scores[metric if metric in scores else next(iter(scores))]
         for text, stages in quality.items()
         for stage, scores in stages.items()
         if stage != "dense"
@@ -95,6 +97,7 @@ def main() -> None:
     ap.add_argument("--targets", type=float, nargs="+", default=None, help="speed-ups (default 1.5 2 3; decoders 1.5)")
     ap.add_argument("--algorithms", nargs="+", choices=ALGORITHMS, default=["evolution", "supernet", "random"])
     ap.add_argument("--out-dir", type=Path, default=ROOT / "reports")
+    ap.add_argument("--sts", type=Path, default=STS_DEV if STS_DEV.is_file() else None, help="encoders: STS pairs")
     args = ap.parse_args()
     torch.manual_seed(0)
     reporter = Reporter(Console(stderr=True))
@@ -153,7 +156,14 @@ def main() -> None:
                 if name not in models:  # reported, not dropped: nothing within the target
                     rows.append({**row, "config": "no config within the target"})
                     continue
-                quality, record = recovered(loaded, models[name], calibration, options=spec.recovery, reporter=reporter)
+                quality, record = recovered(
+                    loaded,
+                    models[name],
+                    calibration,
+                    options=spec.recovery,
+                    sts=None if loaded.is_decoder else args.sts,
+                    reporter=reporter,
+                )
                 dense = {text: stages["dense"] for text, stages in quality.items()}
                 rows.append(
                     {
@@ -190,6 +200,7 @@ def summary(df: pd.DataFrame, metric: str) -> pd.DataFrame:
         if searched.empty:
             continue
         best = searched.loc[better(searched[key])]
+        sts = next((c for c in g.columns if c.startswith("sts ") and c.endswith(" recovered")), None)
         row = {
             "target_speedup": target,
             "best algorithm": best.method,
@@ -197,6 +208,8 @@ def summary(df: pd.DataFrame, metric: str) -> pd.DataFrame:
             "in-domain": best["in-domain recovered"],
             "out-of-domain": best[key],
         }
+        if sts:
+            row["STS-B dev Spearman"] = best[sts]
         for name in BASELINES:
             base = g[g.method == name]
             if len(base):
@@ -220,8 +233,10 @@ def write(df: pd.DataFrame, args, *, spec, metric: str, dense: dict, table: str,
         f"targets done: {', '.join(f'{t}x' for t in sorted(df.target_speedup.unique()))}; {args.evaluations} "
         "evaluations per algorithm.",
         f"Table {table}. Speed-ups are measured side by side with the dense model, one window per target.",
-        f"Every model is pruned with the level database and distilled towards the dense model on "
-        f"{spec.recovery.tokens:,} tokens of calibration text (early-stopped on held-back rows) before it is scored.",
+        "Every model is pruned with the level database, refitted layer by layer on its own inputs "
+        f"({spec.recovery.reconstruction.tokens:,} tokens of the recovery text) and distilled towards the dense "
+        f"model on {spec.recovery.tokens:,} tokens of it (early-stopped on held-back rows) before it is scored; "
+        "STS-B dev Spearman where a pairs file is given (evaluation only).",
         f"Quality ({metric} to the dense model): in-domain = the calibration text's held-out part; out-of-domain = "
         "Debian's fortunes (human-written, never calibrated on). 'pruned' is before recovery, 'recovered' after.",
         f"Dense model on the same text: {dense_text}.",
