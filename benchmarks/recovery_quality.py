@@ -82,7 +82,7 @@ def main() -> None:
     refitted = prune(loaded.model, config, database)
     refit = ReconstructionOptions()
     batches = recovery_batches(calibration, options=RecoveryOptions(), is_decoder=False, batch=refit.micro_batch)
-    refit_sequentially(refitted, loaded.model, first_tokens(batches, refit.tokens), damp=refit.damp)
+    refit_sequentially(refitted, loaded.model, first_tokens(batches, refit.budget(is_decoder=False)), damp=refit.damp)
     for tokens in args.budgets[1:]:
         student = copy.deepcopy(refitted)
         options = RecoveryOptions(tokens=tokens, validate_every=max(10, tokens // 16_000 // 8))

@@ -234,7 +234,8 @@ def write(df: pd.DataFrame, args, *, spec, metric: str, dense: dict, table: str,
         "evaluations per algorithm.",
         f"Table {table}. Speed-ups are measured side by side with the dense model, one window per target.",
         "Every model is pruned with the level database, refitted layer by layer on its own inputs "
-        f"({spec.recovery.reconstruction.tokens:,} tokens of the recovery text) and distilled towards the dense "
+        f"({spec.recovery.reconstruction.budget(is_decoder=metric == 'perplexity'):,} tokens of the recovery text) "
+        "and distilled towards the dense "
         f"model on {spec.recovery.tokens:,} tokens of it (early-stopped on held-back rows) before it is scored; "
         "STS-B dev Spearman where a pairs file is given (evaluation only).",
         f"Quality ({metric} to the dense model): in-domain = the calibration text's held-out part; out-of-domain = "

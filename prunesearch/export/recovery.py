@@ -46,11 +46,10 @@ def recovered(
     record: dict = {}
     is_decoder = loaded.is_decoder
     refit = options.reconstruction
-    if refit.tokens:
+    if refit.budget(is_decoder=is_decoder):
         batches = recovery_batches(calibration, options=options, is_decoder=is_decoder, batch=refit.micro_batch)
-        result = refit_sequentially(
-            student, loaded.model, first_tokens(batches, refit.tokens), damp=refit.damp, reporter=reporter
-        )
+        rows = first_tokens(batches, refit.budget(is_decoder=is_decoder))
+        result = refit_sequentially(student, loaded.model, rows, damp=refit.damp, reporter=reporter)
         reporter.line(f"reconstructed layer by layer: {result.describe()}")
         record["reconstruction"] = {**refit.model_dump(), **asdict(result)}
         score("reconstructed")
