@@ -41,7 +41,6 @@ REFITS = [
     ("sequential refit, 131k tokens (half calibration, half WordNet)", 131_072, 0.5),
     ("sequential refit, 262k tokens (half calibration, half WordNet)", 262_144, 0.5),
     ("sequential refit, 262k tokens of WordNet", 262_144, 0.0),
-    ("sequential refit, 131k tokens of calibration text", 131_072, 1.0),
 ]
 MINILM_POINTS = [(10, 1280), (8, 1024), (6, 768)]
 # (label, calibration rows, database options or None for plain magnitude with no reconstruction)
