@@ -8,8 +8,9 @@ English beside the calibration text's training rows, ``prune.calibration.mixed_r
 whole, so ``tokens`` may run to millions. The learning rate warms up and decays (cosine) over the
 token budget. Training stops at the budget, or early when the loss on rows held back from training (a
 validation part of the calibration split, never the held-out text quality is reported on) stops
-improving; the best state seen is kept. Runs on the model's device (a GPU where the model is on one),
-in bf16 autocast where that device computes bf16 natively.
+improving against its best since the warm-up; the best state seen, the start included, is kept. Runs
+on the model's device (a GPU where the model is on one), in bf16 autocast where that device computes
+bf16 natively.
 
 Memory: a step's rows run in micro-batches whose gradients accumulate; a decoder's loss is formed a
 chunk of tokens at a time from the last hidden state (``LOGIT_CHUNK`` tokens' logits at once, never a
@@ -285,6 +286,9 @@ def recover(
     before = best = validation_loss()
     best_state = keep()
     history, waited, steps, seen = [(0, before)], 0, 0, 0
+    # the first steps raise the loss for a while (AdamW's early updates disturb a least-squares fit): patience
+    # counts against the best loss seen since the warm-up, never against the untrained start
+    trend = float("inf")
     optimizer = torch.optim.AdamW(params, lr=options.lr_at(0), weight_decay=0.0)
     stopped = False
     batches = batches if batches is not None else recovery_batches(calibration, options=options, is_decoder=is_decoder)
@@ -309,7 +313,11 @@ def recover(
                 current = validation_loss()
                 history.append((seen, current))
                 if current < best:
-                    best, waited, best_state = current, 0, keep()
+                    best, best_state = current, keep()
+                if seen < options.warmup * options.tokens:
+                    pass  # no patience while warming up
+                elif current < trend:
+                    trend, waited = current, 0
                 else:
                     waited += 1
                 update(
