@@ -60,6 +60,7 @@ def run(checkout: Path, args) -> dict:
     done = subprocess.run(
         [sys.executable, "-c", CHILD, str(args.tokens), str(args.heads), str(args.ffn)],
         env=env,
+        cwd=checkout,  # `python -c` puts the working folder first on the path: the checkout's own package
         capture_output=True,
         text=True,
         check=False,

@@ -66,7 +66,10 @@ def run_cli(checkout: Path, argv: list[str]) -> tuple[float, float]:
     """(wall seconds, peak RSS in MB) of one prunesearch command in a fresh process running ``checkout``'s code."""
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", CHILD, *argv], env=env, capture_output=True, text=True, check=False)
+    # `python -c` puts the working folder first on the path: run in the checkout, so its own package is imported
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, *argv], env=env, cwd=checkout, capture_output=True, text=True, check=False
+    )
     seconds = time.perf_counter() - start
     result = json.loads(done.stdout.strip().splitlines()[-1])
     if result["code"] not in (0, None):
