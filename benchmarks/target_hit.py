@@ -35,13 +35,16 @@ from prunesearch import Reporter, load_spec, parse_spec, run_spec
 from prunesearch.errors import PruneSearchError
 from prunesearch.export import export_from_run
 from prunesearch.graph import export_onnx
-from prunesearch.prune import prune
+from prunesearch.prune import ReconstructionOptions, RecoveryOptions, prune
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from side_by_side import side_by_side  # noqa: E402  (the independent timer: no prunesearch code inside)
 
 DEMO_SPEC = ROOT / "searches" / "minilm-ort-cpu-2x.yaml"
+#: speed is what is checked here: the pick is exported as measured, without its refit and distillation (the
+#: same shapes, so the same speed)
+SPEED_ONLY = RecoveryOptions(tokens=0, reconstruction=ReconstructionOptions(tokens=0))
 
 
 def spec_for(target: float, seed: int):
@@ -82,7 +85,13 @@ def main() -> None:
                 out = work / spec.name / "export"
                 try:
                     manifest = export_from_run(
-                        outcome.run, pick="best", out=out, formats=["onnx"], prepared=prepared, reporter=reporter
+                        outcome.run,
+                        pick="best",
+                        out=out,
+                        formats=["onnx"],
+                        prepared=prepared,
+                        recovery=SPEED_ONLY,
+                        reporter=reporter,
                     )
                 except PruneSearchError as exc:  # reported, not dropped: no candidate measured within the target
                     rows.append({"kind": "pick", "target": target, "seed": seed, "error": str(exc)})

@@ -67,6 +67,15 @@ _LAZY = {
     "verify_export": "prunesearch.export",
     "register_adapter": "prunesearch.space",
     "Registry": "prunesearch._registry",
+    "Metrics": "prunesearch._objectives",
+    "SentencePairs": "prunesearch._quality",
+    "HeldOut": "prunesearch._quality",
+    "sts_spearman": "prunesearch._quality",
+    "perplexity": "prunesearch._quality",
+    "embedding_cosine": "prunesearch._quality",
+    "embeddings": "prunesearch._quality",
+    "spearman": "prunesearch._quality",
+    "mean_pool": "prunesearch._pooling",
 }
 
 

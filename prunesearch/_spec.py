@@ -142,6 +142,22 @@ class FitnessSpec(_Strict):
     finetune_tokens: PositiveInt = 8192
 
 
+class EvaluationSpec(_Strict):
+    """What the export is scored on beside the held-out text: ``sts``, a pairs file of sentence 1, sentence 2
+    and a gold similarity (CSV or TSV, such as STS-B's dev split) on which an encoder's sentence embeddings are
+    scored by the Spearman correlation of their cosine with the gold scores. Evaluation data only: it is never
+    calibrated, searched or trained on."""
+
+    sts: Path | None = None
+
+    @field_validator("sts")
+    @classmethod
+    def _exists(cls, path: Path | None) -> Path | None:
+        if path is not None and not Path(path).is_file():
+            raise ValueError(f"STS pairs file not found: {path}")
+        return path
+
+
 class SearchSpec(_Strict):
     name: str
     model: str
@@ -159,6 +175,8 @@ class SearchSpec(_Strict):
     fitness: FitnessSpec = FitnessSpec()
     #: the exported pick's distillation towards the dense model (``tokens: 0``: none)
     recovery: RecoveryOptions = RecoveryOptions(tokens=65536)
+    #: what the export's quality is measured on beside the held-out text
+    evaluation: EvaluationSpec = EvaluationSpec()
     seed: int = 0
     storage: str | None = None  # Optuna storage URL; default sqlite file in the run folder
 
@@ -275,6 +293,12 @@ class SearchSpec(_Strict):
         """Evaluations between measurement windows (0: no measurement in the loop)."""
         every = self.measure.every
         return max(10, self.budget.evaluations // 4) if every is None else every
+
+    def with_evaluation(self, *, sts: Path) -> SearchSpec:
+        """This spec scoring its export on the pairs file ``sts`` (a CLI flag), validated like the YAML."""
+        data = json.loads(self.model_dump_json())
+        data["evaluation"] = {**data["evaluation"], "sts": str(sts)}
+        return parse_spec(data, source="--sts")
 
     def with_executor(self, *, kind: str | None = None, workers: int | None = None) -> SearchSpec:
         """This spec with its executor overridden (CLI flags), validated like the YAML."""

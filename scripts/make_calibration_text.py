@@ -3,6 +3,7 @@
     .venv/bin/python scripts/make_calibration_text.py python-docs   # python_docs.txt: the standard library's docstrings
     .venv/bin/python scripts/make_calibration_text.py general       # general_en.txt: written by SmolLM2-135M-Instruct
     .venv/bin/python scripts/make_calibration_text.py fortunes      # fortunes_en.txt: held out, from Debian's fortunes
+    .venv/bin/python scripts/make_calibration_text.py wordnet       # wordnet_en.txt: recovery text, Debian's WordNet
 
 The default calibration text is general_en.txt and python_docs.txt together: everyday and technical
 English, news-like, conversational, encyclopaedic, instructional and code-adjacent (see GENRES). The
@@ -11,6 +12,12 @@ prompts of every genre on every topic below), so it can be shipped and remade of
 is human-written English from another source altogether (the BSD-licensed fortune cookies of
 Debian's ``fortunes`` package, apt-get install fortunes): never calibrated on, it is the
 out-of-domain text quality is reported on beside the calibration text's own held-out part.
+
+wordnet_en.txt is the recovery distillation's general English (over 1M tokens, far more than the
+calibration text holds): every WordNet 3.0 synset's definition and example sentences (the WordNet
+licence, permissive; apt-get install wordnet-base), one synset a line, in a seeded random order so
+that a stream read from the top sees every part of speech and topic mixed. Short, everyday
+sentences about everything English has a word for.
 """
 
 from __future__ import annotations
@@ -304,10 +311,45 @@ def fortunes(root: Path = Path("/usr/share/games/fortunes")) -> tuple[list[str],
     return paragraphs, header
 
 
+WORDNET_FILES = ["data.noun", "data.verb", "data.adj", "data.adv"]
+
+
+def wordnet(root: Path = Path("/usr/share/wordnet"), *, seed: int = 0) -> tuple[list[str], str]:
+    """One paragraph per synset: "Word, other word: its definition." and its quoted examples as sentences."""
+    import random
+
+    if not root.is_dir():
+        sys.exit(f"{root} not found: apt-get install wordnet-base")
+    paragraphs = []
+    for name in WORDNET_FILES:
+        for line in (root / name).read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith(" ") or " | " not in line:
+                continue  # the licence header
+            fields, gloss = line.split(" | ", 1)
+            parts = fields.split()
+            words = [parts[4 + 2 * i].replace("_", " ") for i in range(int(parts[3], 16))]
+            words = [re.sub(r"\(\w+\)$", "", w) for w in words]  # adjective markers such as (a), (p)
+            definition, *examples = [g.strip() for g in gloss.strip().split(";")]
+            said = [e.strip('" ') for e in examples if e.startswith('"')]
+            more = [e for e in examples if not e.startswith('"')]
+            head = ", ".join(dict.fromkeys(words[:3]))
+            text = f"{head[:1].upper()}{head[1:]}: {'; '.join([definition, *more])}."
+            sentences = [f"{e[:1].upper()}{e[1:]}" + ("" if e[-1:] in ".!?" else ".") for e in said if e]
+            paragraphs.append(" ".join([text, *sentences]))
+    random.Random(seed).shuffle(paragraphs)
+    header = (
+        "Definitions and example sentences of every WordNet 3.0 synset (Debian's wordnet-base; WordNet 3.0 "
+        "licence: use, copy, modify and distribute for any purpose; WordNet 3.0 Copyright 2006 by Princeton "
+        f"University. All rights reserved.), one synset a line, shuffled with seed {seed}: recovery text"
+    )
+    return paragraphs, header
+
+
 SOURCES = {
     "python-docs": (python_docs, "python_docs.txt"),
     "general": (general, "general_en.txt"),
     "fortunes": (fortunes, "fortunes_en.txt"),
+    "wordnet": (wordnet, "wordnet_en.txt"),
 }
 
 

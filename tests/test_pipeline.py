@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 import prunesearch._pipeline as pipeline
-from prunesearch._spec import parse_spec
+from prunesearch import parse_spec
 from prunesearch.oracle import LatencyTable, TableChoice
 from tests.cli.test_bad_input import SPEC, minilm, table  # noqa: F401  (fixtures)
 

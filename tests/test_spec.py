@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from prunesearch._spec import load_spec, parse_spec
+from prunesearch import load_spec, parse_spec
 from prunesearch.errors import SpecError
 
 SEARCHES = sorted((Path(__file__).resolve().parents[1] / "searches").glob("*.yaml"))

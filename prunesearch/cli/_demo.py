@@ -9,6 +9,9 @@ import typer
 from prunesearch.cli._app import EXIT_VERIFY_FAILED, app, console, reporter
 
 DEMO_SPEC = Path("searches/minilm-ort-cpu-2x.yaml")
+#: candidates of the front the demo's export measures at a time: those the corrected oracle holds within the
+#: target come first, so three are enough where the search measured its way there (a window is ~7 s each)
+DEMO_CANDIDATES = 3
 #: the demo's promise: the exported model's speed-up, measured again beside the dense model, is at most 2%
 #: short of the target
 VERIFY_TOLERANCE = 0.02
@@ -19,6 +22,12 @@ def demo(
     spec: Path = typer.Option(DEMO_SPEC, "--spec", help="the demo's search spec"),
     out: Path = typer.Option(Path("reports/demo"), "--out", help="report folder (the export goes to OUT/export)"),
     fresh: bool = typer.Option(False, "--fresh", help="start the search over instead of resuming a stored one"),
+    sts: Path = typer.Option(
+        None,
+        "--sts",
+        help="a sentence-pairs file (sentence 1, sentence 2, gold score; STS-B dev, say) the export is scored on "
+        "by Spearman; `make demo` passes ../shared/data/stsb-en-dev.csv where it exists",
+    ),
 ) -> None:
     """The README's main job: search MiniLM for 2x on this CPU, export, verify, report.
 
@@ -32,6 +41,8 @@ def demo(
     from prunesearch.report import report_run
 
     parsed = load_spec(spec)
+    if sts is not None:
+        parsed = parsed.with_evaluation(sts=sts)
     run_dir = Path("runs") / parsed.name
     if fresh and run_dir.exists():
         import shutil
@@ -44,6 +55,7 @@ def demo(
         out=out / "export",
         formats=["hf", "onnx"],
         prepared=outcome.prepared,
+        per_window=DEMO_CANDIDATES,
         reporter=reporter,
     )
     measured = manifest.measured.describe() if manifest.measured else "not measured (the table's device is not at hand)"

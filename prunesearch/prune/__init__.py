@@ -4,12 +4,13 @@ from prunesearch.prune._apply import MagnitudeSource, UnitChoice, UnitSource, ar
 from prunesearch.prune._calibration import CalibrationSet, load_calibration
 from prunesearch.prune._database import LevelDatabase
 from prunesearch.prune._importance import magnitude, ranking, top_units
-from prunesearch.prune._recover import RecoveryOptions, RecoveryResult, recover
+from prunesearch.prune._recover import ReconstructionOptions, RecoveryOptions, RecoveryResult, recover
 
 __all__ = [
     "CalibrationSet",
     "LevelDatabase",
     "MagnitudeSource",
+    "ReconstructionOptions",
     "RecoveryOptions",
     "RecoveryResult",
     "UnitChoice",

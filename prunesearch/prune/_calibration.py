@@ -28,6 +28,8 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 DEFAULT_FILES = [DATA / "general_en.txt", DATA / "python_docs.txt"]
 #: human-written text from another source, never calibrated on: the out-of-domain held-out set
 OUT_OF_DOMAIN = DATA / "fortunes_en.txt"
+#: general English for reconstruction and recovery, beside the calibration text (2.6M MiniLM tokens)
+RECOVERY_FILES = [DATA / "wordnet_en.txt"]
 HELDOUT_SHARE = 0.2
 Rows = Literal["chunks", "texts"]
 
@@ -66,6 +68,122 @@ def special_tokens(tokenizer) -> tuple[list[int], list[int]]:
     return [], []
 
 
+def chunk_rows(tokenizer, paragraphs: list[str], *, seq_len: int) -> list[list[int]]:
+    """Token ids of the concatenated text, cut into full ``seq_len`` rows with special tokens."""
+    prefix, suffix = special_tokens(tokenizer)
+    body = seq_len - len(prefix) - len(suffix)
+    # paragraph by paragraph: a single huge text trips the tokenizer's length warning
+    ids = [i for row in tokenizer(paragraphs, add_special_tokens=False)["input_ids"] for i in row]
+    return [prefix + ids[i : i + body] + suffix for i in range(0, len(ids) - body + 1, body)]
+
+
+def text_rows(tokenizer, paragraphs: list[str], *, seq_len: int, rng: np.random.Generator) -> list[list[int]]:
+    """Consecutive sentences grouped into texts of a random length between 16 tokens and ``seq_len``
+    (drawn from ``rng``), each with its own special tokens."""
+    prefix, suffix = special_tokens(tokenizer)
+    body = seq_len - len(prefix) - len(suffix)
+    sentences = tokenizer(sentences_of(paragraphs), add_special_tokens=False)["input_ids"]
+    rows, current, goal = [], [], int(rng.integers(16, body + 1))
+    for ids in sentences:
+        if current and len(current) + len(ids) > goal:
+            rows.append(prefix + current[:body] + suffix)
+            current, goal = [], int(rng.integers(16, body + 1))
+        current = current + ids
+    if current:
+        rows.append(prefix + current[:body] + suffix)
+    return rows
+
+
+def rows_of(tokenizer, paragraphs: list[str], *, seq_len: int, rows: Rows, rng: np.random.Generator) -> list[list[int]]:
+    """``paragraphs`` as rows of token ids: packed chunks (decoders) or separate texts (encoders)."""
+    if rows == "chunks":
+        return chunk_rows(tokenizer, paragraphs, seq_len=seq_len)
+    return text_rows(tokenizer, paragraphs, seq_len=seq_len, rng=rng)
+
+
+def pad_rows(rows: list[list[int]], *, pad: int) -> dict[str, torch.Tensor]:
+    """Rows right-padded to the longest, with their attention mask."""
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], dtype=torch.long)
+    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], dtype=torch.long)
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+class TextStream:
+    """Rows of token ids from text files, read a block of paragraphs (lines) at a time and cycled for ever:
+    a text of any size is streamed, never held in memory. Each block's paragraphs are shuffled (seeded) before
+    they become rows, so a file in topic order still mixes within a block; the shipped recovery text is
+    shuffled whole (scripts/make_calibration_text.py)."""
+
+    def __init__(
+        self, tokenizer, files: list[Path], *, seq_len: int = 128, rows: Rows = "texts", seed: int = 0, block: int = 512
+    ) -> None:
+        read_paragraphs(files)  # refuses a missing, unreadable or too short file before any training starts
+        self.tokenizer, self.files, self.seq_len, self.rows, self.block = tokenizer, list(files), seq_len, rows, block
+        self.rng = np.random.default_rng(seed)
+
+    def _blocks(self):
+        block = []
+        for f in self.files:
+            with open(f, encoding="utf-8") as lines:
+                for line in lines:
+                    if line.strip() and not line.startswith("#"):
+                        block.append(line.strip())
+                        if len(block) == self.block:
+                            yield block
+                            block = []
+        if block:
+            yield block
+
+    def __iter__(self):
+        while True:
+            for block in self._blocks():
+                order = self.rng.permutation(len(block))
+                paragraphs = [block[i] for i in order]
+                yield from rows_of(self.tokenizer, paragraphs, seq_len=self.seq_len, rows=self.rows, rng=self.rng)
+
+
+def mixed_rows(calibration: CalibrationSet, stream, *, share: float, held_back: int):
+    """Rows for reconstruction and recovery, for ever: a ``share`` of them the calibration split's training rows
+    (cycled; never its held-back or held-out rows), the rest from ``stream`` (a TextStream), interleaved evenly."""
+    own = calibration.training_rows(held_back=held_back) if share > 0 else []
+    other = iter(stream) if share < 1 else None
+    debt, i = 0.0, 0
+    while True:
+        debt += share
+        if debt >= 1.0 or other is None:
+            debt -= 1.0
+            yield own[i % len(own)]
+            i += 1
+        else:
+            yield next(other)
+
+
+def token_batches(rows, *, batch: int, pad: int, pool: int = 16):
+    """Padded batches of ``batch`` rows from an iterator of rows: ``pool`` batches' worth at a time are sorted by
+    length (little padding), cut into batches, and handed out in their original order of arrival."""
+    rows = iter(rows)
+    while True:
+        taken = [r for _, r in zip(range(batch * pool), rows)]
+        if not taken:
+            return
+        order = sorted(range(len(taken)), key=lambda i: len(taken[i]))
+        groups = [order[i : i + batch] for i in range(0, len(order), batch)]
+        for group in sorted(groups, key=min):
+            yield pad_rows([taken[i] for i in group], pad=pad)
+
+
+def first_tokens(batches, n_tokens: int) -> list[dict[str, torch.Tensor]]:
+    """The first batches holding ``n_tokens`` real tokens."""
+    out, seen = [], 0
+    for b in batches:
+        if seen >= n_tokens:
+            break
+        out.append(b)
+        seen += int(b["attention_mask"].sum())
+    return out
+
+
 class CalibrationSet:
     """Deterministic calibration and held-out splits of some text for one tokenizer."""
 
@@ -86,35 +204,10 @@ class CalibrationSet:
         digest.update(f"{seq_len}:{seed}:{rows}:{getattr(tokenizer, 'name_or_path', '')}".encode())
         self.fingerprint = digest.hexdigest()[:16]
 
-    def _chunks(self, paragraphs: list[str]) -> list[list[int]]:
-        """Token ids of the concatenated text, cut into full ``seq_len`` rows with special tokens."""
-        tok = self.tokenizer
-        prefix, suffix = special_tokens(tok)
-        body = self.seq_len - len(prefix) - len(suffix)
-        # paragraph by paragraph: a single huge text trips the tokenizer's length warning
-        ids = [i for row in tok(paragraphs, add_special_tokens=False)["input_ids"] for i in row]
-        return [prefix + ids[i : i + body] + suffix for i in range(0, len(ids) - body + 1, body)]
-
-    def _texts(self, paragraphs: list[str]) -> list[list[int]]:
-        """Consecutive sentences grouped into texts of a random length between 16 tokens and
-        ``seq_len`` (seeded), each with its own special tokens."""
-        tok = self.tokenizer
-        prefix, suffix = special_tokens(tok)
-        body = self.seq_len - len(prefix) - len(suffix)
-        rng = np.random.default_rng(self.seed)
-        sentences = tok(sentences_of(paragraphs), add_special_tokens=False)["input_ids"]
-        rows, current, goal = [], [], int(rng.integers(16, body + 1))
-        for ids in sentences:
-            if current and len(current) + len(ids) > goal:
-                rows.append(prefix + current[:body] + suffix)
-                current, goal = [], int(rng.integers(16, body + 1))
-            current = current + ids
-        if current:
-            rows.append(prefix + current[:body] + suffix)
-        return rows
-
     def _rows_of(self, paragraphs: list[str]) -> list[list[int]]:
-        return self._chunks(paragraphs) if self.rows == "chunks" else self._texts(paragraphs)
+        return rows_of(
+            self.tokenizer, paragraphs, seq_len=self.seq_len, rows=self.rows, rng=np.random.default_rng(self.seed)
+        )
 
     @cached_property
     def _calib(self) -> list[list[int]]:
@@ -135,11 +228,7 @@ class CalibrationSet:
         return self._pad(rows[: int(np.searchsorted(lengths, n_tokens)) + 1])
 
     def _pad(self, taken: list[list[int]]) -> dict[str, torch.Tensor]:
-        width = max(len(r) for r in taken)
-        pad = self.tokenizer.pad_token_id or 0
-        ids = torch.tensor([r + [pad] * (width - len(r)) for r in taken], dtype=torch.long)
-        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in taken], dtype=torch.long)
-        return {"input_ids": ids, "attention_mask": mask}
+        return pad_rows(taken, pad=self.tokenizer.pad_token_id or 0)
 
     def calib(self, n_tokens: int) -> dict[str, torch.Tensor]:
         """The calibration split's first rows holding ``n_tokens``: what fitness scores on (budgets nest)."""
@@ -158,9 +247,9 @@ class CalibrationSet:
         """The calibration split's last rows holding ``n_tokens``: held back from training to stop it early."""
         return self._pad(self._calib[self._split_tail(n_tokens) :])
 
-    def training(self, n_tokens: int, *, held_back: int, skip: int = 0) -> dict[str, torch.Tensor]:
-        """``n_tokens`` of training rows from the calibration split, after its first ``skip`` tokens and before
-        the last ``held_back`` ones (validation), cycled when asked for more than they hold."""
+    def training_rows(self, *, held_back: int, skip: int = 0) -> list[list[int]]:
+        """The calibration split's training rows: after its first ``skip`` tokens, before the last ``held_back``
+        ones (validation)."""
         rows = self._calib[: self._split_tail(held_back)]
         if skip:
             start = int(np.searchsorted(np.cumsum([len(r) for r in rows]), skip)) + 1
@@ -170,6 +259,11 @@ class CalibrationSet:
                     "give more text or a smaller budget"
                 )
             rows = rows[start:]
+        return rows
+
+    def training(self, n_tokens: int, *, held_back: int, skip: int = 0) -> dict[str, torch.Tensor]:
+        """``n_tokens`` of ``training_rows``, cycled when asked for more than they hold."""
+        rows = self.training_rows(held_back=held_back, skip=skip)
         taken, total = [], 0
         while total < n_tokens:
             for r in rows:

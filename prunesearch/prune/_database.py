@@ -29,7 +29,7 @@ from prunesearch._reporter import QUIET, Reporter
 from prunesearch.errors import PruneSearchError
 from prunesearch.prune._apply import UnitChoice
 from prunesearch.prune._importance import magnitude, ranking, taylor_scores, wanda
-from prunesearch.prune._layerwise import ScratchModel, capture_calls, run_layer
+from prunesearch.prune._layerwise import ScratchModel, capture_calls, probed, run_layer
 from prunesearch.prune._reconstruct import Gram
 from prunesearch.space import KINDS, Adapter, Kind, Space, adapter_for
 
@@ -44,36 +44,6 @@ RANKING = "ranking.safetensors"
 
 def _layer_file(layer: int) -> str:
     return f"layer-{layer:03d}.safetensors"
-
-
-class _Probe:
-    """Records, during one layer call, each block's output-projection input/output and residual."""
-
-    def __init__(self, adapter: Adapter, layer: int) -> None:
-        self.data: dict[str, torch.Tensor] = {}
-        self.handles = []
-        for kind in KINDS:
-            proj = adapter.output_projection(layer, kind)
-            self.handles.append(proj.register_forward_hook(self._io(kind)))
-            site, pos = adapter.residual_site(layer, kind)
-            self.handles.append(site.register_forward_pre_hook(self._residual(kind, pos)))
-
-    def _io(self, kind):
-        def hook(module, args, out):
-            self.data[f"{kind}.z"] = args[0].detach()
-            self.data[f"{kind}.y"] = (out[0] if isinstance(out, tuple) else out).detach()
-
-        return hook
-
-    def _residual(self, kind, pos):
-        def hook(module, args):
-            self.data[f"{kind}.r"] = args[pos].detach()
-
-        return hook
-
-    def close(self) -> None:
-        for h in self.handles:
-            h.remove()
 
 
 def _key(loaded, calibration, *, space: Space, method: str) -> str:
@@ -261,14 +231,6 @@ class _Builder:
         weight, bias = (self.levels.get(f"{layer}.{kind}.{size}.{part}") for part in ("weight", "bias"))
         return _choice(self.ranking[f"{layer}.{kind}.order"], size, weight, bias)
 
-    def _probe(self, layer: int, module, hidden, args, kwargs, *, adapter: Adapter) -> tuple[dict, torch.Tensor]:
-        probe = _Probe(adapter, layer)
-        try:
-            out = run_layer(module, hidden, args, kwargs)
-        finally:
-            probe.close()
-        return probe.data, out
-
     def _score(self, layer: int, kind: Kind, z: torch.Tensor) -> torch.Tensor:
         if self.importance == "magnitude":
             return magnitude(self.adapter, layer, kind)
@@ -303,10 +265,10 @@ class _Builder:
                 if not sizes:
                     continue
                 if kind == "attn":  # attention sees the stream as is
-                    p, _ = self._probe(layer, self.adapter.layers()[layer], h, *call, adapter=self.adapter)
+                    p, _ = probed(self.adapter, layer, self.adapter.layers()[layer], h, *call)
                 else:  # the FFN sees it after the stream's own attention
                     with self._pruned(layer, {"attn": self._stream_sizes(layer, s)["attn"]}) as module:
-                        p, _ = self._probe(layer, module, h, *call, adapter=self.scratch.adapter)
+                        p, _ = probed(self.scratch.adapter, layer, module, h, *call)
                 goal = targets[kind] - p[f"{kind}.r"] if self.target == "corrected" else dense_probe[f"{kind}.y"]
                 self._fit(layer, kind, Gram(p[f"{kind}.z"][self.real], goal[self.real]), sizes)
 
@@ -329,7 +291,7 @@ class _Builder:
             for layer in range(n):
                 update(description=f"layer {layer + 1}/{n}")
                 call = inputs.calls[layer]
-                d, dense_next = self._probe(layer, self.adapter.layers()[layer], dense, *call, adapter=self.adapter)
+                d, dense_next = probed(self.adapter, layer, self.adapter.layers()[layer], dense, *call)
                 targets = {k: d[f"{k}.r"] + d[f"{k}.y"] for k in KINDS}
                 for kind in KINDS:
                     scores = self._score(layer, kind, d[f"{kind}.z"][self.real]).float()

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from prunesearch.prune._apply import UnitChoice
-from prunesearch.space import Kind, adapter_for
+from prunesearch.space import KINDS, Adapter, Kind, adapter_for
 
 
 def shared_copy(module: nn.Module) -> nn.Module:
@@ -65,8 +65,101 @@ def capture_calls(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> tuple[
     finally:
         for handle in handles:
             handle.remove()
-    calls = []
-    hidden = None
+    return _as_calls(seen), out
+
+
+class Probe:
+    """Records, during one layer call, each block's output-projection input (``{kind}.z``) and output
+    (``{kind}.y``) and the residual stream the block is added to (``{kind}.r``)."""
+
+    def __init__(self, adapter: Adapter, layer: int) -> None:
+        self.data: dict[str, torch.Tensor] = {}
+        self.handles = []
+        for kind in KINDS:
+            proj = adapter.output_projection(layer, kind)
+            self.handles.append(proj.register_forward_hook(self._io(kind), with_kwargs=True))
+            site, pos = adapter.residual_site(layer, kind)
+            self.handles.append(site.register_forward_pre_hook(self._residual(kind, pos)))
+
+    def _io(self, kind):
+        def hook(module, args, kwargs, out):
+            # a removed pre-LN block (BiasOnly) takes its input by keyword
+            self.data[f"{kind}.z"] = (args[0] if args else next(iter(kwargs.values()))).detach()
+            self.data[f"{kind}.y"] = (out[0] if isinstance(out, tuple) else out).detach()
+
+        return hook
+
+    def _residual(self, kind, pos):
+        def hook(module, args):
+            self.data[f"{kind}.r"] = args[pos].detach()
+
+        return hook
+
+    def close(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+def run_layer(layer: nn.Module, hidden: torch.Tensor, args: tuple, kwargs: dict) -> torch.Tensor:
+    with torch.no_grad():
+        out = layer(hidden, *args, **kwargs)
+    return out[0] if isinstance(out, tuple) else out
+
+
+def probed(
+    adapter: Adapter, layer: int, module: nn.Module, hidden: torch.Tensor, args: tuple, kwargs: dict
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """``module`` (layer ``layer`` of ``adapter``'s model, or a pruned copy in its place) run on ``hidden``:
+    what a Probe recorded, and the layer's output."""
+    probe = Probe(adapter, layer)
+    try:
+        out = run_layer(module, hidden, args, kwargs)
+    finally:
+        probe.close()
+    return probe.data, out
+
+
+class _Recorded(Exception):
+    """Raised by the last recorder: every layer's call is known, nothing past it needs to run."""
+
+
+class _Recorder(nn.Module):
+    """Stands in for a layer: records the call and computes nothing."""
+
+    def __init__(self, seen: list, last: bool) -> None:
+        super().__init__()
+        self.seen, self.last = seen, last
+
+    def forward(self, *args, **kwargs):
+        self.seen.append(_without_caches(args, kwargs))
+        if self.last:
+            raise _Recorded
+        return args[0] if args else kwargs["hidden_states"]
+
+
+@torch.no_grad()
+def record_calls(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> LayerCalls:
+    """Every layer's call for ``batch`` (the embeddings' output and each layer's masks, positions and other
+    arguments) without running any layer: each is swapped for a recorder for one pass of the base model."""
+    adapter = adapter_for(model)
+    layers = adapter.layers()
+    real = list(layers)
+    seen: list[tuple[tuple, dict]] = []
+    for i in range(len(real)):
+        layers[i] = _Recorder(seen, last=i == len(real) - 1)
+    try:
+        extra = {"use_cache": False} if adapter.is_decoder else {}
+        model.base_model(**batch, **extra)
+    except _Recorded:
+        pass
+    finally:
+        for i, layer in enumerate(real):
+            layers[i] = layer
+    return _as_calls(seen)
+
+
+def _as_calls(seen: list[tuple[tuple, dict]]) -> LayerCalls:
+    calls, hidden = [], None
     for args, kwargs in seen:
         if args:
             first, rest = args[0], args[1:]
@@ -75,13 +168,7 @@ def capture_calls(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> tuple[
             first, rest = kwargs.pop("hidden_states"), ()
         hidden = first if hidden is None else hidden
         calls.append((rest, kwargs))
-    return LayerCalls(hidden=hidden, calls=calls), out
-
-
-def run_layer(layer: nn.Module, hidden: torch.Tensor, args: tuple, kwargs: dict) -> torch.Tensor:
-    with torch.no_grad():
-        out = layer(hidden, *args, **kwargs)
-    return out[0] if isinstance(out, tuple) else out
+    return LayerCalls(hidden=hidden, calls=calls)
 
 
 class ScratchModel:

@@ -1,46 +1,115 @@
-"""Recovery distillation: a short training of a pruned model towards its dense teacher.
+"""Recovery distillation: a training of a pruned model towards its dense teacher.
 
 Pruning without training collapses quality quickly (ZipLM, Minitron and DarwinLM all train after
-pruning). The student learns to reproduce the teacher on calibration text: an encoder its
-per-token hidden states and its mean-pooled sentence embedding (cosine losses), a decoder its
-next-token distributions (KL, optionally over the teacher's top-k tokens only). Training stops at
-the token budget, or early when the loss on rows held back from training (a validation part of
-the calibration split, never the held-out text quality is reported on) stops improving; the best
-state seen is kept. Runs on the model's device (a GPU where the model is on one).
+pruning). The student learns to reproduce the teacher: an encoder its per-token hidden states and
+its mean-pooled sentence embedding (cosine losses), a decoder its next-token distributions (KL over
+the teacher's top-k tokens and one bucket for the rest). The training text is streamed (general
+English beside the calibration text's training rows, ``prune.calibration.mixed_rows``), never held
+whole, so ``tokens`` may run to millions. The learning rate warms up and decays (cosine) over the
+token budget. Training stops at the budget, or early when the loss on rows held back from training (a
+validation part of the calibration split, never the held-out text quality is reported on) stops
+improving against its best since the warm-up; the best state seen, the start included, is kept. Runs
+on the model's device (a GPU where the model is on one), in bf16 autocast where that device computes
+bf16 natively.
+
+Memory: a step's rows run in micro-batches whose gradients accumulate; a decoder's loss is formed a
+chunk of tokens at a time from the last hidden state (``LOGIT_CHUNK`` tokens' logits at once, never a
+batch's), and its teacher keeps only its top-k log-probabilities; the token embeddings (a decoder's
+largest matrix, tied to its output head) are frozen unless asked for, so they need neither
+gradients nor optimiser state.
 """
 
 from __future__ import annotations
 
-import copy
+import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, field_validator
 from torch import nn
 
 from prunesearch._pooling import mean_pool
 from prunesearch._reporter import QUIET, Reporter
+from prunesearch.prune._precision import autocast
+
+#: decoders: tokens whose logits are formed at once (a chunk of 512 x 49k vocab is 100 MB)
+LOGIT_CHUNK = 512
+
+
+class ReconstructionOptions(BaseModel):
+    """The error-correcting least-squares refit of the pick before distillation (prune/_reconstruct.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: tokens of the recovery text fitted on (0: no refit; none: encoders 262,144, decoders 16,384: the refit
+    #: holds three fp32 hidden states per token, 113 MB for SmolLM2 at 16k tokens)
+    tokens: NonNegativeInt | None = None
+    #: ridge towards the current weights, as a share of the Gram diagonal's mean
+    damp: PositiveFloat = 1e-3
+    #: rows per pass
+    micro_batch: PositiveInt = 64
+
+    def budget(self, *, is_decoder: bool) -> int:
+        if self.tokens is not None:
+            return self.tokens
+        return 16_384 if is_decoder else 262_144
 
 
 class RecoveryOptions(BaseModel):
-    """How long and how the exported model is distilled (``tokens: 0`` turns recovery off)."""
+    """How the exported model is reconstructed and distilled (``tokens: 0`` turns distillation off)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     #: training tokens at most (real, unpadded)
     tokens: NonNegativeInt = 0
+    #: peak learning rate (AdamW), reached after ``warmup`` of the tokens, then decayed (cosine) to
+    #: ``final_lr`` of it at the end of the budget
     lr: PositiveFloat = 1e-4
-    #: rows per optimiser step
+    warmup: float = Field(default=0.1, ge=0.0, lt=1.0)
+    final_lr: float = Field(default=0.1, ge=0.0, le=1.0)
+    #: rows per optimiser step, and rows per forward/backward pass (gradients accumulate); none: encoders the
+    #: whole step, decoders 4 rows (a decoder's activations for 16 x 128 tokens take gigabytes)
     batch: PositiveInt = 16
+    micro_batch: PositiveInt | None = None
+    #: text files of general English streamed beside the calibration text (none: the shipped recovery text)
+    files: tuple[Path, ...] = ()
+    #: share of the training rows taken from the calibration text's training split, the rest from ``files``
+    calibration_share: float = Field(default=0.5, ge=0.0, le=1.0)
     #: steps between validations, and validations without improvement before stopping
     validate_every: PositiveInt = 10
     patience: PositiveInt = 3
     #: tokens of the calibration split held back from training to validate on
     validation_tokens: PositiveInt = 4096
-    #: decoders: distil the teacher's top-k next-token probabilities only (0: the whole distribution)
-    top_k: NonNegativeInt = Field(default=0)
+    #: decoders: distil the teacher's top-k next-token probabilities and one bucket for the rest
+    #: (0: the whole distribution)
+    top_k: NonNegativeInt = 256
+    #: train the token embeddings too (a decoder's tied output head with them)
+    train_embeddings: bool = False
+    #: bf16 autocast where the device computes bf16 natively (off: fp32 throughout)
+    bf16: bool = True
+    reconstruction: ReconstructionOptions = ReconstructionOptions()
     seed: int = 0
+
+    @field_validator("files")
+    @classmethod
+    def _exist(cls, files: tuple[Path, ...]) -> tuple[Path, ...]:
+        missing = [str(f) for f in files if not Path(f).is_file()]
+        if missing:
+            raise ValueError(f"recovery text not found: {', '.join(missing)}")
+        return files
+
+    def rows_per_pass(self, *, is_decoder: bool) -> int:
+        return min(self.batch, self.micro_batch or (4 if is_decoder else self.batch))
+
+    def lr_at(self, seen: int) -> float:
+        """The learning rate after ``seen`` training tokens: linear warm-up, then cosine decay."""
+        progress = min(seen / max(self.tokens, 1), 1.0)
+        if self.warmup and progress < self.warmup:
+            return self.lr * max(progress / self.warmup, 0.01)
+        decay = (progress - self.warmup) / max(1.0 - self.warmup, 1e-9)
+        return self.lr * (self.final_lr + (1.0 - self.final_lr) * 0.5 * (1.0 + math.cos(math.pi * decay)))
 
 
 @dataclass
@@ -55,16 +124,56 @@ class RecoveryResult:
     history: list[tuple[int, float]] = field(default_factory=list)
 
 
-def _outputs(model: nn.Module, batch: dict[str, torch.Tensor], *, is_decoder: bool) -> tuple[torch.Tensor, ...]:
-    out = model(**batch, use_cache=False) if is_decoder else model(**batch)
-    return (out.logits.float(),) if is_decoder else (out.last_hidden_state,)
+@dataclass
+class TopK:
+    """A decoder teacher's next-token distribution per token: its top-k log-probabilities, their
+    token ids, and the log-probability of everything else."""
+
+    values: torch.Tensor
+    index: torch.Tensor
+    rest: torch.Tensor
+
+    @classmethod
+    def of(cls, log_probs: torch.Tensor, k: int) -> TopK:
+        values, index = log_probs.topk(min(k, log_probs.shape[-1]), dim=-1)
+        return cls(values=values, index=index.to(torch.int32), rest=log_rest(values))
+
+    @classmethod
+    def cat(cls, chunks: list[TopK]) -> TopK:
+        return cls(*(torch.cat([getattr(c, name) for c in chunks]) for name in ("values", "index", "rest")))
+
+    def kl(self, student_log_probs: torch.Tensor, tokens: slice) -> torch.Tensor:
+        """KL(teacher ‖ student) per token over the top-k tokens and the bucket of the rest."""
+        t, t_rest = self.values[tokens], self.rest[tokens]
+        s = student_log_probs.gather(-1, self.index[tokens].long())
+        s_rest = log_rest(s)
+        return (t.exp() * (t - s)).sum(-1) + t_rest.exp() * (t_rest - s_rest)
+
+
+def log_rest(log_probs: torch.Tensor) -> torch.Tensor:
+    """log(1 − Σ p) of the given log-probabilities: the mass outside them, floored at the dtype's
+    smallest normal number so that a bucket rounded to nothing stays finite."""
+    kept = torch.logsumexp(log_probs, dim=-1).clamp(max=0.0)
+    return torch.log((-torch.expm1(kept)).clamp(min=torch.finfo(log_probs.dtype).tiny))
+
+
+def log_probs(model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    """Next-token log-probabilities (fp32) of final hidden states ``hidden`` (tokens, hidden)."""
+    return torch.log_softmax(model.get_output_embeddings()(hidden).float(), dim=-1)
+
+
+@torch.no_grad()
+def teacher_top_k(model: nn.Module, hidden: torch.Tensor, k: int) -> TopK:
+    """The top-k distributions of ``hidden`` (tokens, hidden), formed LOGIT_CHUNK tokens at a time."""
+    k = k or model.get_output_embeddings().out_features
+    return TopK.cat([TopK.of(log_probs(model, c), k) for c in hidden.split(LOGIT_CHUNK)])
 
 
 def distillation_loss(student, teacher, mask: torch.Tensor, *, is_decoder: bool, top_k: int = 0) -> torch.Tensor:
     """Encoders: 1 - cosine of each real token's hidden state plus 1 - cosine of the mean-pooled embedding;
     decoders: KL(teacher || student) of next-token distributions per real token (top-k: over the
     teacher's k likeliest tokens, renormalised)."""
-    m = mask.to(student[0].dtype)
+    m = mask.float()
     if is_decoder:
         s, t = student[0], teacher[0]
         if top_k:
@@ -73,21 +182,76 @@ def distillation_loss(student, teacher, mask: torch.Tensor, *, is_decoder: bool,
         t, s = t.log_softmax(-1), s.log_softmax(-1)
         kl = (t.exp() * (t - s)).sum(-1)
         return (kl * m).sum() / m.sum().clamp(min=1.0)
-    s, t = student[0], teacher[0]
+    s, t = student[0].float(), teacher[0].float()
     tokens = ((1 - torch.cosine_similarity(s, t, dim=-1)) * m).sum() / m.sum().clamp(min=1.0)
     pooled = 1 - torch.cosine_similarity(mean_pool(s, mask), mean_pool(t, mask), dim=-1).mean()
     return tokens + pooled
-
-
-def _batches(batch: dict[str, torch.Tensor], size: int):
-    for start in range(0, len(batch["input_ids"]), size):
-        yield {k: v[start : start + size] for k, v in batch.items()}
 
 
 def _trim(part: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Drop padding columns no row of this batch uses (rows are right-padded)."""
     width = int(part["attention_mask"].sum(1).max())
     return {k: v[:, :width] for k, v in part.items()}
+
+
+def _split(batch: dict[str, torch.Tensor], size: int) -> list[dict[str, torch.Tensor]]:
+    return [_trim({k: v[i : i + size] for k, v in batch.items()}) for i in range(0, len(batch["input_ids"]), size)]
+
+
+class _Distiller:
+    """One student, its teacher and the loss between them, per pass of rows."""
+
+    def __init__(self, student: nn.Module, teacher: nn.Module, *, is_decoder: bool, options: RecoveryOptions) -> None:
+        self.student, self.teacher, self.is_decoder, self.options = student, teacher, is_decoder, options
+        self.device = next(student.parameters()).device
+
+    def _hidden(self, model: nn.Module, part: dict[str, torch.Tensor]) -> torch.Tensor:
+        extra = {"use_cache": False} if self.is_decoder else {}
+        with autocast(self.device, enabled=self.options.bf16):
+            return model.base_model(**part, **extra).last_hidden_state
+
+    @torch.no_grad()
+    def target(self, part: dict[str, torch.Tensor]):
+        """What the teacher says about ``part``: its last hidden states (encoders), or the top-k distribution of
+        each real token (decoders)."""
+        self.teacher.eval()
+        hidden = self._hidden(self.teacher, part)
+        if not self.is_decoder:
+            return hidden
+        return teacher_top_k(self.teacher, hidden[part["attention_mask"].bool()], self.options.top_k)
+
+    def loss(self, part: dict[str, torch.Tensor], target, *, scale: float | None = None) -> float:
+        """The loss of ``part`` against ``target``; with ``scale``, its gradient (times ``scale``) accumulated
+        into the student's parameters."""
+        train = scale is not None
+        with torch.set_grad_enabled(train):
+            hidden = self._hidden(self.student, part)
+            mask = part["attention_mask"]
+            if not self.is_decoder:
+                loss = distillation_loss((hidden,), (target,), mask, is_decoder=False)
+                if train:
+                    (loss * scale).backward()
+                return float(loss.detach())
+            # a chunk of tokens at a time: each chunk's logits exist only while its loss and gradient are formed,
+            # and flow back to the hidden states, which then carry the whole gradient back through the model
+            flat = hidden[mask.bool()]
+            cut = flat.detach().requires_grad_(train)
+            total = 0.0
+            for start in range(0, len(cut), LOGIT_CHUNK):
+                piece = cut[start : start + LOGIT_CHUNK]
+                with autocast(self.device, enabled=self.options.bf16):
+                    kl = target.kl(log_probs(self.student, piece), slice(start, start + len(piece))).sum()
+                if train:
+                    (kl * (scale / len(cut))).backward()
+                total += float(kl.detach())
+            if train:
+                flat.backward(cut.grad)
+            return total / max(len(cut), 1)
+
+
+def _trainable(student: nn.Module, *, embeddings: bool) -> list[nn.Parameter]:
+    frozen = set() if embeddings else {id(student.get_input_embeddings().weight)}
+    return [p for p in student.parameters() if id(p) not in frozen]
 
 
 def recover(
@@ -97,86 +261,79 @@ def recover(
     *,
     is_decoder: bool,
     options: RecoveryOptions,
+    batches=None,
     reporter: Reporter = QUIET,
 ) -> RecoveryResult:
-    """Distil ``student`` (trained in place) towards ``teacher`` on ``calibration``'s training rows (a
-    CalibrationSet), validating on the rows ``calibration.validation`` holds back."""
+    """Distil ``student`` (trained in place) towards ``teacher`` on ``batches`` (padded batches of ``options.batch``
+    rows; default: the recovery text, ``recovery_batches``), validating on the rows ``calibration.validation``
+    holds back (a CalibrationSet)."""
     torch.manual_seed(options.seed)
     device = next(student.parameters()).device
-    train = calibration.training(options.tokens, held_back=options.validation_tokens)
-    valid = calibration.validation(options.validation_tokens)
-    on = lambda part: {k: v.to(device) for k, v in _trim(part).items()}  # noqa: E731
+    on = lambda part: {k: v.to(device) for k, v in part.items()}  # noqa: E731
+    distiller = _Distiller(student, teacher, is_decoder=is_decoder, options=options)
+    per_pass = options.rows_per_pass(is_decoder=is_decoder)
+    valid = [(p, distiller.target(p)) for p in _split(on(calibration.validation(options.validation_tokens)), per_pass)]
 
-    @torch.no_grad()
-    def targets(batch):
-        teacher.eval()
-        return [(on(p), _outputs(teacher, on(p), is_decoder=is_decoder)) for p in _batches(batch, options.batch)]
-
-    valid_targets = targets(valid)
-
-    @torch.no_grad()
     def validation_loss() -> float:
         student.eval()
-        losses = [
-            distillation_loss(
-                _outputs(student, p, is_decoder=is_decoder),
-                t,
-                p["attention_mask"],
-                is_decoder=is_decoder,
-                top_k=options.top_k,
-            ).item()
-            for p, t in valid_targets
-        ]
+        losses = [distiller.loss(p, t) for p, t in valid]
         return sum(losses) / len(losses)
 
+    params = _trainable(student, embeddings=options.train_embeddings)
+    trained = {name for name, p in student.named_parameters() if any(p is q for q in params)}
+    keep = lambda: {k: v.detach().clone() for k, v in student.state_dict().items() if k in trained}  # noqa: E731
     started = time.monotonic()
     before = best = validation_loss()
-    best_state = copy.deepcopy(student.state_dict())
+    best_state = keep()
     history, waited, steps, seen = [(0, before)], 0, 0, 0
-    optimizer = torch.optim.AdamW(student.parameters(), lr=options.lr, weight_decay=0.0)
-    total = len(train["input_ids"])
+    # the first steps raise the loss for a while (AdamW's early updates disturb a least-squares fit): patience
+    # counts against the best loss seen since the warm-up, never against the untrained start
+    trend = float("inf")
+    optimizer = torch.optim.AdamW(params, lr=options.lr_at(0), weight_decay=0.0)
     stopped = False
+    batches = batches if batches is not None else recovery_batches(calibration, options=options, is_decoder=is_decoder)
     with reporter.bar(
-        "recover", f"distilling towards the dense model on {options.tokens:,} tokens", total=total
+        "recover", f"distilling towards the dense model on {options.tokens:,} tokens", total=options.tokens
     ) as update:
-        for part in _batches(train, options.batch):
-            part = on(part)
-            with torch.no_grad():
-                teacher.eval()
-                target = _outputs(teacher, part, is_decoder=is_decoder)
-            student.train()
-            loss = distillation_loss(
-                _outputs(student, part, is_decoder=is_decoder),
-                target,
-                part["attention_mask"],
-                is_decoder=is_decoder,
-                top_k=options.top_k,
-            )
-            optimizer.zero_grad()
-            loss.backward()
+        for batch in batches:
+            if seen >= options.tokens:
+                break
+            batch = on(batch)
+            rows = len(batch["input_ids"])
+            student.eval()  # no dropout: the student matches the teacher, which runs without it
+            optimizer.zero_grad(set_to_none=True)
+            for part in _split(batch, per_pass):
+                distiller.loss(part, distiller.target(part), scale=len(part["input_ids"]) / rows)
+            for group in optimizer.param_groups:
+                group["lr"] = options.lr_at(seen)
             optimizer.step()
             steps += 1
-            seen += int(part["attention_mask"].sum())
+            seen += int(batch["attention_mask"].sum())
             if steps % options.validate_every == 0:
                 current = validation_loss()
                 history.append((seen, current))
                 if current < best:
-                    best, waited, best_state = current, 0, copy.deepcopy(student.state_dict())
+                    best, best_state = current, keep()
+                if seen < options.warmup * options.tokens:
+                    pass  # no patience while warming up
+                elif current < trend:
+                    trend, waited = current, 0
                 else:
                     waited += 1
                 update(
-                    completed=min(steps * options.batch, total),
+                    completed=min(seen, options.tokens),
                     description=f"validation loss {before:.4f} -> {best:.4f} ({seen:,} tokens)",
                 )
                 if waited >= options.patience:
                     stopped = True
                     break
+    optimizer.zero_grad(set_to_none=True)
     if not stopped:
         current = validation_loss()
         history.append((seen, current))
         if current < best:
-            best, best_state = current, copy.deepcopy(student.state_dict())
-    student.load_state_dict(best_state)
+            best, best_state = current, keep()
+    student.load_state_dict(best_state, strict=False)
     student.eval()
     return RecoveryResult(
         tokens=seen,
@@ -187,3 +344,20 @@ def recover(
         stopped_early=stopped,
         history=history,
     )
+
+
+def recovery_batches(calibration, *, options: RecoveryOptions, is_decoder: bool, batch: int | None = None):
+    """Padded batches of the recovery text, for ever: ``options.calibration_share`` of the rows from the calibration
+    split's training rows, the rest streamed from ``options.files`` (default: the shipped general English), in
+    the calibration's row format and length."""
+    from prunesearch.prune._calibration import RECOVERY_FILES, TextStream, mixed_rows, token_batches
+
+    stream = TextStream(
+        calibration.tokenizer,
+        list(options.files) or RECOVERY_FILES,
+        seq_len=calibration.seq_len,
+        rows=calibration.rows,
+        seed=options.seed,
+    )
+    rows = mixed_rows(calibration, stream, share=options.calibration_share, held_back=options.validation_tokens)
+    return token_batches(rows, batch=batch or options.batch, pad=calibration.tokenizer.pad_token_id or 0)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -33,46 +32,11 @@ from prunesearch._config import Config
 from prunesearch._pooling import mean_pool
 from prunesearch.prune._apply import UnitSource, prune
 from prunesearch.prune._layerwise import LayerCalls, ScratchModel, capture_calls, run_layer
-from prunesearch.prune._recover import distillation_loss
+from prunesearch.prune._recover import LOGIT_CHUNK, TopK, distillation_loss, log_probs, teacher_top_k
 from prunesearch.space import KINDS
 
 #: decoders: the teacher's likeliest tokens kept per position; the rest are one bucket
 TEACHER_TOP_K = 256
-#: decoders: tokens whose logits are formed at once (a chunk of 512 x 49k vocab is 100 MB)
-LOGIT_CHUNK = 512
-
-
-@dataclass
-class _TopK:
-    """A decoder teacher's next-token distribution per token: its top-k log-probabilities, their
-    token ids, and the log-probability of everything else."""
-
-    values: torch.Tensor
-    index: torch.Tensor
-    rest: torch.Tensor
-
-    @classmethod
-    def of(cls, log_probs: torch.Tensor, k: int) -> _TopK:
-        values, index = log_probs.topk(min(k, log_probs.shape[-1]), dim=-1)
-        return cls(values=values, index=index.to(torch.int32), rest=_log_rest(values))
-
-    @classmethod
-    def cat(cls, chunks: list[_TopK]) -> _TopK:
-        return cls(*(torch.cat([getattr(c, name) for c in chunks]) for name in ("values", "index", "rest")))
-
-    def kl(self, student_log_probs: torch.Tensor, tokens: slice) -> torch.Tensor:
-        """KL(teacher ‖ student) per token over the top-k tokens and the bucket of the rest."""
-        t, t_rest = self.values[tokens], self.rest[tokens]
-        s = student_log_probs.gather(-1, self.index[tokens].long())
-        s_rest = _log_rest(s)
-        return (t.exp() * (t - s)).sum(-1) + t_rest.exp() * (t_rest - s_rest)
-
-
-def _log_rest(log_probs: torch.Tensor) -> torch.Tensor:
-    """log(1 − Σ p) of the given log-probabilities: the mass outside them, floored at the dtype's
-    smallest normal number so that a bucket rounded to nothing stays finite."""
-    kept = torch.logsumexp(log_probs, dim=-1).clamp(max=0.0)
-    return torch.log((-torch.expm1(kept)).clamp(min=torch.finfo(log_probs.dtype).tiny))
 
 
 def fitness_device() -> tuple[str, torch.dtype | None]:
@@ -124,7 +88,7 @@ class DistillationFitness:
             for start in range(0, len(batch["input_ids"]), micro_batch)
         ]
         self.calls: list[LayerCalls] = []
-        self.teacher: list[torch.Tensor | _TopK] = []
+        self.teacher: list[torch.Tensor | TopK] = []
         for part in self.parts:
             calls, hidden = capture_calls(model, part)
             self.calls.append(calls)
@@ -136,17 +100,11 @@ class DistillationFitness:
         real = self.batch["attention_mask"].sum(1).cumsum(0).cpu()
         return min(len(real), int(torch.searchsorted(real, torch.tensor(tokens))) + 1)
 
-    def _log_probs(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Next-token log-probabilities of ``hidden`` (tokens, hidden), formed LOGIT_CHUNK tokens at a time."""
-        head = self.model.get_output_embeddings()
-        return torch.cat([torch.log_softmax(head(c).float(), dim=-1) for c in hidden.split(LOGIT_CHUNK)])
-
     @torch.no_grad()
-    def _target(self, hidden: torch.Tensor, part: dict[str, torch.Tensor]) -> torch.Tensor | _TopK:
+    def _target(self, hidden: torch.Tensor, part: dict[str, torch.Tensor]) -> torch.Tensor | TopK:
         if not self.is_decoder:
             return mean_pool(hidden.float(), part["attention_mask"])
-        flat = hidden.reshape(-1, hidden.shape[-1])
-        return _TopK.cat([_TopK.of(self._log_probs(c), TEACHER_TOP_K) for c in flat.split(LOGIT_CHUNK)])
+        return teacher_top_k(self.model, hidden.reshape(-1, hidden.shape[-1]), TEACHER_TOP_K)
 
     @torch.no_grad()
     def _layerwise(self, config: Config, parts: int) -> list[torch.Tensor]:
@@ -213,7 +171,7 @@ class DistillationFitness:
                 flat = h[mine].reshape(-1, h.shape[-1])
                 offset = 0
                 for chunk in flat.split(LOGIT_CHUNK):
-                    kl = teacher.kl(self._log_probs(chunk), slice(offset, offset + len(chunk)))
+                    kl = teacher.kl(log_probs(self.model, chunk), slice(offset, offset + len(chunk)))
                     total += float((kl * mask.reshape(-1)[offset : offset + len(chunk)]).sum())
                     offset += len(chunk)
                 weight += float(mask.sum())

@@ -281,6 +281,23 @@ CASES = {
     "profile bad phase": (lambda tmp, table: ["profile", "--phase", "foo"], "Invalid value for '--phase'"),
     "profile batch 0": (lambda tmp, table: ["profile", "--batch", "0"], "Invalid value for '--batch'"),
     "unknown option": (lambda tmp, table: ["search", "--bogus"], "No such option: --bogus"),
+    "eval without a measure": (lambda tmp, table: ["eval", "minilm"], "give --sts PAIRS"),
+    "eval missing pairs": (lambda tmp, table: ["eval", "minilm", "--sts", tmp / "none.csv"], "file not found"),
+    "eval pairs of the wrong shape": (
+        lambda tmp, table: (
+            (tmp / "p.csv").write_text("only,two\n" * 20),
+            ["eval", "minilm", "--sts", tmp / "p.csv"],
+        )[1],
+        "an STS pairs file has 3",
+    ),
+    "eval an encoder on text": (
+        lambda tmp, table: (
+            (tmp / "t.txt").write_text("Some text.\n" * 20),
+            ["eval", "minilm", "--text", tmp / "t.txt"],
+        )[1],
+        "is an encoder: give --sts",
+    ),
+    "eval unknown model": (lambda tmp, table: ["eval", "nosuch", "--sts", table], "unknown model 'nosuch'"),
     "predict missing table": (
         lambda tmp, table: ["predict", "--table", tmp / "none.csv", "--config", tmp / "c.json"],
         "latency table file not found",
@@ -384,6 +401,8 @@ SEMANTIC = {
     ("algorithm",): "no_such_algorithm",
     ("objectives",): ["loss", "no_such_objective"],
     ("calibration", "files"): ["/no/such/text.txt"],
+    ("recovery", "files"): ["/no/such/text.txt"],
+    ("evaluation", "sts"): "/no/such/pairs.csv",
     ("storage",): "nosuchdb://x",
     ("executor", "address"): "127.0.0.1:6379",  # with the default serial executor
     ("options",): {"no_such_option": 1},

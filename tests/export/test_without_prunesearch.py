@@ -16,9 +16,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from prunesearch import Config
+from prunesearch import Config, mean_pool
 from prunesearch import _io as io
-from prunesearch._pooling import mean_pool
 from prunesearch.export import write_export
 from prunesearch.prune import MagnitudeSource
 from prunesearch.space import adapter_for

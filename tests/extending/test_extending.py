@@ -6,8 +6,7 @@ import sys
 
 import pytest
 
-from prunesearch import Constraint, LoadedModel, Workload
-from prunesearch._spec import parse_spec
+from prunesearch import Constraint, LoadedModel, Workload, parse_spec
 from prunesearch.cli import main
 from prunesearch.oracle import Conditions, Predictor, profile_table
 from prunesearch.search import run_search

@@ -6,8 +6,7 @@ from types import SimpleNamespace
 import pytest
 from rich.console import Console
 
-from prunesearch import Workload
-from prunesearch._reporter import Reporter
+from prunesearch import Reporter, Workload
 from prunesearch.oracle import Conditions, LatencyTable, check_table, device_slug, ensure_table, profile_table
 from prunesearch.oracle import _ensure as ensure_module
 from prunesearch.oracle._ensure import CHECK_MODELS, TableCheck

@@ -67,3 +67,25 @@ def test_training_validation_and_heldout_rows_never_overlap(tokenizer):
     assert not scored & rows(texts.training(2048, held_back=2048, skip=4096))  # tuning rows apart from scored ones
     many = texts.training(10**6, held_back=2048)  # more than it holds: the rows cycle
     assert int(many["attention_mask"].sum()) >= 10**6
+
+
+def test_a_text_stream_reads_block_by_block_cycles_and_mixes_with_the_calibration_rows(tokenizer, tmp_path):
+    from prunesearch.prune._calibration import TextStream, first_tokens, mixed_rows, token_batches
+
+    mine = tmp_path / "mine.txt"
+    mine.write_text("# a header line\n" + "\n".join(f"Line {i} says something quite ordinary here." for i in range(40)))
+    stream = TextStream(tokenizer, [mine], seq_len=32, rows="texts", block=8)
+    rows = [r for _, r in zip(range(200), stream)]  # more rows than the file holds: it cycles
+    assert len(rows) == 200 and all(r[0] == tokenizer.cls_token_id and len(r) <= 32 for r in rows)
+    assert all(tokenizer.decode(r).count("header") == 0 for r in rows)
+    calibration = load_calibration(tokenizer, rows="texts")
+    own = calibration.training_rows(held_back=4096)
+    mixed = [r for _, r in zip(range(100), mixed_rows(calibration, iter(rows), share=0.25, held_back=4096))]
+    assert sum(r in own for r in mixed) == 25  # a quarter from the calibration split, spread evenly
+    assert not any(r in own for r in mixed[1::4][:10])
+    batches = first_tokens(token_batches(iter(rows), batch=16, pad=0), 1000)
+    assert sum(int(b["attention_mask"].sum()) for b in batches) >= 1000 and all(
+        len(b["input_ids"]) == 16 for b in batches
+    )
+    with pytest.raises(PruneSearchError, match="not found"):
+        TextStream(tokenizer, [tmp_path / "missing.txt"])

@@ -20,9 +20,10 @@ class RandomText:
             torch.randint(3, vocab, (16, 16), generator=g),
         )
 
-    def training(self, n_tokens: int, *, held_back: int) -> dict:
-        ids = self.train[: max(1, n_tokens // 16)]
-        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    def batches(self, rows: int):
+        for i in range(0, len(self.train), rows):
+            ids = self.train[i : i + rows]
+            yield {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
     def validation(self, n_tokens: int) -> dict:
         return {"input_ids": self.valid, "attention_mask": torch.ones_like(self.valid)}
@@ -38,10 +39,9 @@ def test_recovery_lowers_the_validation_loss_and_keeps_the_best_state():
             MagnitudeSource(adapter_for(teacher), ffn_step=FFN_STEP),
         )
         untouched = copy.deepcopy(student)
-        options = RecoveryOptions(tokens=1536, lr=3e-3, batch=8, validate_every=3, patience=50)
-        result = recover(
-            student, teacher, RandomText(teacher.config.vocab_size - 3), is_decoder=is_decoder, options=options
-        )
+        options = RecoveryOptions(tokens=1536, lr=3e-3, batch=8, micro_batch=3, validate_every=3, patience=50)
+        text = RandomText(teacher.config.vocab_size - 3)
+        result = recover(student, teacher, text, is_decoder=is_decoder, options=options, batches=text.batches(8))
         assert result.validation_after < result.validation_before and result.tokens == 1536 and result.steps == 12
         assert min(loss for _, loss in result.history) == result.validation_after  # the best state is the one kept
         changed = any(

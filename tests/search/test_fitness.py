@@ -98,14 +98,14 @@ def test_layer_by_layer_score_equals_the_pruned_model_scored_whole(family):
 
 
 def test_top_k_kl_is_exact_over_the_whole_vocabulary_and_a_lower_bound_below_it():
-    from prunesearch.search._fitness import _TopK
+    from prunesearch.prune._recover import TopK
 
     g = torch.Generator().manual_seed(0)
     teacher = torch.log_softmax(torch.randn(20, 50, generator=g) * 2, dim=-1)
     student = torch.log_softmax(torch.randn(20, 50, generator=g) * 2, dim=-1)
     exact = (teacher.exp() * (teacher - student)).sum(-1)
-    everything = _TopK.of(teacher, 50).kl(student, slice(None))
-    coarse = _TopK.of(teacher, 8).kl(student, slice(None))
+    everything = TopK.of(teacher, 50).kl(student, slice(None))
+    coarse = TopK.of(teacher, 8).kl(student, slice(None))
     assert torch.allclose(everything, exact, atol=1e-4)  # the empty bucket adds rounding only
     assert (coarse <= exact + 1e-6).all() and (coarse > 0).all()  # a coarser partition never adds divergence
 

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from prunesearch import Config
-from prunesearch._objectives import Constraint, Metrics
+from prunesearch import Config, Constraint, Metrics
 from prunesearch.export import measured_pick, pick_candidates
 from prunesearch.oracle import Measurement, Oracle, SideBySide
 from prunesearch.search import Budget, MeasurementLoop, RunStore, SearchProblem, load_trials, run_search

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from prunesearch import Config
-from prunesearch._objectives import Constraint, Metrics
+from prunesearch import Config, Constraint, Metrics
 from prunesearch.search import Budget, RunStore, SearchProblem
 from prunesearch.space import Space
 

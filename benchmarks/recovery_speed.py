@@ -1,0 +1,116 @@
+"""Decoder recovery speed: training tokens per second of recovery distillation, and quality per token.
+
+A SmolLM2-135M config (default uniform 6 heads / FFN 1024) is pruned from the level database and distilled
+towards the dense model on the same calibration rows (batch 16 rows of 128 tokens, the same token budget) in a
+fresh process per checkout: this one and, with ``--vs``, another (before/after a change), alternated A B A B.
+Reported per run: tokens/s (training tokens over the whole recovery's seconds, the two validations included),
+peak resident memory of the process, and perplexity on the calibration text's held-out part after training
+(the same function in both: quality per token).
+
+    .venv/bin/python benchmarks/recovery_speed.py --vs /path/to/old/checkout [--tokens 8192 --rounds 1]
+
+Writes reports/recovery_speed.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+#: the child: one recovery in a fresh process; its result as JSON on stdout's last line
+CHILD = """
+import json, resource, sys, time
+import torch
+from prunesearch._config import Config
+from prunesearch._models import load_model
+from prunesearch._pipeline import build_database
+from prunesearch.prune._apply import prune
+from prunesearch.prune._recover import RecoveryOptions, recover
+from prunesearch._quality import perplexity
+from prunesearch.space import adapter_for
+
+tokens, heads, ffn = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+torch.manual_seed(0)
+loaded = load_model("smollm2")
+space = adapter_for(loaded.model).space()
+calibration, database = build_database(loaded, space)
+student = prune(loaded.model, space.uniform_config(heads=heads, ffn=ffn), database)
+wanted = dict(tokens=tokens, batch=16, validate_every=10**6, calibration_share=1.0, top_k=256)
+options = RecoveryOptions(**{k: v for k, v in wanted.items() if k in RecoveryOptions.model_fields})
+started = time.monotonic()
+result = recover(student, loaded.model, calibration, is_decoder=True, options=options)
+seconds = time.monotonic() - started
+print(json.dumps({
+    "tokens": result.tokens, "seconds": seconds, "tokens_per_s": result.tokens / seconds,
+    "perplexity_after": perplexity(student, calibration.heldout(4096)),
+    "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "options": sorted(options.model_dump()),
+}))
+"""
+
+
+def run(checkout: Path, args) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(args.tokens), str(args.heads), str(args.ffn)],
+        env=env,
+        cwd=checkout,  # `python -c` puts the working folder first on the path: the checkout's own package
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode:
+        raise SystemExit(f"recovery failed ({checkout}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tokens", type=int, default=8192)
+    ap.add_argument("--heads", type=int, default=6)
+    ap.add_argument("--ffn", type=int, default=1024)
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--vs", type=Path, help="another checkout to alternate with")
+    ap.add_argument("--label", default="this checkout")
+    ap.add_argument("--label-vs", default="other checkout")
+    ap.add_argument("--out", type=Path, default=ROOT / "reports" / "recovery_speed.md")
+    args = ap.parse_args()
+    checkouts = {args.label: ROOT} | ({args.label_vs: args.vs.resolve()} if args.vs else {})
+    rows = []
+    for r in range(args.rounds):
+        for label, checkout in checkouts.items():
+            rows.append({"code": label, "round": r + 1, **run(checkout, args)})
+            print(rows[-1], flush=True)
+    lines = [
+        "# Decoder recovery speed",
+        "",
+        f"Command: `.venv/bin/python benchmarks/recovery_speed.py {' '.join(sys.argv[1:])}`; {dt.date.today()}; "
+        f"SmolLM2-135M uniform {args.heads} heads / FFN {args.ffn}, {args.tokens:,} training tokens of the "
+        "calibration text in batches of 16 rows x 128 tokens, each run a fresh process.",
+        "",
+        "| code | round | tokens/s | seconds | peak RSS (MB) | held-out perplexity after |",
+        "|:--|--:|--:|--:|--:|--:|",
+        *(
+            f"| {x['code']} | {x['round']} | {x['tokens_per_s']:.0f} | {x['seconds']:.0f} | {x['peak_mb']:.0f} | "
+            f"{x['perplexity_after']:.2f} |"
+            for x in rows
+        ),
+        "",
+    ]
+    if args.vs:
+        a = [x["tokens_per_s"] for x in rows if x["code"] == args.label]
+        b = [x["tokens_per_s"] for x in rows if x["code"] == args.label_vs]
+        lines += [f"tokens/s {args.label} / {args.label_vs}: **{sum(a) / sum(b):.2f}x** (same window, alternated).", ""]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
