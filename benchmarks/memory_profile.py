@@ -20,28 +20,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from search_memory import CHILD, spec_with_budget  # noqa: E402  (the same child: the CLI, then its peak memory)
+
 TABLE = next((ROOT / "latency_tables").glob("*/smollm2-ort-cpu-decode-b1-s1-c256-t1.csv"), None)
-CHILD = (
-    "import json, resource, sys\n"
-    "from prunesearch.cli import main\n"
-    "sys.argv = ['prunesearch', *sys.argv[1:]]\n"
-    "try:\n"
-    "    main()\n"
-    "except SystemExit:\n"
-    "    pass\n"
-    "print(json.dumps({'maxrss_kib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))\n"
-)
 
 
 def search_args(folder: Path, evaluations: int) -> list[str]:
-    data = yaml.safe_load((ROOT / "searches" / "smollm2-decode.yaml").read_text())
-    data |= {"name": "memory-profile", "budget": {"evaluations": evaluations}}
-    data["device"] = {**data["device"], "table": str(TABLE)}
-    spec = folder / "spec.yaml"
-    spec.write_text(yaml.safe_dump(data))
+    spec = spec_with_budget(ROOT / "searches" / "smollm2-decode.yaml", evaluations, folder, table=TABLE)
     return ["search", str(spec), "--runs", str(folder / "runs")]
 
 

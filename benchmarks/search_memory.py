@@ -38,6 +38,7 @@ CHILD = (
     "import json, resource, sys\n"
     "from prunesearch.cli import main\n"
     "sys.argv = ['prunesearch', *sys.argv[1:]]\n"
+    "code = 0\n"
     "try:\n"
     "    main()\n"
     "except SystemExit as exc:\n"

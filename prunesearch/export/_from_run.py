@@ -46,7 +46,7 @@ def export_from_run(
         prepared = prepare(run.spec, table=run.table(), measurements=run.measurements(), reporter=reporter)
     check_formats(prepared.loaded.model, formats)  # before the level database and the measurements
     candidates = pick_candidates(
-        run.trials(oracle=prepared.oracle), limits, count=per_window, held=_held_by(prepared.budget, limits)
+        run.trials(oracle=prepared.oracle), limits, count=per_window, held_within=_held_within(prepared.budget, limits)
     )
     calibration, database = prepared.database(reporter=reporter)
     asked = ", ".join(c.describe() for c in limits) if limits else "no limit (the fastest)"
@@ -96,13 +96,13 @@ def export_from_run(
         )
 
 
-def _held_by(budget: Budget, limits: list[Constraint] | None):
-    """genomes -> ``limits``' objectives as the run's budget holds them (its confidence in the oracle)."""
+def _held_within(budget: Budget, limits: list[Constraint] | None):
+    """genomes -> whether ``limits`` hold as the run's budget holds its own (margin, confidence in the oracle)."""
     if limits is None:
         return None
 
-    def held(genomes: np.ndarray) -> dict[str, np.ndarray]:
+    def within(genomes: np.ndarray) -> np.ndarray:
         with budget.held_to(limits):
-            return budget.held(genomes)
+            return budget.feasible(genomes)
 
-    return held
+    return within

@@ -63,14 +63,14 @@ def pick_candidates(
     limits: list[Constraint] | None,
     *,
     count: int,
-    held: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None,
+    held_within: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """The configs to measure, in the order they are tried, from ``trials`` as the oracle predicts them now
     (``Run.trials(oracle=...)``). Without limits: the fastest config. With them: the run's configs on the final
     token budget (losses on other budgets do not compare) predicted within the limits; the front of loss
     against the limited objectives among them, spread from the target to its far end (``count`` of them);
-    then the rest of that front and the other configs within, best loss first. ``held`` (genomes -> the limited
-    objectives held to the oracle's uncertainty, ``Budget.held``): the configs held within the limits are
+    then the rest of that front and the other configs within, best loss first. ``held_within`` (genomes -> whether
+    the limits hold with the oracle's uncertainty in reserve, as ``Budget.feasible`` says): those configs are
     ordered so first, the rest after them, so a window is not spent on configs within the noise of the target."""
     if trials.empty:
         raise PruneSearchError("the run has no evaluated configs to export")
@@ -90,12 +90,9 @@ def pick_candidates(
             f"no evaluated config is predicted within {', '.join(c.describe() for c in limits)}; the best predicted "
             f"of the run: {best}"
         )
-    if held is None:
+    if held_within is None:
         return _front_first(within, limits, count=count)
-    values = held(np.array(within.genome.tolist(), dtype=np.int64))
-    firm = np.ones(len(within), dtype=bool)
-    for c in limits:
-        firm &= c.satisfied(values[c.objective])
+    firm = held_within(np.array(within.genome.tolist(), dtype=np.int64))
     if not firm.any():
         return _front_first(within, limits, count=count)
     sure = _front_first(within[firm], limits, count=count)

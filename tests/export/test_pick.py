@@ -58,6 +58,16 @@ def test_limits_and_the_candidates_span_the_front():
     assert (
         pick_candidates(trials, limits_for("latency<=2.6", run_constraints=TARGET), count=1).speedup.tolist()[0] == 4.0
     )
+
+
+def test_candidates_held_within_the_target_are_measured_first():
+    trials = _trials([2.01, 2.02, 2.3, 3.0], [0.1, 0.15, 0.2, 0.4])
+    # the oracle's uncertainty puts the two within 1% of the target on its far side: they come after the others
+    firm = pick_candidates(trials, TARGET, count=2, held_within=lambda genomes: genomes[:, 1] >= 3)
+    assert firm.speedup.tolist() == [2.3, 3.0, 2.01, 2.02]
+    # none held within: the order of the predictions alone
+    loose = pick_candidates(trials, TARGET, count=2, held_within=lambda genomes: np.zeros(len(genomes), dtype=bool))
+    assert loose.speedup.tolist() == pick_candidates(trials, TARGET, count=2).speedup.tolist()
     with pytest.raises(PruneSearchError, match="no evaluated config is predicted within latency_ms <= 0.5 ms"):
         pick_candidates(trials, parse_constraints("latency<=0.5"), count=3)
     with pytest.raises(PruneSearchError, match="is not a constraint: write NAME<=LIMIT"):
