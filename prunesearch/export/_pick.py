@@ -13,7 +13,7 @@ measured is the graph exported.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ from prunesearch._pareto import pareto_mask
 from prunesearch._reporter import QUIET, Reporter
 from prunesearch.errors import PruneSearchError
 from prunesearch.export._manifest import Candidate, known_values, meets
-from prunesearch.oracle import MeasuredConfig, TimingOptions
+from prunesearch.oracle import MeasuredConfig, Measurement, TimingOptions
 
 PICKS = "best (the run's target), fastest, or limits such as speedup>=2, latency<=8.5, params<=40e6 (comma-separated)"
 #: the pick's window: a little longer than a profile's, it decides what ships
@@ -161,7 +161,10 @@ def measured_pick(
     """The best of ``candidates`` (``pick_candidates`` order) meeting ``limits`` as measured (within
     ``tolerance``): ``per_window`` candidates at a time timed side by side with the dense model by the prepared
     search's oracle (which takes them in; ``options``, default ``PICK_TIMING``), at most ``windows`` times.
-    Refused, with what was measured and what would get further, when none meets them."""
+    A candidate better than every one that met the limits, whose measured value meets them but not its
+    interval's slow end, is measured once more in the next window and judged on both windows' rounds
+    pooled: a noisy window must not push the pick to the fallback. Refused, with what was measured and what
+    would get further, when none meets them."""
     oracle = prepared.oracle
     if not oracle.can_measure:  # a table of a device not at hand: nothing can be measured here
         row = candidates.iloc[0]
@@ -173,11 +176,16 @@ def measured_pick(
         return Pick(
             config=Config.from_dict(row.config), measured=None, predicted=predicted_of(row), graph=None, candidates=[]
         )
+    judged: dict[int, _Judged] = {}  # by position in ``candidates``: the latest judgement of each one measured
     records: list[Candidate] = []
+    fresh, again = 0, []
     for window in range(max(windows, 1)):
-        batch = candidates.iloc[window * per_window : (window + 1) * per_window]
-        if batch.empty:
+        positions = again[:per_window]
+        positions += list(range(fresh, min(fresh + per_window - len(positions), len(candidates))))
+        fresh = max([fresh, *(p + 1 for p in positions)])
+        if not positions:
             break
+        batch = candidates.iloc[positions]
         folder = workdir / f"window-{window}"
         kept = _Kept(prepared.loaded.model)
         label = f"{len(batch)} candidates"
@@ -193,37 +201,93 @@ def measured_pick(
                     completed=n, total=total, description=f"{stage} {label}"
                 ),
             )
-        window_records = []
-        for (_, row), record in zip(batch.iterrows(), done):
-            m, predicted = record.measurement, predicted_of(row)
-            # a pick must meet its limits with confidence: the slow end of its measurement's interval does
-            known = known_values(m, predicted=predicted, exact={}, conservative=True)
-            ok = limits is None or meets(limits, known, tolerance=tolerance)
-            window_records.append(
-                Candidate(config=row.config, loss=_loss(row), predicted=predicted, measured=record, meets=ok)
+        for i, (position, record) in enumerate(zip(positions, done)):
+            row = batch.iloc[i]
+            windows_of = _pick_windows(oracle, record)
+            pooled = record.model_copy(update={"measurement": Measurement.pooled([m.measurement for m in windows_of])})
+            verdict = _Judged.of(pooled, row, limits=limits, tolerance=tolerance, position=position)
+            judged[position] = verdict.kept_as(folder / f"config-{i}.onnx", kept.modules.get(i))
+            records.append(
+                Candidate(
+                    config=row.config,
+                    loss=_loss(row),
+                    predicted=verdict.predicted,
+                    measured=pooled,
+                    meets=verdict.meets,
+                )
             )
-            misses = "" if ok else " - misses " + ", ".join(c.describe() for c in limits)
+            over = f" ({len(windows_of)} windows pooled)" if len(windows_of) > 1 else ""
+            misses = "" if verdict.meets else " - misses " + ", ".join(c.describe() for c in limits)
             reporter.line(
                 f"  {Config.from_dict(row.config)}: table {row.table_speedup:.3f}x, corrected "
-                f"{predicted.get('speedup', float('nan')):.3f}x, measured {m.describe()}{misses}"
+                f"{verdict.predicted.get('speedup', float('nan')):.3f}x, measured "
+                f"{pooled.measurement.describe()}{over}{misses}"
             )
-        passed = [i for i, r in enumerate(window_records) if r.meets]
-        if passed:
-            chosen = min(passed, key=lambda i: (batch.iloc[i].loss, i))
-            window_records[chosen] = window_records[chosen].model_copy(update={"chosen": True})
-        records += window_records
-        if passed:
-            graph = folder / f"config-{chosen}.onnx"
-            row = batch.iloc[chosen]
-            return Pick(
-                config=Config.from_dict(row.config),
-                measured=done[chosen],
-                predicted=predicted_of(row),
-                graph=graph if graph.is_file() else None,
-                candidates=records,
-                module=kept.modules.get(chosen),
-            )
-    raise PruneSearchError(_none_met(records, limits))
+        met = [j for j in judged.values() if j.meets]
+        best = min(met, key=lambda j: j.rank, default=None)
+        measured_once = {p for p, j in judged.items() if len(_pick_windows(oracle, j.record)) == 1}
+        again = [
+            p
+            for p, j in sorted(judged.items(), key=lambda item: item[1].rank)
+            if j.maybe and p in measured_once and (best is None or j.rank < best.rank)
+        ]
+        if best is not None and not again:
+            break
+    if best is None:
+        raise PruneSearchError(_none_met(records, limits))
+    chosen_at = max(i for i, r in enumerate(records) if r.measured.genome == best.record.genome)
+    records[chosen_at] = records[chosen_at].model_copy(update={"chosen": True})
+    row = candidates.iloc[best.position]
+    return Pick(
+        config=Config.from_dict(row.config),
+        measured=best.record,
+        predicted=best.predicted,
+        graph=best.graph if best.graph is not None and best.graph.is_file() else None,
+        candidates=records,
+        module=best.module,
+    )
+
+
+def _pick_windows(oracle, record: MeasuredConfig) -> list[MeasuredConfig]:
+    """Every pick window's measurement of ``record``'s config (the search's own are left out: the search chose
+    its configs by them, so they lean fast)."""
+    return [m for m in oracle.measured(record.genome) if m.stage == "pick"]
+
+
+@dataclass(frozen=True)
+class _Judged:
+    """A candidate's measurement against the limits: ``meets`` them at its interval's slow end, or ``maybe``
+    (its measured value meets them, its interval does not: worth another window)."""
+
+    position: int
+    rank: tuple[float, int]  # (loss, position): the best quality first
+    record: MeasuredConfig
+    predicted: dict[str, float]
+    meets: bool
+    maybe: bool
+    graph: Path | None = None
+    module: nn.Module | None = None
+
+    @classmethod
+    def of(cls, record: MeasuredConfig, row: pd.Series, *, limits, tolerance: float, position: int) -> _Judged:
+        m, predicted = record.measurement, predicted_of(row)
+        if limits is None:
+            sure, maybe = True, False
+        else:
+            sure = meets(limits, known_values(m, predicted=predicted, exact={}, conservative=True), tolerance=tolerance)
+            maybe = not sure and meets(limits, known_values(m, predicted=predicted, exact={}), tolerance=tolerance)
+        loss = _loss(row)
+        return cls(
+            position=position,
+            rank=(float("inf") if loss is None else loss, position),
+            record=record,
+            predicted=predicted,
+            meets=sure,
+            maybe=maybe,
+        )
+
+    def kept_as(self, graph: Path, module: nn.Module | None) -> _Judged:
+        return replace(self, graph=graph, module=module)
 
 
 def _loss(row: pd.Series) -> float | None:

@@ -9,7 +9,7 @@ are that ratio times the reference measured alongside. ``measure.py`` runs it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pydantic import (
@@ -108,6 +108,25 @@ class Measurement(BaseModel):
     def speedup_interval(self, z: float = 1.96) -> tuple[float, float]:
         """The speed-up's confidence interval (95% by default) from the ratio's."""
         return 1.0 / (self.ratio + z * self.se), 1.0 / max(self.ratio - z * self.se, 1e-12)
+
+    @classmethod
+    def pooled(cls, measurements: Sequence[Measurement]) -> Measurement:
+        """One model's measurements from several windows as one: its rounds together, in the order they ran, so
+        the between-window term sees how far it moved from one window to the next."""
+        if len(measurements) == 1:
+            return measurements[0]
+        if not all(m.ratios and len(m.ratios) == len(m.references_ms) for m in measurements):
+            raise ValueError("only measurements that keep their rounds can be pooled")
+        energies = [m.energy_mj for m in measurements]
+        return cls.model_validate(
+            run_bundle.summarise_ratios(
+                [r for m in measurements for r in m.ratios], [r for m in measurements for r in m.references_ms]
+            )
+            | {
+                "runs_per_block": measurements[-1].runs_per_block,
+                "energy_mj": None if None in energies else sum(energies) / len(energies),
+            }
+        )
 
     def describe(self) -> str:
         lo, hi = self.speedup_interval()

@@ -15,6 +15,7 @@ from prunesearch.errors import PruneSearchError
 from prunesearch.export import limits_for, measured_pick, pick_candidates
 from prunesearch.oracle import Measurement, Oracle, SideBySide
 from prunesearch.space import Space
+from prunesearch.standalone import run_bundle
 from tests.oracle.tables import conditions, hand_table
 
 SPACE = Space.uniform(n_layers=1, n_heads=1, ffn_width=128, head_dim=4, hidden_size=8, ffn_step=16)
@@ -77,9 +78,10 @@ def test_candidates_held_within_the_target_are_measured_first():
 
 
 class _Device:
-    """A measurer WRITTEN BY HAND: each config measures ``slower`` x the table's prediction, with ``se``."""
+    """A measurer WRITTEN BY HAND: each config measures ``slower`` x the table's prediction, its 12 rounds scattered
+    so that their median's standard error is ``se`` (by FFN width; a list: one per window, the last repeated)."""
 
-    def __init__(self, oracle: Oracle, *, slower: float, se: dict[int, float] | None = None) -> None:
+    def __init__(self, oracle: Oracle, *, slower: float, se: dict[int, float | list[float]] | None = None) -> None:
         self.oracle, self.slower, self.se, self.windows = oracle, slower, se or {}, []
 
     def time(self, configs, **options) -> SideBySide:
@@ -87,8 +89,13 @@ class _Device:
         jobs = {}
         for name, config in configs.items():
             ratio = self.oracle.table_ratio(SPACE.to_genome(config))[0] * self.slower
-            jobs[name] = Measurement(
-                ratio=ratio, se=self.se.get(config.layers[0].ffn, 0.0005), rounds=12, reference_ms=10.0
+            se = self.se.get(config.layers[0].ffn, 0.0005)
+            se = se[min(len(self.windows), len(se)) - 1] if isinstance(se, list) else se
+            # 12 rounds symmetric about the ratio, MAD chosen so run_bundle.median_se gives ``se``
+            mad = se * np.sqrt(12) / (1.2533 * 1.4826)
+            ratios = ratio + mad * np.array([-2, -1.5, -1, -1, -1, 0, 0, 1, 1, 1, 1.5, 2])
+            jobs[name] = Measurement.model_validate(
+                run_bundle.summarise_ratios(ratios, [10.0] * 12) | {"ratio": ratio, "se": se}
             )
         return SideBySide(jobs=jobs, reference_ms=10.0, reference_p10_ms=9.9, reference_p90_ms=10.1, seconds=1.0)
 
@@ -143,11 +150,42 @@ def test_the_pick_is_the_best_candidate_measured_to_meet_the_target(tmp_path):
 
 
 def test_a_pick_must_meet_its_target_with_confidence(tmp_path):
-    """The best candidate measures 2.01x, but with an interval reaching 1.97x: not certain enough."""
+    """The best candidate measures 2.01x, but with an interval reaching 1.97x: not certain enough; measured again in
+    a second window and pooled, it still is not, and the next one is the pick."""
     prepared = _prepared(2.0 / 2.01, se={64: 0.01})
     candidates = pick_candidates(prepared_trials(prepared), TARGET, count=2)
     chosen = measured_pick(prepared, candidates, limits=TARGET, source=None, workdir=tmp_path, per_window=2)
-    assert [c.meets for c in chosen.candidates] == [False, True] and chosen.config.layers[0].ffn == 32
+    assert [c.meets for c in chosen.candidates] == [False, True, False] and chosen.config.layers[0].ffn == 32
+    assert prepared.oracle.measurer.windows == [["config-0", "config-1"], ["config-0"]]
+    assert chosen.candidates[-1].measured.measurement.rounds == 24 and chosen.candidates[1].chosen
+
+
+def test_a_candidate_within_the_noise_is_measured_again_before_the_fallback(tmp_path):
+    """The best candidate (2.02x) lands in a noisy first window, its interval reaching 1.97x; the fallback (4x)
+    meets the target. Measured again in a quiet window, the pooled rounds hold 2x: it is the pick, not the
+    fallback, and its pooled measurement is what export.json records."""
+    prepared = _prepared(2.0 / 2.02, se={64: [0.012, 0.001]})
+    candidates = pick_candidates(prepared_trials(prepared), TARGET, count=2)
+    chosen = measured_pick(prepared, candidates, limits=TARGET, source=None, workdir=tmp_path, per_window=2)
+    assert chosen.config.layers[0].ffn == 64
+    assert [(c.config["layers"][0]["ffn"], c.meets, c.chosen) for c in chosen.candidates] == [
+        (64, False, False),
+        (32, True, False),
+        (64, True, True),
+    ]
+    pooled = chosen.measured.measurement
+    assert pooled.rounds == 24 and pooled.speedup_low >= 2.0 and pooled.speedup == pytest.approx(2.02, rel=1e-3)
+    # one window only: no second look, the fallback is the pick
+    once = measured_pick(
+        _prepared(2.0 / 2.02, se={64: [0.012, 0.001]}),
+        candidates,
+        limits=TARGET,
+        source=None,
+        workdir=tmp_path,
+        per_window=2,
+        windows=1,
+    )
+    assert once.config.layers[0].ffn == 32
 
 
 def prepared_trials(prepared) -> pd.DataFrame:
