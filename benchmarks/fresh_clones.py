@@ -4,7 +4,9 @@ Each clone is a `git clone` of this repository into an empty folder with an empt
 `make install`, then `make demo` (timed apart: the demo's wall time is the second), and the export's model.onnx
 is then timed against the dense model by benchmarks/side_by_side.py (fresh processes, a plain ONNX Runtime
 session, nothing of prunesearch inside). ``--unseen`` removes the clone's shipped tables as well, so the demo
-runs as on a machine the project has never seen: it profiles this machine's table first.
+runs as on a machine the project has never seen: it profiles this machine's table first. A clone sits in a
+temporary folder, not beside this checkout, so each demo is given the STS pairs file `make demo` finds beside
+this checkout (``--sts``, by default ../shared/data/stsb-en-dev.csv where it exists) as ``make demo STS=...``.
 
     .venv/bin/python benchmarks/fresh_clones.py --clones 5 --unseen
     .venv/bin/python benchmarks/fresh_clones.py --clones 5
@@ -31,6 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from side_by_side import side_by_side  # noqa: E402  (the independent timer: no prunesearch code inside)
 
+#: where `make demo` finds STS-B's dev split from this checkout (the Makefile's STS)
+DEFAULT_STS = ROOT.parent / "shared" / "data" / "stsb-en-dev.csv"
+
 
 def timed(cmd: list[str], *, cwd: Path, env: dict, log: Path) -> tuple[int, float]:
     started = time.monotonic()
@@ -56,7 +61,14 @@ def main() -> None:
     ap.add_argument("--unseen", action="store_true", help="remove each clone's shipped tables")
     ap.add_argument("--pairs", type=int, default=5, help="independent timer: dense/pruned pairs per export")
     ap.add_argument("--out-dir", type=Path, default=ROOT / "reports")
+    ap.add_argument(
+        "--sts",
+        type=Path,
+        default=DEFAULT_STS if DEFAULT_STS.is_file() else None,
+        help="the sentence-pairs file each demo scores its export on (default: the one `make demo` finds here)",
+    )
     args = ap.parse_args()
+    demo = ["make", "demo"] + ([f"STS={args.sts.resolve()}"] if args.sts else [])
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     name = "fresh_clones_unseen" if args.unseen else "fresh_clones"
     rows = []
@@ -69,7 +81,7 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PRUNESEARCH_", "VIRTUAL_ENV"))}
         env["PRUNESEARCH_CACHE"] = str(work / "cache")
         install_rc, install_s = timed(["make", "install"], cwd=clone, env=env, log=log)
-        demo_rc, demo_s = timed(["make", "demo"], cwd=clone, env=env, log=log) if install_rc == 0 else (None, 0.0)
+        demo_rc, demo_s = timed(demo, cwd=clone, env=env, log=log) if install_rc == 0 else (None, 0.0)
         row = {"clone": i + 1, "commit": commit.strip(), "install_s": install_s, "demo_rc": demo_rc, "demo_s": demo_s}
         export = clone / "reports" / "demo" / "export"
         if demo_rc == 0:
@@ -91,10 +103,11 @@ def main() -> None:
                 "measured_configs": len(manifest["measurements"]),
                 "config": " ".join(f"{l['heads']}/{l['ffn']}" for l in manifest["config"]["layers"]),
             }
-            for text in ("in-domain", "out-of-domain"):
-                stages = manifest["quality"].get(text, {})
+            for text, stages in manifest["quality"].items():
                 last = stages.get("recovered") or stages.get("pruned") or {}
                 row |= {f"{text} {k}": v for k, v in last.items()}
+                if "spearman" in last and "dense" in stages:
+                    row[f"{text} x dense"] = last["spearman"] / stages["dense"]["spearman"]
         rows.append(row)
         print(json.dumps(row), flush=True)
         shutil.rmtree(work, ignore_errors=True)
@@ -119,6 +132,11 @@ def main() -> None:
         lines += [
             f"- independent speed-up of the exports: {ok.independent.min():.3f}x-{ok.independent.max():.3f}x",
             f"- |corrected prediction - independent|: median {err.median():.2%}, max {err.max():.2%}",
+        ]
+        lines += [
+            f"- {c.removesuffix(' x dense')}: {ok[c].min():.3f}-{ok[c].max():.3f} x dense"
+            for c in ok.columns
+            if c.endswith(" x dense")
         ]
     lines += ["", df.to_markdown(index=False, floatfmt=".4g"), ""]
     (args.out_dir / f"{name}.md").write_text("\n".join(lines))
