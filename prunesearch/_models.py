@@ -77,6 +77,8 @@ def _smollm2_dir() -> Path:
     # a GGUF-loaded model refuses save_pretrained; its tensors are written as they are (no second model is
     # built to copy them into), a tied head once, and its config without the quantisation it came from
     config = gguf.config
+    # a GGUF-built config names no architecture: without it, load_model would build a bare LlamaModel (no LM head)
+    config.architectures = [type(gguf).__name__]
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     seen: set[int] = set()
