@@ -13,7 +13,7 @@ measured is the graph exported.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -178,7 +178,7 @@ def measured_pick(
         )
     judged: dict[int, _Judged] = {}  # by position in ``candidates``: the latest judgement of each one measured
     records: list[Candidate] = []
-    fresh, again = 0, []
+    fresh, again, best = 0, [], None
     for window in range(max(windows, 1)):
         positions = again[:per_window]
         positions += list(range(fresh, min(fresh + per_window - len(positions), len(candidates))))
@@ -205,8 +205,17 @@ def measured_pick(
             row = batch.iloc[i]
             windows_of = _pick_windows(oracle, record)
             pooled = record.model_copy(update={"measurement": Measurement.pooled([m.measurement for m in windows_of])})
-            verdict = _Judged.of(pooled, row, limits=limits, tolerance=tolerance, position=position)
-            judged[position] = verdict.kept_as(folder / f"config-{i}.onnx", kept.modules.get(i))
+            verdict = _Judged.of(
+                pooled,
+                row,
+                limits=limits,
+                tolerance=tolerance,
+                position=position,
+                windows=len(windows_of),
+                graph=folder / f"config-{i}.onnx",
+                module=kept.modules.get(i),
+            )
+            judged[position] = verdict
             records.append(
                 Candidate(
                     config=row.config,
@@ -225,11 +234,10 @@ def measured_pick(
             )
         met = [j for j in judged.values() if j.meets]
         best = min(met, key=lambda j: j.rank, default=None)
-        measured_once = {p for p, j in judged.items() if len(_pick_windows(oracle, j.record)) == 1}
         again = [
             p
             for p, j in sorted(judged.items(), key=lambda item: item[1].rank)
-            if j.maybe and p in measured_once and (best is None or j.rank < best.rank)
+            if j.maybe and j.windows == 1 and (best is None or j.rank < best.rank)
         ]
         if best is not None and not again:
             break
@@ -265,11 +273,23 @@ class _Judged:
     predicted: dict[str, float]
     meets: bool
     maybe: bool
+    windows: int  # pick windows it was measured in
     graph: Path | None = None
     module: nn.Module | None = None
 
     @classmethod
-    def of(cls, record: MeasuredConfig, row: pd.Series, *, limits, tolerance: float, position: int) -> _Judged:
+    def of(
+        cls,
+        record: MeasuredConfig,
+        row: pd.Series,
+        *,
+        limits,
+        tolerance: float,
+        position: int,
+        windows: int,
+        graph: Path | None,
+        module: nn.Module | None,
+    ) -> _Judged:
         m, predicted = record.measurement, predicted_of(row)
         if limits is None:
             sure, maybe = True, False
@@ -284,10 +304,10 @@ class _Judged:
             predicted=predicted,
             meets=sure,
             maybe=maybe,
+            windows=windows,
+            graph=graph,
+            module=module,
         )
-
-    def kept_as(self, graph: Path, module: nn.Module | None) -> _Judged:
-        return replace(self, graph=graph, module=module)
 
 
 def _loss(row: pd.Series) -> float | None:
