@@ -44,9 +44,17 @@ def rung_limits(problem: SearchProblem) -> list[list[Constraint]]:
     return rungs
 
 
-def sweep_front(problem: SearchProblem, genome: np.ndarray, *, tokens: int, rng: np.random.Generator) -> None:
-    """Evaluate ``genome``'s allocation scaled to every rung, and ``MUTANTS`` mutants of it there."""
-    mutate = LevelSwitchMutation()
+def sweep_front(
+    problem: SearchProblem,
+    genome: np.ndarray,
+    *,
+    tokens: int,
+    rng: np.random.Generator,
+    removal: float = LevelSwitchMutation.REMOVAL,
+) -> None:
+    """Evaluate ``genome``'s allocation scaled to every rung, and ``MUTANTS`` mutants of it there (``removal``: the
+    mutation's share of block and layer removals)."""
+    mutate = LevelSwitchMutation(removal=removal)
     for i, limits in enumerate(rung_limits(problem)):
         with problem.budget.held_to(limits):
             start = scaled_into(problem, genome)

@@ -60,30 +60,38 @@ class Fill(Operator):
 
 class LevelSwitchMutation(Operator):
     """DarwinLM's level switch, min(U{1..3}, U{1..3}) moves, then ``Fill`` up to the budget. A move is one of:
-    raise one block's level and lower another block of the same kind (attention with attention, FFN with FFN;
-    a switch that breaks the budget is redrawn); lower one block and let ``Fill`` spend what it freed on
-    blocks of either kind (same-kind switches alone cannot move latency between attention and FFN when every
-    layer costs the same); or remove a block whole, an attention block, an FFN block or a whole layer (depth:
-    at small batch, a layer removed saves more than its width suggests, which the table prices)."""
+    lower one block and let ``Fill`` spend what it freed on blocks of either kind (same-kind switches alone
+    cannot move latency between attention and FFN when every layer costs the same); remove a block whole, an
+    attention block, an FFN block or a whole layer (depth: at small batch, a layer removed saves more than its
+    width suggests, which the table prices); or raise one block's level and lower another block of the same
+    kind (attention with attention, FFN with FFN; a switch that breaks the budget is redrawn).
 
-    #: chances of the moves: a same-kind switch, a lowered block, a removed block or layer
-    MOVES = (0.4, 0.4, 0.2)
+    ``removal`` is the share of moves that remove; the rest are split evenly between lowering and switching.
+    One uniform draw picks the move, so ``removal=0`` draws exactly the width-only moves the search made before
+    depth moves existed."""
 
-    def __init__(self, *, max_tries: int = 64) -> None:
+    #: the share of removals where none is asked for
+    REMOVAL = 0.2
+
+    def __init__(self, *, removal: float = REMOVAL, max_tries: int = 64) -> None:
+        if not 0.0 <= removal <= 1.0:
+            raise ValueError(f"removal is a share of the moves, in [0, 1]; got {removal}")
+        width = (1.0 - removal) / 2
+        self.moves = (width, removal, width)  # lower, remove, switch
         self.max_tries = max_tries
         self.fill = Fill()
 
     def _do(self, problem, genome, rng):
         for _ in range(min(rng.integers(1, 4), rng.integers(1, 4))):
-            move = rng.choice(3, p=self.MOVES)
+            move = rng.choice(3, p=self.moves)
             if move == 0:
-                genome = self._switch(problem, genome, rng)
-            elif move == 1:
                 lowered = np.flatnonzero(genome > 0)
                 if len(lowered):
                     genome[rng.choice(lowered)] -= 1
-            else:
+            elif move == 1:
                 genome = _remove(genome, rng)
+            else:
+                genome = self._switch(problem, genome, rng)
         return self.fill.do(problem, genome, rng=rng)[0]
 
     def _switch(self, problem, genome, rng):
@@ -92,7 +100,7 @@ class LevelSwitchMutation(Operator):
             idx = np.arange(rng.integers(0, 2), len(genome), 2)  # attention entries, or FFN entries
             up, down = idx[genome[idx] < upper[idx]], idx[genome[idx] > 0]
             if len(up) == 0 or len(down) == 0:
-                return genome
+                continue  # this kind has no room: draw the kind again
             i, j = rng.choice(up), rng.choice(down)
             if i == j:
                 continue

@@ -10,6 +10,7 @@ import numpy as np
 
 from prunesearch._config import Config
 from prunesearch.search._front import rung_limits, sweep_front, sweep_size
+from prunesearch.search._operators import LevelSwitchMutation
 from prunesearch.search._problem import BudgetExhausted, SearchProblem, best_within_budget
 from prunesearch.search._registry import algorithm, algorithm_options, token_budgets
 
@@ -49,7 +50,13 @@ def run_search(problem: SearchProblem, name: str, options: dict, *, seed: int) -
     best = best_within_budget(problem)
     if sweep and best is not None:
         with contextlib.suppress(BudgetExhausted):
-            sweep_front(problem, best, tokens=max(token_budgets(opts), default=0) or _top_tokens(problem), rng=rng)
+            sweep_front(
+                problem,
+                best,
+                tokens=max(token_budgets(opts), default=0) or _top_tokens(problem),
+                rng=rng,
+                removal=getattr(opts, "removal", LevelSwitchMutation.REMOVAL),  # evolution's option
+            )
         best = best_within_budget(problem)
     problem.loop = loop
     top = _top_tokens(problem)

@@ -54,6 +54,40 @@ def test_level_switch_mutation_keeps_budget_and_spends_the_slack(tmp_path):
     assert len(children) > 20  # offspring explore, not fall back onto the parent
 
 
+def _width_only_child(problem, parent, rng):
+    """The mutation as it was before depth moves: lower a block (p 1/2) or switch levels within one kind."""
+    child, upper = parent.copy(), problem.space.genome_upper
+    for _ in range(min(rng.integers(1, 4), rng.integers(1, 4))):
+        if rng.random() < 0.5:
+            child[rng.choice(np.flatnonzero(child > 0))] -= 1
+            continue
+        for _ in range(64):
+            idx = np.arange(rng.integers(0, 2), len(child), 2)
+            up, down = idx[child[idx] < upper[idx]], idx[child[idx] > 0]
+            if len(up) == 0 or len(down) == 0:
+                continue
+            i, j = rng.choice(up), rng.choice(down)
+            trial = child.copy()
+            trial[i], trial[j] = trial[i] + 1, trial[j] - 1
+            if i != j and problem.feasible(trial)[0]:
+                child = trial
+                break
+    return Fill().do(problem, child, rng=rng)[0]
+
+
+def test_no_removals_draws_the_width_only_mutation_exactly(tmp_path):
+    problem = toy_problem(_url(tmp_path))
+    parent = uniform_start(problem)
+    rng = np.random.default_rng(7)
+    expected = np.array([_width_only_child(problem, parent, rng) for _ in range(50)])
+    offspring = LevelSwitchMutation(removal=0.0).do(
+        problem, np.repeat(parent[None], 50, 0), rng=np.random.default_rng(7)
+    )
+    assert (offspring == expected).all()
+    with_removals = LevelSwitchMutation().do(problem, np.repeat(parent[None], 50, 0), rng=np.random.default_rng(7))
+    assert (with_removals != expected).any()
+
+
 def test_fill_raises_levels_up_to_the_budget_only(tmp_path):
     problem = toy_problem(_url(tmp_path), target_ms=7.6)  # uniform 2/2 is 7.0 ms; uniform 3/3 would be 10
     uniform = uniform_genome(problem)

@@ -8,7 +8,7 @@ each step; the best survivor (or the parent, by elitism) becomes the next parent
 from __future__ import annotations
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from prunesearch.search._operators import LevelSwitchMutation, scaled_into, uniform_start
 from prunesearch.search._problem import SearchProblem
@@ -22,6 +22,9 @@ class EvolutionOptions(BaseModel):
     offspring: PositiveInt = 16
     #: (calibration tokens, survivors) per selection step; tokens grow, survivors shrink
     selection: tuple[tuple[PositiveInt, PositiveInt], ...] = ((2048, 4), (8192, 1))
+    #: share of mutation moves that remove a whole block or layer (0: width moves only), here and in the front
+    #: sweep after the search
+    removal: float = Field(default=LevelSwitchMutation.REMOVAL, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _steps(self) -> EvolutionOptions:
@@ -35,7 +38,7 @@ class EvolutionOptions(BaseModel):
 @register_algorithm("evolution", EvolutionOptions)
 def evolve(problem: SearchProblem, options: EvolutionOptions, rng: np.random.Generator) -> np.ndarray:
     """Returns the best genome found (always within the constraints)."""
-    mutate = LevelSwitchMutation()
+    mutate = LevelSwitchMutation(removal=options.removal)
     final_tokens = options.selection[-1][0]
     parent = uniform_start(problem)
     parent_loss = problem.evaluate(parent, tokens=final_tokens, algorithm="evolution", stage="start")[0]
