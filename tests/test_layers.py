@@ -15,6 +15,7 @@ LAYERS = [
     [
         "prunesearch.errors",
         "prunesearch._paths",
+        "prunesearch._heap",
         "prunesearch._reporter",
         "prunesearch._config",
         "prunesearch._workload",

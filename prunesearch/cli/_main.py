@@ -7,6 +7,8 @@ import sys
 
 import typer
 
+from prunesearch._heap import trimmed_heap
+
 # each command module registers its commands on ``app`` when imported
 from prunesearch.cli import (  # noqa: F401
     _catalogue,
@@ -38,7 +40,8 @@ def main() -> None:
     """Entry point: user errors become one line and a non-zero exit, never a traceback."""
     try:
         # without standalone mode, click *returns* the code of a typer.Exit raised in a command
-        code = app(standalone_mode=False)
+        with trimmed_heap():
+            code = app(standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except BackendUnavailableError as exc:

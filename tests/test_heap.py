@@ -1,0 +1,45 @@
+import subprocess
+import sys
+
+import pytest
+
+from prunesearch import _heap
+
+#: a fresh interpreter: 8 MB blocks from the heap (as glibc serves them once its threshold has risen), freed, and
+#: free() kept from returning them itself (as it does not where live blocks sit above them)
+CHILD = """
+import ctypes
+import importlib.util
+import sys
+
+def resident_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_size_t], [ctypes.c_void_p]
+libc.mallopt(-3, 16 * 2**20)  # M_MMAP_THRESHOLD
+libc.mallopt(-1, 2**30)  # M_TRIM_THRESHOLD
+blocks = [libc.malloc(8 * 2**20) for _ in range(16)]
+for b in blocks:
+    ctypes.memset(b, 1, 8 * 2**20)
+for b in blocks:
+    libc.free(b)
+held = resident_mb()
+# the module alone: the package's imports would allocate into the freed blocks
+spec = importlib.util.spec_from_file_location("heap", sys.argv[1])
+heap = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(heap)
+with heap.trimmed_heap(every=0.01) as trims:
+    pass
+print(trims, held, resident_mb())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's heap: Linux only")
+def test_freed_heap_blocks_go_back_to_the_system():
+    argv = [sys.executable, "-c", CHILD, _heap.__file__]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.split()
+    trims, held, after = out[0] == "True", float(out[1]), float(out[2])
+    assert trims
+    assert after < held - 100, (held, after)  # the 128 MB freed is resident no more
