@@ -328,6 +328,7 @@ def recover(
                     stopped = True
                     break
     optimizer.zero_grad(set_to_none=True)
+    optimizer.state.clear()  # an optimiser lives in a reference cycle: its moments would wait for the collector
     if not stopped:
         current = validation_loss()
         history.append((seen, current))

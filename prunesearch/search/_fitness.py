@@ -148,6 +148,7 @@ class DistillationFitness:
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+        optimizer.state.clear()  # an optimiser lives in a reference cycle: its moments would wait for the collector
 
     def __call__(self, config: Config, tokens: int) -> float:
         rows = self._rows(tokens)

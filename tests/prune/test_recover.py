@@ -61,3 +61,25 @@ def test_top_k_distillation_reads_the_teachers_likeliest_tokens_only():
     moved = teacher.clone()
     moved.scatter_add_(-1, top[..., :1], torch.full((2, 5, 1), 3.0))
     assert distillation_loss((moved,), (teacher,), mask, is_decoder=True, top_k=8).item() > 1e-3
+
+
+def test_the_optimisers_moments_are_freed_on_return(monkeypatch):
+    """An optimiser sits in a reference cycle: what it holds would stay resident until the collector ran."""
+    made = []
+
+    class Recorded(torch.optim.AdamW):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(torch.optim, "AdamW", Recorded)
+    teacher = FAMILIES["llama"].model()
+    student = prune(
+        teacher,
+        adapter_for(teacher).space(ffn_step=FFN_STEP).dense(),
+        MagnitudeSource(adapter_for(teacher), ffn_step=FFN_STEP),
+    )
+    text = RandomText(teacher.config.vocab_size - 3)
+    options = RecoveryOptions(tokens=256, batch=8, validate_every=100)
+    recover(student, teacher, text, is_decoder=True, options=options, batches=text.batches(8))
+    assert len(made) == 1 and not made[0].state
