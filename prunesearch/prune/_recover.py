@@ -256,15 +256,19 @@ class _BestState:
     """The trained parameters at the best validation loss, kept in a file, not beside the optimiser's state: a
     second copy of a pruned SmolLM2's trained weights is 283 MB at the step's peak."""
 
-    def __init__(self, student: nn.Module, names: set[str], folder: Path) -> None:
-        self.student, self.names, self.path = student, names, folder / "best.safetensors"
+    def __init__(self, student: nn.Module, names: set[str]) -> None:
+        self.student, self.names = student, names
+        self.folder = tempfile.TemporaryDirectory(prefix="prunesearch-recover-")  # removed when collected, too
+        self.path = Path(self.folder.name) / "best.safetensors"
 
     def keep(self) -> None:
         state = {k: v.detach().contiguous() for k, v in self.student.state_dict().items() if k in self.names}
         save_file(state, str(self.path))
 
     def restore(self) -> None:
+        """The kept parameters back into the student; the file is removed."""
         self.student.load_state_dict(load_file(str(self.path)), strict=False)
+        self.folder.cleanup()
 
 
 def _trainable(student: nn.Module, *, embeddings: bool) -> list[nn.Parameter]:
@@ -299,8 +303,7 @@ def recover(
 
     params = _trainable(student, embeddings=options.train_embeddings)
     trained = {name for name, p in student.named_parameters() if any(p is q for q in params)}
-    folder = tempfile.TemporaryDirectory(prefix="prunesearch-recover-")
-    best_state = _BestState(student, trained, Path(folder.name))
+    best_state = _BestState(student, trained)
     started = time.monotonic()
     before = best = validation_loss()
     best_state.keep()
@@ -356,7 +359,6 @@ def recover(
             best = current
             best_state.keep()
     best_state.restore()
-    folder.cleanup()
     student.eval()
     return RecoveryResult(
         tokens=seen,
