@@ -350,6 +350,7 @@ def recover(
                 if waited >= options.patience:
                     stopped = True
                     break
+        update(completed=min(seen, options.tokens))  # the steps after the last validation
     optimizer.zero_grad(set_to_none=True)
     optimizer.state.clear()  # an optimiser lives in a reference cycle: its moments would wait for the collector
     if not stopped:
