@@ -2,6 +2,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from prunesearch import _heap
 
@@ -43,3 +44,33 @@ def test_freed_heap_blocks_go_back_to_the_system():
     trims, held, after = out[0] == "True", float(out[1]), float(out[2])
     assert trims
     assert after < held - 100, (held, after)  # the 128 MB freed is resident no more
+
+
+def _mapped_linear(path, features: int = 512) -> torch.nn.Linear:
+    """A Linear layer whose weight is a view of a private mapping of ``path`` (as safetensors loads weights)."""
+    torch.randn(features, features, generator=torch.Generator().manual_seed(0)).numpy().tofile(path)
+    layer = torch.nn.Linear(features, features, bias=False)
+    weight = torch.from_file(str(path), shared=False, size=features * features, dtype=torch.float32)
+    layer.weight = torch.nn.Parameter(weight.view(features, features), requires_grad=False)
+    return layer
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/smaps and madvise: Linux")
+def test_mapped_weights_are_handed_back_and_read_the_same_from_the_file(tmp_path):
+    layer = _mapped_linear(tmp_path / "weight.bin")
+    before = layer.weight.clone()
+    assert _heap.released_file_pages(layer) >= 512 * 512 * 4 - 2 * 4096  # all but the two partial pages
+    assert torch.equal(layer.weight, before)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/smaps and madvise: Linux")
+def test_a_mapping_written_to_is_left_resident(tmp_path):
+    layer = _mapped_linear(tmp_path / "weight.bin")
+    with torch.no_grad():
+        layer.weight[0, 0] = 7.0  # a private copy of that page now exists only in memory
+    assert _heap.released_file_pages(layer) == 0
+    assert float(layer.weight[0, 0]) == 7.0
+
+
+def test_weights_in_memory_are_left_alone():
+    assert _heap.released_file_pages(torch.nn.Linear(64, 64)) == 0
