@@ -16,7 +16,8 @@ Memory: a step's rows run in micro-batches whose gradients accumulate; a decoder
 chunk of tokens at a time from the last hidden state (``LOGIT_CHUNK`` tokens' logits at once, never a
 batch's), and its teacher keeps only its top-k log-probabilities; the token embeddings (a decoder's
 largest matrix, tied to its output head) are frozen unless asked for, so they need neither
-gradients nor optimiser state.
+gradients nor optimiser state. The teacher's targets are formed a validation interval of steps ahead (40 MB of
+top-k for SmolLM2) and its mapped weights handed back while the student trains on them.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from prunesearch._heap import released_file_pages
 from prunesearch._pooling import mean_pool
 from prunesearch._reporter import QUIET, Reporter
 from prunesearch.prune._precision import autocast
@@ -223,6 +225,26 @@ class _Distiller:
             return hidden
         return teacher_top_k(self.teacher, hidden[part["attention_mask"].bool()], self.options.top_k)
 
+    def steps(self, batches, *, per_pass: int, block: int, budget: int):
+        """(rows, real tokens, [(pass of rows, its target)]) per optimiser step of ``batches`` until ``budget``
+        tokens: the teacher's targets are formed ``block`` steps at a time, and its weights' mapped pages are
+        handed back between (prunesearch._heap.released_file_pages), so the teacher is not resident beside the
+        student's gradients and activations (SmolLM2: 513 MB)."""
+        planned, pending = 0, []
+        for batch in batches:
+            if planned >= budget:
+                break
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            tokens = int(batch["attention_mask"].sum())
+            planned += tokens
+            pending.append((len(batch["input_ids"]), tokens, [(p, self.target(p)) for p in _split(batch, per_pass)]))
+            if len(pending) == block or planned >= budget:
+                released_file_pages(self.teacher)
+                yield from pending
+                pending = []
+        released_file_pages(self.teacher)
+        yield from pending
+
     def loss(self, part: dict[str, torch.Tensor], target, *, scale: float | None = None) -> float:
         """The loss of ``part`` against ``target``; with ``scale``, its gradient (times ``scale``) accumulated
         into the student's parameters."""
@@ -295,6 +317,7 @@ def recover(
     distiller = _Distiller(student, teacher, is_decoder=is_decoder, options=options)
     per_pass = options.rows_per_pass(is_decoder=is_decoder)
     valid = [(p, distiller.target(p)) for p in _split(on(calibration.validation(options.validation_tokens)), per_pass)]
+    released_file_pages(teacher)
 
     def validation_loss() -> float:
         student.eval()
@@ -317,20 +340,18 @@ def recover(
     with reporter.bar(
         "recover", f"distilling towards the dense model on {options.tokens:,} tokens", total=options.tokens
     ) as update:
-        for batch in batches:
-            if seen >= options.tokens:
-                break
-            batch = on(batch)
-            rows = len(batch["input_ids"])
+        for rows, tokens, targeted in distiller.steps(
+            batches, per_pass=per_pass, block=options.validate_every, budget=options.tokens
+        ):
             student.eval()  # no dropout: the student matches the teacher, which runs without it
             optimizer.zero_grad(set_to_none=True)
-            for part in _split(batch, per_pass):
-                distiller.loss(part, distiller.target(part), scale=len(part["input_ids"]) / rows)
+            for part, target in targeted:
+                distiller.loss(part, target, scale=len(part["input_ids"]) / rows)
             for group in optimizer.param_groups:
                 group["lr"] = options.lr_at(seen)
             optimizer.step()
             steps += 1
-            seen += int(batch["attention_mask"].sum())
+            seen += tokens
             if steps % options.validate_every == 0:
                 current = validation_loss()
                 history.append((seen, current))

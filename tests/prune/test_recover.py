@@ -83,3 +83,32 @@ def test_the_optimisers_moments_are_freed_on_return(monkeypatch):
     options = RecoveryOptions(tokens=256, batch=8, validate_every=100)
     recover(student, teacher, text, is_decoder=True, options=options, batches=text.batches(8))
     assert len(made) == 1 and not made[0].state
+
+
+def test_the_teachers_targets_come_a_validation_interval_ahead_and_its_pages_go_between(monkeypatch):
+    """While the student trains, the teacher is not needed: its targets for the next steps are already formed."""
+    from prunesearch.prune import _recover
+
+    events = []
+    monkeypatch.setattr(_recover, "released_file_pages", lambda module: events.append("release") or 0)
+    target, loss = _recover._Distiller.target, _recover._Distiller.loss
+    monkeypatch.setattr(_recover._Distiller, "target", lambda self, part: events.append("target") or target(self, part))
+    monkeypatch.setattr(
+        _recover._Distiller,
+        "loss",
+        lambda self, part, t, scale=None: (
+            events.append("train" if scale else "validate") or loss(self, part, t, scale=scale)
+        ),
+    )
+    teacher = FAMILIES["llama"].model()
+    student = prune(
+        teacher,
+        adapter_for(teacher).space(ffn_step=FFN_STEP).dense(),
+        MagnitudeSource(adapter_for(teacher), ffn_step=FFN_STEP),
+    )
+    text = RandomText(teacher.config.vocab_size - 3)
+    options = RecoveryOptions(tokens=640, batch=8, micro_batch=8, validate_every=2, patience=50)
+    recover(student, teacher, text, is_decoder=True, options=options, batches=text.batches(8))
+    training = [e for e in events if e in ("target", "release", "train")][2:]  # after the validation rows' target
+    assert training[:8] == ["release", "target", "target", "release", "train", "train", "target", "target"]
+    assert training.count("train") == 5 and training.count("target") == 5  # 640 tokens: five steps of 128, no more
