@@ -63,6 +63,17 @@ def test_top_k_distillation_reads_the_teachers_likeliest_tokens_only():
     assert distillation_loss((moved,), (teacher,), mask, is_decoder=True, top_k=8).item() > 1e-3
 
 
+def _dense_llama_pair():
+    """A tiny Llama teacher, its unpruned student, and random text for them."""
+    teacher = FAMILIES["llama"].model()
+    student = prune(
+        teacher,
+        adapter_for(teacher).space(ffn_step=FFN_STEP).dense(),
+        MagnitudeSource(adapter_for(teacher), ffn_step=FFN_STEP),
+    )
+    return teacher, student, RandomText(teacher.config.vocab_size - 3)
+
+
 def test_the_optimisers_moments_are_freed_on_return(monkeypatch):
     """An optimiser sits in a reference cycle: what it holds would stay resident until the collector ran."""
     made = []
@@ -73,13 +84,7 @@ def test_the_optimisers_moments_are_freed_on_return(monkeypatch):
             made.append(self)
 
     monkeypatch.setattr(torch.optim, "AdamW", Recorded)
-    teacher = FAMILIES["llama"].model()
-    student = prune(
-        teacher,
-        adapter_for(teacher).space(ffn_step=FFN_STEP).dense(),
-        MagnitudeSource(adapter_for(teacher), ffn_step=FFN_STEP),
-    )
-    text = RandomText(teacher.config.vocab_size - 3)
+    teacher, student, text = _dense_llama_pair()
     options = RecoveryOptions(tokens=256, batch=8, validate_every=100)
     recover(student, teacher, text, is_decoder=True, options=options, batches=text.batches(8))
     assert len(made) == 1 and not made[0].state
@@ -100,13 +105,7 @@ def test_the_teachers_targets_come_a_validation_interval_ahead_and_its_pages_go_
             events.append("train" if scale else "validate") or loss(self, part, t, scale=scale)
         ),
     )
-    teacher = FAMILIES["llama"].model()
-    student = prune(
-        teacher,
-        adapter_for(teacher).space(ffn_step=FFN_STEP).dense(),
-        MagnitudeSource(adapter_for(teacher), ffn_step=FFN_STEP),
-    )
-    text = RandomText(teacher.config.vocab_size - 3)
+    teacher, student, text = _dense_llama_pair()
     options = RecoveryOptions(tokens=640, batch=8, micro_batch=8, validate_every=2, patience=50)
     recover(student, teacher, text, is_decoder=True, options=options, batches=text.batches(8))
     training = [e for e in events if e in ("target", "release", "train")][2:]  # after the validation rows' target
