@@ -110,9 +110,9 @@ def write(args, rows: list[dict], curves: dict, *, export_s: float) -> None:
         f"CPU: {cpu_name()}, 2 cores. Config {args.config} (heads/FFN per layer).",
         "Pruned from the level database (Wanda ranking, per-level least squares); reconstructed = refitted layer "
         "by layer on its own inputs (262,144 tokens); recovered = distilled towards the dense model on that many "
-        "tokens of the streamed recovery text (lr 1e-4, 10% warm-up, cosine decay to 10%), early-stopped on "
-        "held-back calibration rows. STS: Spearman on STS-B dev (evaluation only, never trained on); cosine: "
-        "mean cosine of sentence embeddings to the dense model (out-of-domain: Debian's fortunes).",
+        f"tokens of the streamed recovery text (lr {RecoveryOptions().lr:g}, 10% warm-up, cosine decay to 10%), "
+        "early-stopped on held-back calibration rows. STS: Spearman on STS-B dev (evaluation only, never trained "
+        "on); cosine: mean cosine of sentence embeddings to the dense model (out-of-domain: Debian's fortunes).",
         f"The first budget run end to end as an export runs it (four scorings, refit, distillation): "
         f"**{export_s:.0f} s**.",
         "",

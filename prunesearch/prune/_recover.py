@@ -70,8 +70,10 @@ class RecoveryOptions(BaseModel):
     #: training tokens at most (real, unpadded)
     tokens: NonNegativeInt = 0
     #: peak learning rate (AdamW), reached after ``warmup`` of the tokens, then decayed (cosine) to
-    #: ``final_lr`` of it at the end of the budget
-    lr: PositiveFloat = 1e-4
+    #: ``final_lr`` of it at the end of the budget. 3e-4 beat 1e-4 on both families measured: the demo's MiniLM
+    #: pick after 131k tokens, STS-B dev on two seeds (reports/recovery_schedule_minilm.md), and SmolLM2's 1.25x
+    #: pick after 65k tokens, perplexity (searches/smollm2-decode.yaml); 1e-3 never improved on the refit
+    lr: PositiveFloat = 3e-4
     warmup: float = Field(default=0.1, ge=0.0, lt=1.0)
     final_lr: float = Field(default=0.1, ge=0.0, le=1.0)
     #: rows per optimiser step, and rows per forward/backward pass (gradients accumulate); none: encoders the
