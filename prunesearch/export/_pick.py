@@ -50,12 +50,19 @@ def _best(trials: pd.DataFrame, name: str) -> float:
     return float(values.min() if OBJECTIVES[name].direction == "minimize" else values.max())
 
 
-def _spread(n_front: int, n: int) -> list[int]:
-    """``n`` positions along a front of ``n_front`` (best quality first), denser at its start: the target's side,
-    where quality is best, gets most candidates; the far end, the fallback, one."""
-    if n_front <= n:
-        return list(range(n_front))
-    return sorted({int(round((n_front - 1) * (i / (n - 1)) ** 2)) for i in range(n)} | {0, n_front - 1})
+def _spread(reach: np.ndarray, n: int) -> list[int]:
+    """``n`` positions along a front (best quality first) whose points are predicted ``reach`` past the limits,
+    spaced by that reach rather than by position, denser at the target: the best point, then the points
+    nearest ``low + span * (i / (n - 1)) ** 2``, up to the farthest (the fallback). A front crowded at the
+    target, as a search leaves it, then still offers candidates a window's noise away from the limit."""
+    if len(reach) <= n:
+        return list(range(len(reach)))
+    low, span = reach.min(), reach.max() - reach.min()
+    chosen = [0]
+    for goal in low + span * (np.arange(1, n) / (n - 1)) ** 2:
+        free = [i for i in range(len(reach)) if i not in chosen]
+        chosen.append(min(free, key=lambda i: (abs(reach[i] - goal), i)))
+    return sorted(chosen)
 
 
 def pick_candidates(
@@ -107,9 +114,20 @@ def _front_first(within: pd.DataFrame, limits: list[Constraint], *, count: int) 
         + [c.of.minimised(within[c.objective].to_numpy(dtype=float)) for c in limits]
     )
     front = within[pareto_mask(points)]
-    first = front.iloc[_spread(len(front), count)]
+    first = front.iloc[_spread(_reach(front, limits), count)]
     rest = pd.concat([front.drop(first.index), within.drop(front.index)])
     return pd.concat([first, rest])
+
+
+def _reach(front: pd.DataFrame, limits: list[Constraint]) -> np.ndarray:
+    """How far each config is predicted past the limits: its least log-ratio to a limit over the measured
+    objectives (those a window's noise can push back over it), or over the exact ones where none is measured."""
+    measured = [c for c in limits if not c.of.exact] or limits
+    sign = {"maximize": 1.0, "minimize": -1.0}
+    return np.min(
+        [sign[c.of.direction] * np.log(front[c.objective].to_numpy(dtype=float) / c.limit) for c in measured],
+        axis=0,
+    )
 
 
 @dataclass(frozen=True)

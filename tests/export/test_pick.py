@@ -53,12 +53,21 @@ def test_limits_and_the_candidates_span_the_front():
     assert limits_for("best", run_constraints=TARGET) == TARGET
     picked = pick_candidates(trials, TARGET, count=3)
     # the front of loss against speed-up (2.0 / 0.1, 2.05 / 0.12, 8/3 / 0.2, 4 / 0.5): its best, its far end, and
-    # one between; then the rest of it, then the dominated config (2.1 / 0.3)
-    assert picked.speedup.tolist()[:3] == [2.0, 2.05, 4.0]
-    assert sorted(picked.speedup.tolist()[3:]) == [2.1, 8 / 3]
+    # the one nearest a quarter of the way between them in log speed-up; then the rest of the front, then the
+    # dominated config (2.1 / 0.3)
+    assert picked.speedup.tolist()[:3] == [2.0, 8 / 3, 4.0]
+    assert picked.speedup.tolist()[3:] == [2.05, 2.1]
     assert (
         pick_candidates(trials, limits_for("latency<=2.6", run_constraints=TARGET), count=1).speedup.tolist()[0] == 4.0
     )
+
+
+def test_candidates_spread_by_speedup_on_a_front_crowded_at_the_target():
+    speedups = [2.0, 2.01, 2.02, 2.03, 2.05, 2.1, 2.3, 2.5]
+    trials = _trials(speedups, [0.1 + 0.01 * i for i in range(len(speedups))])
+    # spread by position they were 2.0, 2.02, 2.05 and 2.5: three within a window's noise (2-3%) of 2x, then
+    # the far end; spread by reach past the target (log speed-up, denser near it): 1.5%, 5%, 15%, 25% past it
+    assert pick_candidates(trials, TARGET, count=5).speedup.tolist()[:5] == [2.0, 2.03, 2.1, 2.3, 2.5]
 
 
 def test_candidates_held_within_the_target_are_measured_first():
