@@ -123,10 +123,8 @@ def _reach(front: pd.DataFrame, limits: list[Constraint]) -> np.ndarray:
     """How far each config is predicted past the limits: its least log-ratio to a limit over the measured
     objectives (those a window's noise can push back over it), or over the exact ones where none is measured."""
     measured = [c for c in limits if not c.of.exact] or limits
-    sign = {"maximize": 1.0, "minimize": -1.0}
     return np.min(
-        [sign[c.of.direction] * np.log(front[c.objective].to_numpy(dtype=float) / c.limit) for c in measured],
-        axis=0,
+        [-c.of.minimised(np.log(front[c.objective].to_numpy(dtype=float) / c.limit)) for c in measured], axis=0
     )
 
 

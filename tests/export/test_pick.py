@@ -68,6 +68,9 @@ def test_candidates_spread_by_speedup_on_a_front_crowded_at_the_target():
     # spread by position they were 2.0, 2.02, 2.05 and 2.5: three within a window's noise (2-3%) of 2x, then
     # the far end; spread by reach past the target (log speed-up, denser near it): 1.5%, 5%, 15%, 25% past it
     assert pick_candidates(trials, TARGET, count=5).speedup.tolist()[:5] == [2.0, 2.03, 2.1, 2.3, 2.5]
+    # a latency limit (minimised) at the same place reaches the same configs as far past it
+    at_latency = pick_candidates(trials, parse_constraints("latency<=5"), count=5)
+    assert at_latency.speedup.tolist()[:5] == [2.0, 2.03, 2.1, 2.3, 2.5]
 
 
 def test_candidates_held_within_the_target_are_measured_first():
