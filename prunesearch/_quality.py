@@ -164,7 +164,7 @@ class HeldOut:
     unless given). Encoders: mean cosine of sentence embeddings, and with ``sts`` (SentencePairs) the STS
     Spearman users measure; decoders: perplexity and KL to the dense model's next-token distributions (over
     its top 256 tokens and a bucket for the rest). The
-    dense model's outputs are computed once."""
+    dense model's outputs are computed once: its cosine and KL to itself are 1 and 0 by definition, not run."""
 
     def __init__(
         self,
@@ -198,7 +198,7 @@ class HeldOut:
                 batch = text.heldout_sentences(sentences)
                 reference = embeddings(loaded.model, batch)
             self.texts[name] = (batch, reference)
-        self.dense = self(loaded.model)
+        self.dense = self(loaded.model, reference=True)
 
     def metric(self, name: str) -> str:
         """The headline score of one held-out set (``self.dense``'s keys)."""
@@ -206,13 +206,15 @@ class HeldOut:
             return "spearman"
         return "perplexity" if self.decoder else "cosine"
 
-    def __call__(self, model: nn.Module) -> dict[str, dict[str, float]]:
+    def __call__(self, model: nn.Module, *, reference: bool = False) -> dict[str, dict[str, float]]:
+        """``model``'s scores; ``reference``: it is the dense model the held-out outputs came from."""
         scores = {}
-        for name, (batch, reference) in self.texts.items():
+        for name, (batch, dense) in self.texts.items():
             if self.decoder:
-                scores[name] = {"perplexity": perplexity(model, batch), "kl": kl_to_dense(model, reference, batch)}
+                kl = 0.0 if reference else kl_to_dense(model, dense, batch)
+                scores[name] = {"perplexity": perplexity(model, batch), "kl": kl}
             else:
-                scores[name] = {"cosine": embedding_cosine(model, reference, batch)}
+                scores[name] = {"cosine": 1.0 if reference else embedding_cosine(model, dense, batch)}
         if self.sts is not None:
             scores[self.sts.name] = {"spearman": sts_spearman(model, self.tokenizer, self.sts)}
         return scores
