@@ -45,6 +45,8 @@ class DeviceLayer:
     held_out: int = 30
     evaluations: int = 60
     calibration_tokens: int = 4096
+    #: tokens the exported pick is refitted on, layer by layer (None: the default budget)
+    refit_tokens: int | None = None
     timing: dict = field(default_factory=dict)  # TimingOptions fields; {}: the defaults
     calibration_models: int = 12
     ship: bool = True  # measured tables into latency_tables/<device>/
@@ -89,6 +91,7 @@ def fake_layer() -> DeviceLayer:
         held_out=4,
         evaluations=8,
         calibration_tokens=512,
+        refit_tokens=2048,
         timing={"min_rounds": 3, "max_rounds": 4, "block_s": 0.005, "warmup": 2},
         calibration_models=3,
         ship=False,
@@ -208,7 +211,6 @@ def search_export_verify(layer: DeviceLayer, table_path: Path, out: Path) -> dic
     from prunesearch.errors import PruneSearchError
     from prunesearch.export import export_from_run, verify_export
     from prunesearch.oracle import LatencyTable
-    from prunesearch.prune import RecoveryOptions
 
     c = LatencyTable.load(table_path).conditions
     spec = parse_spec(
@@ -222,7 +224,8 @@ def search_export_verify(layer: DeviceLayer, table_path: Path, out: Path) -> dic
             "algorithm": "nsga2",
             "options": {"population": max(4, layer.evaluations // 4), "tokens": layer.calibration_tokens},
             "budget": {"evaluations": layer.evaluations},
-            "recovery": {"tokens": 0},
+            # no distillation: the check is about latency; the refit still runs, as every export does
+            "recovery": {"tokens": 0, "reconstruction": {"tokens": layer.refit_tokens}},
         },
         source="gpu_check",
     )
@@ -236,7 +239,6 @@ def search_export_verify(layer: DeviceLayer, table_path: Path, out: Path) -> dic
                 out=out / "export",
                 formats=["hf"],
                 prepared=outcome.prepared,
-                recovery=RecoveryOptions(tokens=0),
             )
             picked["pick"] = pick
             break
@@ -254,6 +256,7 @@ def search_export_verify(layer: DeviceLayer, table_path: Path, out: Path) -> dic
         "verify 95% interval": [verification.measured.speedup_low, verification.measured.speedup_high],
         "verify passed": verification.passed,
         "predicted energy_mj": manifest.predicted.get("energy_mj"),
+        "refit tokens": (manifest.recovery or {}).get("reconstruction", {}).get("tokens"),
     }
 
 
