@@ -29,7 +29,7 @@ target: {{speedup: 1.5}}
 options: {{generations: 3, offspring: 4, selection: [[1024, 2], [2048, 1]]}}
 budget: {{evaluations: 40}}
 measure: {{every: 15, configs: 2}}
-recovery: {{tokens: 0}}
+recovery: {{tokens: 0, reconstruction: {{tokens: 2048}}}}
 """
 
 
@@ -77,6 +77,7 @@ def test_the_demo_builds_each_piece_once(tmp_path, monkeypatch, capsys, toy_tabl
     assert done.value.code == 0, err
     assert counts == {"model loads": 1, "table loads": 1, "conditions built": 1}, counts
     manifest = json.loads((tmp_path / "out" / "export" / "export.json").read_text())
+    assert 2048 <= manifest["recovery"]["reconstruction"]["tokens"] < 4096  # the spec's refit budget held
     stages = {m["stage"] for m in manifest["measurements"]}
     assert {"check", "search", "pick"} <= stages and manifest["measured"]["speedup_low"] >= 1.5
     chosen = next(c for c in manifest["candidates"] if c["chosen"])
