@@ -53,8 +53,9 @@ def export(
         None,
         "--recover-tokens",
         min=0,
-        help="tokens of recovery distillation towards the dense model before writing (0: none; default: the "
-        "run's spec's recovery.tokens, none for --model)",
+        help="tokens of recovery distillation towards the dense model before writing (0: none; the layer-by-layer "
+        "refit still runs); with --run, the rest of the spec's recovery options hold (default: its recovery.tokens; "
+        "none for --model)",
     ),
 ) -> None:
     """Write a pruned model (Hugging Face safetensors + arch.json + modelling code, ONNX, TensorRT, GGUF) and
@@ -79,13 +80,16 @@ def export(
             f"{', '.join(wrong)} applies to {which} exports only; this export is from "
             f"{'a run' if run is not None else 'a model and config'}"
         )
-    recovery = None if recover_tokens is None else RecoveryOptions(tokens=recover_tokens)
     if run is not None:
         from prunesearch._run import Run
         from prunesearch.export._from_run import export_from_run
 
+        opened = Run.open(run)
+        # --recover-tokens changes the budget only: the spec's schedule, recovery text and refit hold
+        given = opened.spec.recovery
+        recovery = None if recover_tokens is None else given.model_copy(update={"tokens": recover_tokens})
         manifest = export_from_run(
-            Run.open(run),
+            opened,
             pick=pick,
             out=out,
             formats=formats,
@@ -110,7 +114,7 @@ def export(
             formats=formats,
             table=table,
             units=units,
-            recovery=recovery or RecoveryOptions(),
+            recovery=RecoveryOptions(tokens=recover_tokens or 0),
             reporter=reporter,
         )
     console.print(
