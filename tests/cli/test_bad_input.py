@@ -7,9 +7,9 @@ import sys
 import pytest
 
 from prunesearch import load_model
-from prunesearch.cli import main
 from prunesearch.oracle import Conditions, LatencyTable, cpu_name
 from prunesearch.space import adapter_for
+from tests.cli import run_cli
 from tests.oracle.tables import conditions as table_conditions
 from tests.oracle.tables import hand_table
 
@@ -40,11 +40,8 @@ def table(tmp_path, minilm):
 
 def cli(args, capsys, tmp_path, monkeypatch) -> tuple[int, str]:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["prunesearch", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    err = capsys.readouterr().err.strip()
-    return exit_info.value.code, err
+    code, err = run_cli(args, capsys, monkeypatch)
+    return code, err.strip()
 
 
 def spec_file(tmp_path, text):

@@ -4,11 +4,8 @@ recovery options (schedule, rows per step, the refit's budget) still take effect
 from __future__ import annotations
 
 import json
-import sys
 
-import pytest
-
-from prunesearch.cli import main
+from tests.cli import run_cli
 
 SPEC = """name: recovery
 model: minilm
@@ -27,21 +24,14 @@ recovery:
 """
 
 
-def _cli(args, monkeypatch) -> int:
-    monkeypatch.setattr(sys, "argv", ["prunesearch", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    return exit_info.value.code
-
-
-def test_recover_tokens_keeps_the_specs_other_recovery_options(tmp_path, remote_table, monkeypatch):
+def test_recover_tokens_keeps_the_specs_other_recovery_options(tmp_path, remote_table, capsys, monkeypatch):
     spec = tmp_path / "recovery.yaml"
     spec.write_text(SPEC.format(table=remote_table))
     monkeypatch.chdir(tmp_path)
-    assert _cli(["search", spec, "--runs", tmp_path / "runs"], monkeypatch) == 0
+    assert run_cli(["search", spec, "--runs", tmp_path / "runs"], capsys, monkeypatch)[0] == 0
     out = tmp_path / "export"
     args = ["export", "--run", tmp_path / "runs" / "recovery", "--out", out, "--to", "hf", "--recover-tokens", 256]
-    assert _cli(args, monkeypatch) == 0
+    assert run_cli(args, capsys, monkeypatch)[0] == 0
     recovery = json.loads((out / "export.json").read_text())["recovery"]
     assert recovery["lr"] == 1.0e-3 and recovery["batch"] == 2 and recovery["validation_tokens"] == 256
     assert 256 <= recovery["tokens"] < 100_000  # the budget given, in whole steps

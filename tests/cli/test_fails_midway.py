@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import errno
-import sys
 
 import optuna
 import pytest
 
-from prunesearch.cli import main
+from tests.cli import run_cli
 
 SPEC = """name: midway
 model: minilm
@@ -20,13 +19,6 @@ algorithm: evolution
 options: {{generations: 3, offspring: 4, selection: [[1024, 1]]}}
 budget: {{evaluations: 12}}
 """
-
-
-def _cli(args, capsys, monkeypatch) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["prunesearch", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    return exit_info.value.code, capsys.readouterr().err
 
 
 def _complete(tmp_path) -> int:
@@ -64,7 +56,7 @@ def test_a_full_disk_while_writing_the_report_keeps_the_run_resumable(spec, tmp_
 
     monkeypatch.setattr(report, "report_run", full)
     monkeypatch.chdir(tmp_path)
-    code, err = _cli(["search", spec, "--runs", tmp_path / "runs"], capsys, monkeypatch)
+    code, err = run_cli(["search", spec, "--runs", tmp_path / "runs"], capsys, monkeypatch)
     (line,) = [l for l in err.splitlines() if l.startswith("error:")]
     assert code == 2 and "No space left on device" in line and "--resume" in line and "Traceback" not in err
     stored = _complete(tmp_path)
@@ -72,7 +64,7 @@ def test_a_full_disk_while_writing_the_report_keeps_the_run_resumable(spec, tmp_
     monkeypatch.undo()
     calls = _counting_fitness(monkeypatch)
     monkeypatch.chdir(tmp_path)
-    code, err = _cli(["search", spec, "--runs", tmp_path / "runs", "--resume"], capsys, monkeypatch)
+    code, err = run_cli(["search", spec, "--runs", tmp_path / "runs", "--resume"], capsys, monkeypatch)
     assert code == 0 and calls == [] and _complete(tmp_path) == stored  # all answered from the store
     assert (tmp_path / "runs" / "midway" / "index.html").is_file()
 
@@ -92,14 +84,14 @@ def test_the_store_failing_midway_loses_no_evaluation(spec, tmp_path, capsys, mo
 
     monkeypatch.setattr(RunStore, "add", add_then_fail)
     monkeypatch.chdir(tmp_path)
-    code, err = _cli(["search", spec, "--runs", tmp_path / "runs"], capsys, monkeypatch)
+    code, err = run_cli(["search", spec, "--runs", tmp_path / "runs"], capsys, monkeypatch)
     (line,) = [l for l in err.splitlines() if l.startswith("error:")]
     assert code == 2 and "database or disk is full" in line and "--resume" in line and "Traceback" not in err
     assert _complete(tmp_path) == 5
     monkeypatch.undo()
     calls = _counting_fitness(monkeypatch)
     monkeypatch.chdir(tmp_path)
-    code, err = _cli(["search", spec, "--runs", tmp_path / "runs", "--resume"], capsys, monkeypatch)
+    code, err = run_cli(["search", spec, "--runs", tmp_path / "runs", "--resume"], capsys, monkeypatch)
     assert code == 0, err
     total = _complete(tmp_path)
     assert len(calls) == total - 5  # the five stored before the failure were not computed again
