@@ -23,15 +23,33 @@ import sys
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-def resident_mb() -> float:
+def resident_mb() -> tuple[float, float]:
+    """(resident, of it file-backed: mapped weights, libraries) in MB; a file's clean pages can be dropped and
+    read again, the rest (the heap, tensors made here) cannot."""
     with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * PAGE / 2**20
+        fields = f.read().split()
+    return int(fields[1]) * PAGE / 2**20, int(fields[2]) * PAGE / 2**20
+
+
+def max_resident_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@dataclass(frozen=True)
+class Sample:
+    seconds: float
+    resident_mb: float
+    file_mb: float
+    #: the process's peak so far: a spike shorter than the sampling interval shows here, in the next sample
+    max_resident_mb: float
+    frames: list[str]
 
 
 def package_frames(frame) -> list[str]:
@@ -53,7 +71,10 @@ class Sampler:
         start = time.monotonic()
         while not self.done.wait(self.every):
             frame = sys._current_frames().get(self.main)
-            self.samples.append((time.monotonic() - start, resident_mb(), package_frames(frame)))
+            resident, file_backed = resident_mb()
+            self.samples.append(
+                Sample(time.monotonic() - start, resident, file_backed, max_resident_mb(), package_frames(frame))
+            )
 
     def __enter__(self) -> Sampler:
         self.thread.start()
@@ -84,35 +105,40 @@ def main() -> None:
             cli()
         except SystemExit as exc:
             code = exc.code or 0
-    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    maxrss = max_resident_mb()
     samples = sampler.samples
-    peak = max(samples, key=lambda s: s[1])
-    by_stage: dict[str, tuple[float, float]] = {}
-    for t, mb, frames in samples:
-        key = stage(frames)
-        if key not in by_stage or mb > by_stage[key][0]:
-            by_stage[key] = (mb, t)
+    peak = max(samples, key=lambda s: s.resident_mb)
+    # the first sample to see the final peak: the spike happened during the interval before it
+    spike = next((s for s in samples if s.max_resident_mb >= maxrss), samples[-1])
+    by_stage: dict[str, Sample] = {}
+    for sample in samples:
+        key = stage(sample.frames)
+        if key not in by_stage or sample.resident_mb > by_stage[key].resident_mb:
+            by_stage[key] = sample
     lines = [
         "# Resident memory over a run",
         "",
         f"Command: `.venv/bin/python benchmarks/memory_timeline.py -- {' '.join(args.command)}`; {dt.date.today()}; "
-        f"exit {code}, {samples[-1][0]:.0f} s.",
-        f"Peak resident memory **{maxrss:.0f} MB** (ru_maxrss); the largest sample {peak[1]:.0f} MB at "
-        f"{peak[0]:.1f} s, in `{stage(peak[2], 6)}`.",
+        f"exit {code}, {samples[-1].seconds:.0f} s.",
+        f"Peak resident memory **{maxrss:.0f} MB** (ru_maxrss), reached by {spike.seconds:.1f} s, in "
+        f"`{stage(spike.frames, 6)}`; the largest sample {peak.resident_mb:.0f} MB ({peak.file_mb:.0f} MB of it "
+        f"file-backed) at {peak.seconds:.1f} s, in `{stage(peak.frames, 6)}`.",
         "",
-        "Largest resident memory seen in each stage (the innermost prunesearch frames):",
+        "Largest resident memory seen in each stage (the innermost prunesearch frames); file-backed: pages of",
+        "mapped files (weights loaded from safetensors, libraries), the rest is the heap's:",
         "",
-        "| MB | at (s) | stage |",
-        "|--:|--:|:--|",
+        "| MB | file-backed MB | at (s) | stage |",
+        "|--:|--:|--:|:--|",
     ]
-    for key, (mb, t) in sorted(by_stage.items(), key=lambda kv: -kv[1][0])[: args.stages]:
-        lines.append(f"| {mb:.0f} | {t:.1f} | `{key}` |")
-    lines += ["", f"Every {args.timeline_s:g} s:", "", "| s | MB | stage |", "|--:|--:|:--|"]
+    for key, sample in sorted(by_stage.items(), key=lambda kv: -kv[1].resident_mb)[: args.stages]:
+        lines.append(f"| {sample.resident_mb:.0f} | {sample.file_mb:.0f} | {sample.seconds:.1f} | `{key}` |")
+    lines += ["", f"Every {args.timeline_s:g} s:", "", "| s | MB | file-backed MB | stage |", "|--:|--:|--:|:--|"]
     last = -1.0
-    for t, mb, frames in samples:
-        if t - last >= args.timeline_s:
-            last = t
-            lines.append(f"| {t:.0f} | {mb:.0f} | `{stage(frames, 2)}` |")
+    for sample in samples:
+        if sample.seconds - last >= args.timeline_s:
+            last = sample.seconds
+            row = f"{sample.seconds:.0f} | {sample.resident_mb:.0f} | {sample.file_mb:.0f}"
+            lines.append(f"| {row} | `{stage(sample.frames, 2)}` |")
     args.out.write_text("\n".join(lines) + "\n")
     print(f"peak {maxrss:.0f} MB; wrote {args.out}")
     sys.exit(code)
