@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from prunesearch._heap import released_file_pages
 from prunesearch._reporter import QUIET, Reporter
 from prunesearch.prune._layerwise import probed, record_calls, run_layer
 from prunesearch.prune._precision import autocast
@@ -187,7 +188,9 @@ def refit_sequentially(
     where that device computes it natively; statistics and weights stay fp32 or wider.
 
     Per layer: the dense layer runs once (its targets kept for the layer), the student's layer three times
-    (attention statistics; FFN statistics after the attention refit; its refitted output for the next layer)."""
+    (attention statistics; FFN statistics after the attention refit; its refitted output for the next layer).
+    The dense model's weights mapped from a file are resident only while their layer runs (SmolLM2: 17 MB of
+    513 MB): they are handed back before the first layer and after each (``_heap.released_file_pages``)."""
     started = time.monotonic()
     device = next(student.parameters()).device
     s_adapter, t_adapter = adapter_for(student), adapter_for(teacher)
@@ -206,6 +209,7 @@ def refit_sequentially(
             for skipped in range(sources[0] if sources else 0):
                 h = run_layer(teacher_layers[skipped], h, *c.calls[skipped])
             dense.append(h)
+    released_file_pages(teacher)
     result = RefitResult(tokens=int(sum(m.sum() for m in masks)), seconds=0.0)
     t_layers, s_layers = teacher_layers, s_adapter.layers()
     with reporter.bar("reconstruct", "refitting layer by layer", total=len(sources)) as update:
@@ -241,6 +245,8 @@ def refit_sequentially(
                 result.error_after.append(after)
             with autocast(device):
                 own = [run_layer(s_layers[j], h, *c.calls[t]) for h, c in zip(own, calls)]
+            for done in t_layers[t:following]:
+                released_file_pages(done)
             update(completed=j + 1, description=f"layer {j + 1}/{len(sources)}")
     result.seconds = round(time.monotonic() - started, 1)
     return result
