@@ -71,7 +71,7 @@ def export_from_run(
             )
         finally:  # what was measured is kept with the run, picked or not
             run.add_measurements(oracle.measurements[before:])
-        student = chosen.module if chosen.module is not None else prune(prepared.loaded.model, chosen.config, database)
+        student = prune(prepared.loaded.model, chosen.config, database)
         options = run.spec.recovery if recovery is None else recovery
         quality, record = recovered(
             prepared.loaded, student, calibration, options=options, sts=run.spec.evaluation.sts, reporter=reporter

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from torch import nn
 
 from prunesearch._config import Config
 from prunesearch._objectives import OBJECTIVES, Constraint, parse_constraints
@@ -138,27 +137,10 @@ class Pick:
     #: the graph that was measured, exported under the table's conditions
     graph: Path | None
     candidates: list[Candidate]
-    #: the pruned model measured, where it was kept (else the export prunes it again)
-    module: nn.Module | None = None
 
 
 def predicted_of(row: pd.Series) -> dict[str, float]:
     return {n: float(row[n]) for n in OBJECTIVES if n != "loss" and n in row and pd.notna(row[n])}
-
-
-class _Kept:
-    """The pruned models a window builds, kept while they fit in one dense model's bytes (best candidates
-    first), so the export need not prune the pick again; holding every candidate would multiply memory."""
-
-    def __init__(self, dense: nn.Module) -> None:
-        self.room = sum(p.numel() * p.element_size() for p in dense.parameters())
-        self.modules: dict[int, nn.Module] = {}
-
-    def __call__(self, i: int, module: nn.Module) -> None:
-        size = sum(p.numel() * p.element_size() for p in module.parameters())
-        if size <= self.room:
-            self.modules[i] = module
-            self.room -= size
 
 
 def measured_pick(
@@ -203,7 +185,6 @@ def measured_pick(
             break
         batch = candidates.iloc[positions]
         folder = workdir / f"window-{window}"
-        kept = _Kept(prepared.loaded.model)
         label = f"{len(batch)} candidates"
         with reporter.bar("measure", f"{label} beside the dense model") as update:
             done = oracle.measure(
@@ -212,7 +193,6 @@ def measured_pick(
                 source=source,
                 options=options or PICK_TIMING,
                 keep_graphs=folder,
-                on_built=kept,
                 progress=lambda stage, n, total, label=label: update(
                     completed=n, total=total, description=f"{stage} {label}"
                 ),
@@ -229,7 +209,6 @@ def measured_pick(
                 position=position,
                 windows=len(windows_of),
                 graph=folder / f"config-{i}.onnx",
-                module=kept.modules.get(i),
             )
             judged[position] = verdict
             records.append(
@@ -268,7 +247,6 @@ def measured_pick(
         predicted=best.predicted,
         graph=best.graph if best.graph is not None and best.graph.is_file() else None,
         candidates=records,
-        module=best.module,
     )
 
 
@@ -291,7 +269,6 @@ class _Judged:
     maybe: bool
     windows: int  # pick windows it was measured in
     graph: Path | None = None
-    module: nn.Module | None = None
 
     @classmethod
     def of(
@@ -304,7 +281,6 @@ class _Judged:
         position: int,
         windows: int,
         graph: Path | None,
-        module: nn.Module | None,
     ) -> _Judged:
         m, predicted = record.measurement, predicted_of(row)
         if limits is None:
@@ -322,7 +298,6 @@ class _Judged:
             maybe=maybe,
             windows=windows,
             graph=graph,
-            module=module,
         )
 
 

@@ -9,14 +9,13 @@ prediction is the corrected one, with its uncertainty.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, NonNegativeInt
-from torch import nn
 
 from prunesearch._config import Config
 from prunesearch.errors import PruneSearchError
@@ -75,7 +74,6 @@ class Measurer:
         options: TimingOptions = TimingOptions(),
         progress: Progress | None = None,
         keep_graphs: Path | None = None,
-        on_built: Callable[[str, nn.Module], None] | None = None,
     ) -> SideBySide:
         return time_configs(
             self.loaded,
@@ -86,7 +84,6 @@ class Measurer:
             progress=progress,
             keep_graphs=keep_graphs,
             power_s=self.power_s,
-            on_built=on_built,
         )
 
 
@@ -204,12 +201,10 @@ class Oracle:
         progress: Progress | None = None,
         keep_graphs: Path | None = None,
         source=None,
-        on_built: Callable[[int, nn.Module], None] | None = None,
     ) -> list[MeasuredConfig]:
         """Time ``genomes`` side by side with the dense model in one window (``source``: the units measured,
         default the measurer's; ``keep_graphs``: a folder the graphs stay in, ``config-<i>.onnx`` for the i-th
-        genome; ``on_built(i, module)``: each pruned model as it is built), record them and refit the
-        correction."""
+        genome), record them and refit the correction."""
         if self.measurer is None:
             raise PruneSearchError(
                 f"configs cannot be measured here: the table is for {self.conditions.backend} on "
@@ -218,8 +213,7 @@ class Oracle:
         genomes = np.atleast_2d(np.asarray(genomes, dtype=np.int64))
         names = {f"config-{i}": self.space.from_genome(g) for i, g in enumerate(genomes)}
         measurer = self.measurer if source is None else replace(self.measurer, source=source)
-        built = None if on_built is None else lambda name, module: on_built(int(name.split("-")[1]), module)
-        side = measurer.time(names, options=options, progress=progress, keep_graphs=keep_graphs, on_built=built)
+        side = measurer.time(names, options=options, progress=progress, keep_graphs=keep_graphs)
         records = self.records(genomes, [side[name] for name in names], stage=stage, evaluations=evaluations)
         self.add(records)
         return records
