@@ -8,6 +8,10 @@ peak resident memory of the process, and perplexity on the calibration text's he
 (the same function in both: quality per token).
 
     .venv/bin/python benchmarks/recovery_speed.py --vs /path/to/old/checkout [--tokens 8192 --rounds 1]
+    .venv/bin/python benchmarks/recovery_speed.py --set checkpointing=true --label-vs default   # two options
+
+``--set`` / ``--set-vs`` give recovery options (``key=value``, the value as JSON) of this checkout's runs and of
+the other's (without ``--vs``, this checkout again).
 
 Writes reports/recovery_speed.md.
 """
@@ -35,14 +39,15 @@ from prunesearch.prune._recover import RecoveryOptions, recover
 from prunesearch._quality import perplexity
 from prunesearch.space import adapter_for
 
-tokens, heads, ffn = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+tokens, heads, ffn, overrides = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
 torch.manual_seed(0)
 loaded = load_model("smollm2")
 space = adapter_for(loaded.model).space()
 calibration, database = build_database(loaded, space)
 student = prune(loaded.model, space.uniform_config(heads=heads, ffn=ffn), database)
 wanted = dict(tokens=tokens, batch=16, validate_every=10**6, calibration_share=1.0, top_k=256)
-options = RecoveryOptions(**{k: v for k, v in wanted.items() if k in RecoveryOptions.model_fields})
+# an older checkout lacks some options: those it has are set, and listed in the result
+options = RecoveryOptions(**{k: v for k, v in (wanted | overrides).items() if k in RecoveryOptions.model_fields})
 started = time.monotonic()
 result = recover(student, loaded.model, calibration, is_decoder=True, options=options)
 seconds = time.monotonic() - started
@@ -55,10 +60,10 @@ print(json.dumps({
 """
 
 
-def run(checkout: Path, args) -> dict:
+def run(checkout: Path, overrides: dict, args) -> dict:
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(args.tokens), str(args.heads), str(args.ffn)],
+        [sys.executable, "-c", CHILD, str(args.tokens), str(args.heads), str(args.ffn), json.dumps(overrides)],
         env=env,
         cwd=checkout,  # `python -c` puts the working folder first on the path: the checkout's own package
         capture_output=True,
@@ -70,6 +75,20 @@ def run(checkout: Path, args) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def options_of(pairs: list[str]) -> dict:
+    """``key=value`` pairs (values as JSON, else as text) as recovery options."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {pair}: expected key=value")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tokens", type=int, default=8192)
@@ -77,33 +96,38 @@ def main() -> None:
     ap.add_argument("--ffn", type=int, default=1024)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--vs", type=Path, help="another checkout to alternate with")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a recovery option of this run")
+    ap.add_argument("--set-vs", action="append", default=[], metavar="KEY=VALUE", help="one of the other run")
     ap.add_argument("--label", default="this checkout")
     ap.add_argument("--label-vs", default="other checkout")
     ap.add_argument("--out", type=Path, default=ROOT / "reports" / "recovery_speed.md")
     args = ap.parse_args()
-    checkouts = {args.label: ROOT} | ({args.label_vs: args.vs.resolve()} if args.vs else {})
+    compared = args.vs or args.set or args.set_vs
+    variants = {args.label: (ROOT, options_of(args.set))}
+    if compared:
+        variants[args.label_vs] = ((args.vs or ROOT).resolve(), options_of(args.set_vs))
     rows = []
     for r in range(args.rounds):
-        for label, checkout in checkouts.items():
-            rows.append({"code": label, "round": r + 1, **run(checkout, args)})
+        for label, (checkout, overrides) in variants.items():
+            rows.append({"code": label, "round": r + 1, "set": overrides, **run(checkout, overrides, args)})
             print(rows[-1], flush=True)
     lines = [
         "# Decoder recovery speed",
         "",
         f"Command: `.venv/bin/python benchmarks/recovery_speed.py {' '.join(sys.argv[1:])}`; {dt.date.today()}; "
         f"SmolLM2-135M uniform {args.heads} heads / FFN {args.ffn}, {args.tokens:,} training tokens of the "
-        "calibration text in batches of 16 rows x 128 tokens, each run a fresh process.",
+        "calibration text in batches of 16 rows x 128 tokens unless set otherwise, each run a fresh process.",
         "",
-        "| code | round | tokens/s | seconds | peak RSS (MB) | held-out perplexity after |",
-        "|:--|--:|--:|--:|--:|--:|",
+        "| code | options set | round | tokens/s | seconds | peak RSS (MB) | held-out perplexity after |",
+        "|:--|:--|--:|--:|--:|--:|--:|",
         *(
-            f"| {x['code']} | {x['round']} | {x['tokens_per_s']:.0f} | {x['seconds']:.0f} | {x['peak_mb']:.0f} | "
-            f"{x['perplexity_after']:.2f} |"
+            f"| {x['code']} | {', '.join(f'{k}={v}' for k, v in x['set'].items()) or '-'} | {x['round']} | "
+            f"{x['tokens_per_s']:.0f} | {x['seconds']:.0f} | {x['peak_mb']:.0f} | {x['perplexity_after']:.2f} |"
             for x in rows
         ),
         "",
     ]
-    if args.vs:
+    if compared:
         a = [x["tokens_per_s"] for x in rows if x["code"] == args.label]
         b = [x["tokens_per_s"] for x in rows if x["code"] == args.label_vs]
         lines += [f"tokens/s {args.label} / {args.label_vs}: **{sum(a) / sum(b):.2f}x** (same window, alternated).", ""]

@@ -47,15 +47,20 @@ def recovered(
     is_decoder = loaded.is_decoder
     refit = options.reconstruction
     if refit.budget(is_decoder=is_decoder):
-        batches = recovery_batches(calibration, options=options, is_decoder=is_decoder, batch=refit.micro_batch)
+        per_pass = refit.rows_per_pass(is_decoder=is_decoder)
+        batches = recovery_batches(calibration, options=options, is_decoder=is_decoder, batch=per_pass)
         rows = first_tokens(batches, refit.budget(is_decoder=is_decoder))
         result = refit_sequentially(student, loaded.model, rows, damp=refit.damp, reporter=reporter)
         reporter.line(f"reconstructed layer by layer: {result.describe()}")
-        record["reconstruction"] = {**refit.model_dump(), **asdict(result)}
+        record["reconstruction"] = {**refit.model_dump(), "micro_batch": per_pass, **asdict(result)}
         score("reconstructed")
     if options.tokens:
         result = recover(student, loaded.model, calibration, is_decoder=is_decoder, options=options, reporter=reporter)
-        record |= {**options.model_dump(mode="json", exclude={"reconstruction"}), **asdict(result)}
+        effective = {  # what "none" meant for this model
+            "micro_batch": options.rows_per_pass(is_decoder=is_decoder),
+            "checkpointing": options.recomputes(is_decoder=is_decoder),
+        }
+        record |= {**options.model_dump(mode="json", exclude={"reconstruction"}), **effective, **asdict(result)}
         score("recovered")
     for name, stages in quality.items():
         metric = held.metric(name)

@@ -22,9 +22,13 @@ top-k for SmolLM2) and its mapped weights handed back while the student trains o
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,11 +36,13 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, field_validator
 from safetensors.torch import load_file, save_file
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from prunesearch._heap import released_file_pages
 from prunesearch._pooling import mean_pool
 from prunesearch._reporter import QUIET, Reporter
 from prunesearch.prune._precision import autocast
+from prunesearch.space import adapter_for
 
 #: decoders: tokens whose logits are formed at once (128 x 49k vocab: 25 MB; 512 measured no faster and held
 #: 92 MB more at a recovery step's peak)
@@ -53,13 +59,17 @@ class ReconstructionOptions(BaseModel):
     tokens: NonNegativeInt | None = None
     #: ridge towards the current weights, as a share of the Gram diagonal's mean
     damp: PositiveFloat = 1e-3
-    #: rows per pass
-    micro_batch: PositiveInt = 64
+    #: rows per pass (none: encoders 64; decoders 16, as a pass holds every block's inputs and outputs for its
+    #: rows, in both models: 64 rows of SmolLM2 took ~400 MB more at the refit's peak)
+    micro_batch: PositiveInt | None = None
 
     def budget(self, *, is_decoder: bool) -> int:
         if self.tokens is not None:
             return self.tokens
         return 16_384 if is_decoder else 262_144
+
+    def rows_per_pass(self, *, is_decoder: bool) -> int:
+        return self.micro_batch or (16 if is_decoder else 64)
 
 
 class RecoveryOptions(BaseModel):
@@ -96,6 +106,11 @@ class RecoveryOptions(BaseModel):
     train_embeddings: bool = False
     #: bf16 autocast where the device computes bf16 natively (off: fp32 throughout)
     bf16: bool = True
+    #: recompute each layer's activations in the backward pass instead of keeping them from the forward
+    #: (activation checkpointing): a pass then holds one layer's activations and each layer's input (none:
+    #: decoders on, encoders off; SmolLM2 in passes of 4 rows: 450 MB less at 0.91x the tokens/s,
+    #: reports/recovery_checkpointing.md)
+    checkpointing: bool | None = None
     reconstruction: ReconstructionOptions = ReconstructionOptions()
     seed: int = 0
 
@@ -109,6 +124,9 @@ class RecoveryOptions(BaseModel):
 
     def rows_per_pass(self, *, is_decoder: bool) -> int:
         return min(self.batch, self.micro_batch or (4 if is_decoder else self.batch))
+
+    def recomputes(self, *, is_decoder: bool) -> bool:
+        return is_decoder if self.checkpointing is None else self.checkpointing
 
     def lr_at(self, seen: int) -> float:
         """The learning rate after ``seen`` training tokens: linear warm-up, then cosine decay."""
@@ -205,6 +223,19 @@ def _split(batch: dict[str, torch.Tensor], size: int) -> list[dict[str, torch.Te
     return [_trim({k: v[i : i + size] for k, v in batch.items()}) for i in range(0, len(batch["input_ids"]), size)]
 
 
+@contextmanager
+def recomputed(layers: list[nn.Module]) -> Iterator[None]:
+    """While the block runs, each of ``layers`` keeps only its input for the backward pass and runs its forward
+    again there (``torch.utils.checkpoint``, non-reentrant: keyword arguments and frozen weights work)."""
+    for layer in layers:
+        layer.forward = functools.partial(checkpoint, layer.forward, use_reentrant=False)
+    try:
+        yield
+    finally:
+        for layer in layers:
+            del layer.forward  # the class's own forward again
+
+
 class _Distiller:
     """One student, its teacher and the loss between them, per pass of rows."""
 
@@ -251,7 +282,9 @@ class _Distiller:
         """The loss of ``part`` against ``target``; with ``scale``, its gradient (times ``scale``) accumulated
         into the student's parameters."""
         train = scale is not None
-        with torch.set_grad_enabled(train):
+        recompute = train and self.options.recomputes(is_decoder=self.is_decoder)
+        layers = recomputed(adapter_for(self.student).layers()) if recompute else contextlib.nullcontext()
+        with torch.set_grad_enabled(train), layers:
             hidden = self._hidden(self.student, part)
             mask = part["attention_mask"]
             if not self.is_decoder:

@@ -36,3 +36,6 @@ def test_recover_tokens_keeps_the_specs_other_recovery_options(tmp_path, remote_
     assert recovery["lr"] == 1.0e-3 and recovery["batch"] == 2 and recovery["validation_tokens"] == 256
     assert 256 <= recovery["tokens"] < 100_000  # the budget given, in whole steps
     assert 256 <= recovery["reconstruction"]["tokens"] < 512  # the spec's refit budget (in rows of 4), not 262k
+    # what the defaults meant for an encoder, as they were run: whole steps per pass, activations kept
+    assert recovery["micro_batch"] == 2 and recovery["checkpointing"] is False
+    assert recovery["reconstruction"]["micro_batch"] == 4

@@ -111,3 +111,38 @@ def test_the_teachers_targets_come_a_validation_interval_ahead_and_its_pages_go_
     training = [e for e in events if e in ("target", "release", "train")][2:]  # after the validation rows' target
     assert training[:8] == ["release", "target", "target", "release", "train", "train", "target", "target"]
     assert training.count("train") == 5 and training.count("target") == 5  # 640 tokens: five steps of 128, no more
+
+
+def test_checkpointing_trains_the_same_student_and_leaves_the_layers_as_they_were():
+    """Recomputing each layer's activations in the backward pass changes what is held, not what is learnt."""
+    from prunesearch.prune._recover import _Distiller
+
+    for family, is_decoder in (("bert", False), ("llama", True)):
+        teacher = FAMILIES[family].model()
+        space = adapter_for(teacher).space(ffn_step=FFN_STEP)
+        pruned = prune(
+            teacher,
+            space.from_genome(space.genome_upper // 2),
+            MagnitudeSource(adapter_for(teacher), ffn_step=FFN_STEP),
+        )
+        part = next(RandomText(teacher.config.vocab_size - 3).batches(4))
+        grads = []
+        for checkpointing in (False, True):
+            student = copy.deepcopy(pruned)
+            options = RecoveryOptions(tokens=64, checkpointing=checkpointing)
+            distiller = _Distiller(student, teacher, is_decoder=is_decoder, options=options)
+            target, saved = distiller.target(part), []
+            # what autograd keeps for the backward pass outside the recomputed layers (they keep their own)
+            with torch.autograd.graph.saved_tensors_hooks(
+                lambda t, saved=saved: saved.append(t.numel()) or t, lambda t: t
+            ):
+                loss = distiller.loss(part, target, scale=1.0)
+            grads.append((loss, [p.grad for p in student.parameters() if p.grad is not None], sum(saved)))
+            assert all("forward" not in vars(layer) for layer in adapter_for(student).layers())
+        (plain, plain_grads, plain_saved), (recomputed, recomputed_grads, recomputed_saved) = grads
+        assert recomputed == plain and len(recomputed_grads) == len(plain_grads) > 0, family
+        assert recomputed_saved < plain_saved / 2, (family, recomputed_saved, plain_saved)
+        assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(plain_grads, recomputed_grads)), family
+    # by default a decoder recomputes (its activations are what a pass holds most of), an encoder does not
+    assert RecoveryOptions().recomputes(is_decoder=True) and not RecoveryOptions().recomputes(is_decoder=False)
+    assert not RecoveryOptions(checkpointing=False).recomputes(is_decoder=True)
