@@ -29,15 +29,17 @@ class RandomText:
         return {"input_ids": self.valid, "attention_mask": torch.ones_like(self.valid)}
 
 
+def _half_pruned(family: str):
+    """A tiny teacher of ``family`` and its student with half of every block's units."""
+    teacher = FAMILIES[family].model()
+    space = adapter_for(teacher).space(ffn_step=FFN_STEP)
+    source = MagnitudeSource(adapter_for(teacher), ffn_step=FFN_STEP)
+    return teacher, prune(teacher, space.from_genome(space.genome_upper // 2), source)
+
+
 def test_recovery_lowers_the_validation_loss_and_keeps_the_best_state():
     for family, is_decoder in (("bert", False), ("llama", True)):
-        teacher = FAMILIES[family].model()
-        space = adapter_for(teacher).space(ffn_step=FFN_STEP)
-        student = prune(
-            teacher,
-            space.from_genome(space.genome_upper // 2),
-            MagnitudeSource(adapter_for(teacher), ffn_step=FFN_STEP),
-        )
+        teacher, student = _half_pruned(family)
         untouched = copy.deepcopy(student)
         options = RecoveryOptions(tokens=1536, lr=3e-3, batch=8, micro_batch=3, validate_every=3, patience=50)
         text = RandomText(teacher.config.vocab_size - 3)
@@ -118,13 +120,7 @@ def test_checkpointing_trains_the_same_student_and_leaves_the_layers_as_they_wer
     from prunesearch.prune._recover import _Distiller
 
     for family, is_decoder in (("bert", False), ("llama", True)):
-        teacher = FAMILIES[family].model()
-        space = adapter_for(teacher).space(ffn_step=FFN_STEP)
-        pruned = prune(
-            teacher,
-            space.from_genome(space.genome_upper // 2),
-            MagnitudeSource(adapter_for(teacher), ffn_step=FFN_STEP),
-        )
+        teacher, pruned = _half_pruned(family)
         part = next(RandomText(teacher.config.vocab_size - 3).batches(4))
         grads = []
         for checkpointing in (False, True):
