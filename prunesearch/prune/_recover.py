@@ -59,17 +59,13 @@ class ReconstructionOptions(BaseModel):
     tokens: NonNegativeInt | None = None
     #: ridge towards the current weights, as a share of the Gram diagonal's mean
     damp: PositiveFloat = 1e-3
-    #: rows per pass (none: encoders 64; decoders 16, as a pass holds every block's inputs and outputs for its
-    #: rows, in both models: 64 rows of SmolLM2 took ~400 MB more at the refit's peak)
-    micro_batch: PositiveInt | None = None
+    #: rows per pass
+    micro_batch: PositiveInt = 64
 
     def budget(self, *, is_decoder: bool) -> int:
         if self.tokens is not None:
             return self.tokens
         return 16_384 if is_decoder else 262_144
-
-    def rows_per_pass(self, *, is_decoder: bool) -> int:
-        return self.micro_batch or (16 if is_decoder else 64)
 
 
 class RecoveryOptions(BaseModel):
