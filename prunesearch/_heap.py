@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:  # torch stays out of this module's import: its own allocations would blur the trim
     from torch import nn
@@ -46,24 +46,41 @@ def _malloc_trim():
     return getattr(_libc(), "malloc_trim", None)
 
 
-def _clean_file_mappings() -> list[tuple[int, int]]:
-    """(start, end) of this process's file-backed mappings none of whose pages were written (``Anonymous: 0``
-    in /proc/self/smaps): dropping their pages loses nothing."""
+class FileMapping(NamedTuple):
+    """One file-backed mapping of this process, as /proc/self/smaps gives it (a tuple, not a dataclass: the tests
+    load this module alone, outside sys.modules, where a dataclass cannot resolve its annotations)."""
+
+    start: int
+    end: int
+    path: str
+    #: its numeric fields (``Rss``, ``Anonymous``, ...), in kB
+    kb: dict[str, int]
+
+
+def file_mappings() -> list[FileMapping]:
+    """This process's file-backed mappings (none where /proc/self/smaps cannot be read)."""
     try:
         lines = Path("/proc/self/smaps").read_text().splitlines()
     except OSError:
         return []
-    spans, current = [], None
+    found: list[FileMapping] = []
+    current: FileMapping | None = None
     for line in lines:
         head = line.split()
-        if head and "-" in head[0] and not head[0].endswith(":"):
+        if head and "-" in head[0] and not head[0].endswith(":"):  # a mapping's header: range, perms, ..., path
             lo, hi = (int(x, 16) for x in head[0].split("-"))
-            current = (lo, hi) if len(head) >= 6 and head[5].startswith("/") else None
-        elif current is not None and head[:1] == ["Anonymous:"]:
-            if head[1] == "0":
-                spans.append(current)
-            current = None
-    return spans
+            current = FileMapping(lo, hi, head[5], {}) if len(head) >= 6 and head[5].startswith("/") else None
+            if current is not None:
+                found.append(current)
+        elif current is not None and len(head) >= 2 and head[0].endswith(":") and head[1].isdigit():
+            current.kb[head[0][:-1]] = int(head[1])
+    return found
+
+
+def _clean_file_mappings() -> list[tuple[int, int]]:
+    """(start, end) of this process's file-backed mappings none of whose pages were written (``Anonymous: 0``):
+    dropping their pages loses nothing."""
+    return [(m.start, m.end) for m in file_mappings() if m.kb.get("Anonymous") == 0]
 
 
 def released_file_pages(module: nn.Module) -> int:

@@ -28,7 +28,6 @@ import math
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -219,7 +218,7 @@ def _split(batch: dict[str, torch.Tensor], size: int) -> list[dict[str, torch.Te
     return [_trim({k: v[i : i + size] for k, v in batch.items()}) for i in range(0, len(batch["input_ids"]), size)]
 
 
-@contextmanager
+@contextlib.contextmanager
 def recomputed(layers: list[nn.Module]) -> Iterator[None]:
     """While the block runs, each of ``layers`` keeps only its input for the backward pass and runs its forward
     again there (``torch.utils.checkpoint``, non-reentrant: keyword arguments and frozen weights work)."""
@@ -238,6 +237,7 @@ class _Distiller:
     def __init__(self, student: nn.Module, teacher: nn.Module, *, is_decoder: bool, options: RecoveryOptions) -> None:
         self.student, self.teacher, self.is_decoder, self.options = student, teacher, is_decoder, options
         self.device = next(student.parameters()).device
+        self.recomputes = options.recomputes(is_decoder=is_decoder)
 
     def _hidden(self, model: nn.Module, part: dict[str, torch.Tensor]) -> torch.Tensor:
         extra = {"use_cache": False} if self.is_decoder else {}
@@ -278,7 +278,7 @@ class _Distiller:
         """The loss of ``part`` against ``target``; with ``scale``, its gradient (times ``scale``) accumulated
         into the student's parameters."""
         train = scale is not None
-        recompute = train and self.options.recomputes(is_decoder=self.is_decoder)
+        recompute = train and self.recomputes
         layers = recomputed(adapter_for(self.student).layers()) if recompute else contextlib.nullcontext()
         with torch.set_grad_enabled(train), layers:
             hidden = self._hidden(self.student, part)

@@ -1,9 +1,9 @@
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
+from prunesearch._heap import file_mappings
 from prunesearch.prune._reconstruct import Gram
 
 
@@ -112,15 +112,8 @@ def _distance(student, teacher, batches, *, decoder: bool) -> float:
 
 
 def _resident_kb(path) -> int:
-    """Resident kB of this process's mappings of ``path`` (/proc/self/smaps)."""
-    total, inside = 0, False
-    for line in Path("/proc/self/smaps").read_text().splitlines():
-        head = line.split()
-        if head and "-" in head[0] and not head[0].endswith(":"):
-            inside = len(head) >= 6 and head[5] == str(path)
-        elif inside and head[:1] == ["Rss:"]:
-            total += int(head[1])
-    return total
+    """Resident kB of this process's mappings of ``path``."""
+    return sum(m.kb["Rss"] for m in file_mappings() if m.path == str(path))
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/smaps and madvise: Linux")
