@@ -122,9 +122,16 @@ def export_onnx(
     cache_len: int | None = None,
     precision: str = "fp32",
     opset: int = 17,
+    fold_constants: bool = False,
 ) -> Path:
     """Write ``model`` as ONNX (legacy TorchScript exporter: fast, and matches torch to ~1e-6) in
-    ``precision``; with ``cache_len``, one decode step of a decoder (see the module docstring)."""
+    ``precision``; with ``cache_len``, one decode step of a decoder (see the module docstring).
+
+    ``fold_constants`` folds constant subgraphs, such as a tied output head's transpose, into new initializers at
+    export. Off by default: ONNX Runtime and TensorRT fold them when they load the graph, so it runs the same (a
+    dense SmolLM2 decode step: 0.989x the folded graph's time, equal outputs), while folding stores the tied head
+    twice (652 MB against 539 MB), raises the export's peak by 326 MB and takes 1.6x as long
+    (reports/onnx_export.md)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     dtype = PRECISIONS[precision]
@@ -160,6 +167,7 @@ def export_onnx(
             output_names=["output"],
             dynamic_axes=axes,
             opset_version=opset,
+            do_constant_folding=fold_constants,
             dynamo=False,
         )
     return path
@@ -185,10 +193,18 @@ def check_onnx(
     return float(np.abs(got - expected).max())
 
 
-def export_for(model: nn.Module, path: Path, workload: Workload) -> Path:
+def export_for(model: nn.Module, path: Path, workload: Workload, *, fold_constants: bool = False) -> Path:
     """``model`` as the graph ``workload`` times: a full pass, or one KV-cache decode step, typed in its precision."""
     w = workload
-    return export_onnx(model, path, batch=w.batch, seq_len=w.seq_len, cache_len=w.cached, precision=w.precision)
+    return export_onnx(
+        model,
+        path,
+        batch=w.batch,
+        seq_len=w.seq_len,
+        cache_len=w.cached,
+        precision=w.precision,
+        fold_constants=fold_constants,
+    )
 
 
 def vocab_of(model: nn.Module) -> int:

@@ -12,3 +12,27 @@ def test_pruned_onnx_matches_torch_at_other_shapes(family, tmp_path):
         pruned = prune(model, config, ffn_step=FFN_STEP)
         path = export_onnx(pruned, tmp_path / f"{name}.onnx", batch=1, seq_len=8)
         assert check_onnx(pruned, path, batch=2, seq_len=12) < 1e-4, name
+
+
+def test_an_unfolded_graph_runs_as_the_folded_one_and_holds_a_tied_head_once(tmp_path):
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    from prunesearch.graph._onnx import example_inputs
+    from tests.space.tiny import VOCAB
+
+    model = FAMILIES["llama"].model()  # its output head is tied to its token embeddings
+    hidden = model.config.hidden_size
+    paths = {
+        fold: export_onnx(model, tmp_path / f"{fold}.onnx", seq_len=8, fold_constants=fold) for fold in (True, False)
+    }
+    vocab_sized = {
+        fold: [w.name for w in onnx.load(str(p)).graph.initializer if sorted(w.dims) == sorted([VOCAB, hidden])]
+        for fold, p in paths.items()
+    }
+    assert len(vocab_sized[False]) == 1 and len(vocab_sized[True]) == 2, vocab_sized
+    assert check_onnx(model, paths[False], batch=2, seq_len=12) < 1e-4
+    feeds = {k: v.numpy() for k, v in example_inputs(model, batch=2, seq_len=12, seed=3).items()}
+    outputs = [ort.InferenceSession(str(p)).run(None, feeds)[0] for p in paths.values()]
+    np.testing.assert_allclose(outputs[0], outputs[1], atol=1e-5)
