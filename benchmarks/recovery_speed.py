@@ -31,13 +31,19 @@ ROOT = Path(__file__).resolve().parents[1]
 CHILD = """
 import json, resource, sys, time
 import torch
-from prunesearch._config import Config
-from prunesearch._models import load_model
-from prunesearch._pipeline import build_database
-from prunesearch.prune._apply import prune
-from prunesearch.prune._recover import RecoveryOptions, recover
-from prunesearch._quality import perplexity
 from prunesearch.space import adapter_for
+try:
+    from prunesearch._models import load_model
+    from prunesearch._pipeline import build_database
+    from prunesearch._quality import perplexity
+    from prunesearch.prune._apply import prune
+    from prunesearch.prune._recover import RecoveryOptions, recover
+except ImportError:  # a checkout from before 67ea4b5, when these modules were public
+    from prunesearch.models import load_model
+    from prunesearch.pipeline import build_database
+    from prunesearch.quality import perplexity
+    from prunesearch.prune.apply import prune
+    from prunesearch.prune.recover import RecoveryOptions, recover
 
 tokens, heads, ffn, overrides = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
 torch.manual_seed(0)
