@@ -2,6 +2,7 @@
 
 Each model is exported dense, as every measurement's reference graph is, under the workload of its shipped tables:
 SmolLM2-135M as one decode step after 256 cached tokens, MiniLM as a full pass of 128 tokens. Each way of exporting
+(folded: the exporter writes the weights; unfolded, the default: they are streamed into the file after the graph)
 runs in a fresh process that reports its resident memory before the export, the peak during it (VmHWM, reset just
 before through /proc/self/clear_refs, so loading the model does not count), the seconds and the file's size. Then
 the two graphs are timed side by side with ONNX Runtime by the oracle's own timer (the folded graph as the

@@ -36,3 +36,23 @@ def test_an_unfolded_graph_runs_as_the_folded_one_and_holds_a_tied_head_once(tmp
     feeds = {k: v.numpy() for k, v in example_inputs(model, batch=2, seq_len=12, seed=3).items()}
     outputs = [ort.InferenceSession(str(p)).run(None, feeds)[0] for p in paths.values()]
     np.testing.assert_allclose(outputs[0], outputs[1], atol=1e-5)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_streamed_initializers_are_the_models_weights(precision, tmp_path):
+    import onnx
+    import torch
+
+    model = FAMILIES["llama"].model()
+    path = export_onnx(model, tmp_path / "m.onnx", seq_len=8, precision=precision)
+    onnx.checker.check_model(str(path))
+    graph = onnx.load(str(path)).graph
+    weights = {
+        f"model.{k}": v.to({"fp32": torch.float32, "bf16": torch.bfloat16}[precision])
+        for k, v in model.state_dict().items()
+    }
+    assert graph.initializer and not {i.name for i in graph.input} & {w.name for w in graph.initializer}
+    for w in graph.initializer:
+        tensor = weights[w.name]
+        assert list(w.dims) == list(tensor.shape), w.name
+        assert w.raw_data == tensor.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes(), w.name
