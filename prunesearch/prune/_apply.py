@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -10,6 +11,7 @@ import torch
 from torch import nn
 
 from prunesearch._config import Config
+from prunesearch._heap import file_page_releaser
 from prunesearch.prune._importance import magnitude, top_units
 from prunesearch.space import KINDS, Adapter, Kind, Space, adapter_for
 
@@ -45,6 +47,29 @@ class MagnitudeSource:
         return UnitChoice(keep=top_units(self.adapter, kind, scores, size))
 
 
+def shared_copy(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` whose parameters and buffers are the original's own tensors."""
+    memo = {id(t): t for t in itertools.chain(module.parameters(), module.buffers())}
+    return copy.deepcopy(module, memo)
+
+
+def _own_tensors(model: nn.Module, dense: nn.Module) -> None:
+    """Give ``model`` a copy of each parameter and buffer that still holds ``dense``'s memory (a view of it too);
+    tensors tied to each other stay tied."""
+    dense_memory = {t.untyped_storage().data_ptr() for t in itertools.chain(dense.parameters(), dense.buffers())}
+    copies: dict[int, torch.Tensor] = {}
+    for module in model.modules():
+        for slots in (module._parameters, module._buffers):
+            for name, tensor in list(slots.items()):
+                if tensor is None or tensor.untyped_storage().data_ptr() not in dense_memory:
+                    continue
+                if id(tensor) not in copies:
+                    clone = tensor.detach().clone()
+                    is_parameter = isinstance(tensor, nn.Parameter)
+                    copies[id(tensor)] = nn.Parameter(clone, tensor.requires_grad) if is_parameter else clone
+                slots[name] = copies[id(tensor)]
+
+
 def prune(
     model: nn.Module,
     config: Config,
@@ -57,11 +82,14 @@ def prune(
     Units and output-projection weights come from ``database`` (a LevelDatabase);
     without one, units are chosen by weight magnitude and not reconstructed.
     """
-    pruned = copy.deepcopy(model)
+    # No full copy of the weights: the copy starts over the dense tensors (Adapter.apply builds new, smaller ones
+    # and never writes into the old), each dense layer's mapped pages are handed back once it is sliced, and what
+    # stays shared is copied before finalize() writes into any of it
+    pruned = shared_copy(model)
     source = database if database is not None else MagnitudeSource(adapter_for(model), ffn_step=ffn_step)
     source.space.validate(config)
     adapter = adapter_for(pruned)
-    dense_layers = adapter.n_layers
+    n_layers, dense_layers, release = adapter.n_layers, adapter_for(model).layers(), file_page_releaser()
     record = []
     for i, layer in enumerate(config.layers):
         entry = {"heads": layer.heads, "ffn": layer.ffn}
@@ -70,6 +98,8 @@ def prune(
             adapter.apply(i, kind, choice.keep, weight=choice.weight, bias=choice.bias)
             entry[f"{kind}_units"] = sorted(int(u) for u in choice.keep)
         record.append(entry)
+        release(dense_layers[i])
+    _own_tensors(pruned, model)
     dense_types = getattr(pruned.config, "layer_types", None)
     adapter.finalize()
     setattr(
@@ -78,7 +108,7 @@ def prune(
         {
             "format": 1,
             "family": adapter.family,
-            "dense": {"num_hidden_layers": dense_layers, "layer_types": dense_types},
+            "dense": {"num_hidden_layers": n_layers, "layer_types": dense_types},
             "layers": record,
         },
     )

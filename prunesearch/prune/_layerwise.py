@@ -9,8 +9,6 @@ smaller projections (see Adapter.apply), so the dense model is never written to.
 
 from __future__ import annotations
 
-import copy
-import itertools
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,14 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from prunesearch.prune._apply import UnitChoice
+from prunesearch.prune._apply import UnitChoice, shared_copy
 from prunesearch.space import KINDS, Adapter, Kind, adapter_for
-
-
-def shared_copy(module: nn.Module) -> nn.Module:
-    """A copy of ``module`` whose parameters and buffers are the original's own tensors."""
-    memo = {id(t): t for t in itertools.chain(module.parameters(), module.buffers())}
-    return copy.deepcopy(module, memo)
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 
@@ -71,3 +73,43 @@ def test_arch_record_and_dense_copy():
     assert arch["family"] == "bert" and arch["dense"]["num_hidden_layers"] == 3
     assert all(l["attn_units"] == [0, 1, 2, 3] and len(l["ffn_units"]) == 64 for l in arch["layers"])
     assert dense is not model
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_the_pruned_copy_owns_its_tensors_and_leaves_the_dense_model_as_it_was(family):
+    """prune() starts from a copy over the dense tensors (no full copy of the weights): whatever it keeps, and
+    whatever finalize() writes into (a dropped layer's bias folded downstream), must be its own."""
+    model = FAMILIES[family].model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    dense_memory = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
+    for name, config in configs(model).items():
+        pruned = prune(model, config, ffn_step=FFN_STEP)
+        shared = [k for k, t in pruned.state_dict().items() if t.untyped_storage().data_ptr() in dense_memory]
+        assert not shared, (name, shared)
+        with torch.no_grad():
+            for p in pruned.parameters():
+                p.add_(1.0)
+        assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items()), name
+    tied = prune(model, configs(model)["mixed"], ffn_step=FFN_STEP)
+    head = tied.get_output_embeddings() if hasattr(tied, "get_output_embeddings") else None
+    if head is not None and model.config.tie_word_embeddings:
+        assert head.weight is tied.get_input_embeddings().weight
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/smaps and madvise: Linux")
+def test_pruning_a_mapped_model_hands_its_pages_back_and_copies_none_whole(tmp_path):
+    """A dense model loaded from safetensors is read layer by layer as it is sliced, and each layer's pages are
+    handed back after: the pruned copy equals one pruned from an in-memory copy of the model."""
+    import copy
+
+    from tests.prune.mapped import mapped_llama, resident_kb
+
+    model, file = mapped_llama(tmp_path)
+    in_memory = copy.deepcopy(model)
+    size_kb = file.stat().st_size // 1024
+    assert resident_kb(file) > 0.9 * size_kb
+    config = adapter_for(model).space().uniform_config(heads=4, ffn=512)
+    pruned = prune(model, config)
+    assert resident_kb(file) < 0.2 * size_kb
+    expected = prune(in_memory, config)
+    assert all(torch.equal(a, b) for a, b in zip(pruned.state_dict().values(), expected.state_dict().values()))

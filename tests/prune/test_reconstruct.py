@@ -3,7 +3,6 @@ import sys
 import pytest
 import torch
 
-from prunesearch._heap import file_mappings
 from prunesearch.prune._reconstruct import Gram
 
 
@@ -111,35 +110,22 @@ def _distance(student, teacher, batches, *, decoder: bool) -> float:
     return float(torch.cat(out).mean())
 
 
-def _resident_kb(path) -> int:
-    """Resident kB of this process's mappings of ``path``."""
-    return sum(m.kb["Rss"] for m in file_mappings() if m.path == str(path))
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/smaps and madvise: Linux")
 def test_the_refit_leaves_the_dense_models_mapped_weights_handed_back(tmp_path):
     """A dense model loaded from safetensors is a file mapping: the refit reads each layer once, then hands its
     pages back, so the whole dense model is never resident beside the student and the refit's own tensors."""
     import copy
 
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     from prunesearch.prune._reconstruct import refit_sequentially
-    from tests.space.tiny import LLAMA_SHAPE
+    from tests.prune.mapped import mapped_llama, resident_kb
 
-    shape = LLAMA_SHAPE | dict(hidden_size=256, num_attention_heads=8, head_dim=32, intermediate_size=1024)
-    torch.manual_seed(0)
-    LlamaForCausalLM(LlamaConfig(**shape)).save_pretrained(tmp_path)
-    teacher = LlamaForCausalLM.from_pretrained(tmp_path).eval()
-    file = (tmp_path / "model.safetensors").resolve()
+    teacher, file = mapped_llama(tmp_path)
     student = copy.deepcopy(teacher)
     g = torch.Generator().manual_seed(0)
     batches = [{"input_ids": torch.randint(3, 97, (4, 16), generator=g)} for _ in range(2)]
     for b in batches:
         b["attention_mask"] = torch.ones_like(b["input_ids"])
-    for p in teacher.parameters():
-        p.sum()  # every page read: resident
     size_kb = file.stat().st_size // 1024
-    assert _resident_kb(file) > 0.9 * size_kb
+    assert resident_kb(file) > 0.9 * size_kb
     refit_sequentially(student, teacher, batches)
-    assert _resident_kb(file) < 0.1 * size_kb
+    assert resident_kb(file) < 0.1 * size_kb
