@@ -18,12 +18,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from children import child_result  # noqa: E402
+
 #: the child: one export in a fresh process; its figures as JSON on stdout's last line
 CHILD = """
 import json, sys, time
@@ -57,16 +59,9 @@ WAYS = {"folded": "fold", "unfolded": "keep"}
 
 
 def export_in_child(name: str, path: Path, way: str) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, name, str(path), way, json.dumps(WORKLOADS[name])],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
+    return child_result(
+        CHILD, name, str(path), way, json.dumps(WORKLOADS[name]), cwd=ROOT, what=f"export of {name} ({way})"
     )
-    if done.returncode:
-        raise SystemExit(f"export of {name} ({way}) failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def max_output_diff(a: Path, b: Path, *, plan: dict) -> float:

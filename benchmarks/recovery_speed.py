@@ -22,11 +22,13 @@ import argparse
 import datetime as dt
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from children import child_result  # noqa: E402
+
 #: the child: one recovery in a fresh process; its result as JSON on stdout's last line
 CHILD = """
 import json, resource, sys, time
@@ -68,17 +70,8 @@ print(json.dumps({
 
 def run(checkout: Path, overrides: dict, args) -> dict:
     env = {**os.environ, "PYTHONPATH": str(checkout)}
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(args.tokens), str(args.heads), str(args.ffn), json.dumps(overrides)],
-        env=env,
-        cwd=checkout,  # `python -c` puts the working folder first on the path: the checkout's own package
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode:
-        raise SystemExit(f"recovery failed ({checkout}):\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    values = (str(args.tokens), str(args.heads), str(args.ffn), json.dumps(overrides))
+    return child_result(CHILD, *values, cwd=checkout, env=env, what=f"recovery ({checkout})")
 
 
 def options_of(pairs: list[str]) -> dict:
