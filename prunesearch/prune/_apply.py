@@ -85,11 +85,11 @@ def prune(
     # No full copy of the weights: the copy starts over the dense tensors (Adapter.apply builds new, smaller ones
     # and never writes into the old), each dense layer's mapped pages are handed back once it is sliced, and what
     # stays shared is copied before finalize() writes into any of it
-    pruned = shared_copy(model)
-    source = database if database is not None else MagnitudeSource(adapter_for(model), ffn_step=ffn_step)
+    pruned, dense = shared_copy(model), adapter_for(model)
+    source = database if database is not None else MagnitudeSource(dense, ffn_step=ffn_step)
     source.space.validate(config)
     adapter = adapter_for(pruned)
-    n_layers, dense_layers, release = adapter.n_layers, adapter_for(model).layers(), file_page_releaser()
+    dense_layers, release = dense.layers(), file_page_releaser()
     record = []
     for i, layer in enumerate(config.layers):
         entry = {"heads": layer.heads, "ffn": layer.ffn}
@@ -108,7 +108,7 @@ def prune(
         {
             "format": 1,
             "family": adapter.family,
-            "dense": {"num_hidden_layers": n_layers, "layer_types": dense_types},
+            "dense": {"num_hidden_layers": dense.n_layers, "layer_types": dense_types},
             "layers": record,
         },
     )
