@@ -58,15 +58,20 @@ def write_graphs(
     """Each source as ``folder/<name>.onnx``, one model built at a time (an exported graph is linked)."""
     folder.mkdir(parents=True, exist_ok=True)
     for done, (name, source) in enumerate(sources.items(), start=1):
-        target = folder / f"{name}.onnx"
-        model = built(source)
-        if isinstance(model, Path):
-            target.unlink(missing_ok=True)
-            os.symlink(model.resolve(), target)
-        else:
-            export_for(model, target, workload)
+        _write_graph(folder / f"{name}.onnx", source, workload=workload)
         if progress is not None:
             progress("export", done, len(sources))
+
+
+def _write_graph(target: Path, source: Source, *, workload: Workload) -> None:
+    """One source as ``target``; the model it builds is dropped on return, before the next is built (a loop
+    variable would hold it until then: two pruned SmolLM2 at once, 356 MB each)."""
+    model = built(source)
+    if isinstance(model, Path):
+        target.unlink(missing_ok=True)
+        os.symlink(model.resolve(), target)
+    else:
+        export_for(model, target, workload)
 
 
 def run_child(folder: Path, *, ep: str, device: str, progress: Progress | None = None, power_s: float = 0.0) -> dict:
