@@ -24,6 +24,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from prunesearch._heap import file_page_releaser
 from prunesearch._paths import cache_dir
 from prunesearch._reporter import QUIET, Reporter
 from prunesearch.errors import PruneSearchError
@@ -287,6 +288,9 @@ class _Builder:
         dense = inputs.hidden
         streams = [dense] * len(self.fractions)
         n = self.space.n_layers
+        # a dense layer is not read again once its levels are fitted: its mapped pages go (SmolLM2: 16 MB a layer,
+        # which would otherwise all be resident by the last layer)
+        release = file_page_releaser()
         with self.reporter.bar("level database", "layers", total=n) as update:
             for layer in range(n):
                 update(description=f"layer {layer + 1}/{n}")
@@ -305,5 +309,6 @@ class _Builder:
                         next_streams.append(run_layer(module, h, *call))
                 streams, dense = next_streams, dense_next
                 self._write(layer)
+                release(self.adapter.layers()[layer])
                 update(completed=layer + 1)
         return self.ranking, self.levels

@@ -71,13 +71,17 @@ def test_database_is_cached_and_reused(tmp_path, monkeypatch):
     monkeypatch.setattr(database, "_Builder", None)  # a rebuild would fail: the cache must answer
     again = LevelDatabase.build(loaded, calib, space=space, n_tokens=512, streams=2)
     assert again.key == first.key and again.path == first.path
-    for layer, grids in enumerate(space.layers):  # read lazily from disk = held in memory
+    _assert_same_levels(again, uncached)  # read lazily from disk = held in memory
+
+
+def _assert_same_levels(a: LevelDatabase, b: LevelDatabase) -> None:
+    for layer, grids in enumerate(a.space.layers):
         for kind, grid in (("attn", grids.heads), ("ffn", grids.ffn)):
             for size in grid:
-                a, b = again.choice(layer, kind, size), uncached.choice(layer, kind, size)
-                assert torch.equal(a.keep, b.keep)
-                for x, y in ((a.weight, b.weight), (a.bias, b.bias)):
-                    assert (x is None and y is None) or torch.equal(x, y)
+                x, y = a.choice(layer, kind, size), b.choice(layer, kind, size)
+                assert torch.equal(x.keep, y.keep)
+                for u, v in ((x.weight, y.weight), (x.bias, y.bias)):
+                    assert (u is None and v is None) or torch.equal(u, v)
 
 
 def test_gram_solves_an_exact_linear_map():
@@ -102,3 +106,24 @@ def test_group_importance_follows_the_ranking_one_share_per_level_step(family, t
     for s in shares:
         assert s.sum() == pytest.approx(1.0) and (s >= 0).all()
         assert (np.diff(s) <= 1e-9).all()  # a level adds the next-best units
+
+
+def test_a_build_hands_back_each_mapped_layer_once_fitted(tmp_path, monkeypatch):
+    """Weights loaded from safetensors become resident as they are read: a build hands each layer's pages back
+    once its levels are fitted, and fits the same levels as from an in-memory copy."""
+    import copy
+
+    from tests.prune.mapped import mapped_llama, resident_kb
+
+    monkeypatch.setenv("PRUNESEARCH_CACHE", str(tmp_path / "cache"))
+    model, file = mapped_llama(tmp_path / "model")
+    in_memory = copy.deepcopy(model)
+    layers_kb = sum(p.numel() * p.element_size() for p in adapter_for(model).layers().parameters()) // 1024
+    calib = TokenCalibration(model.config.vocab_size)
+    space = adapter_for(model).space(ffn_step=128)
+    built = []
+    for weights in (model, in_memory):
+        loaded = LoadedModel(name="mapped", model=weights, tokenizer=None, source=None, weights_hash="m")
+        built.append(LevelDatabase.build(loaded, calib, space=space, n_tokens=256, cache=False))
+    assert resident_kb(file) < file.stat().st_size // 1024 - 0.8 * layers_kb
+    _assert_same_levels(*built)
