@@ -16,8 +16,10 @@ Memory: a step's rows run in micro-batches whose gradients accumulate; a decoder
 chunk of tokens at a time from the last hidden state (``LOGIT_CHUNK`` tokens' logits at once, never a
 batch's), and its teacher keeps only its top-k log-probabilities; the token embeddings (a decoder's
 largest matrix, tied to its output head) are frozen unless asked for, so they need neither
-gradients nor optimiser state. The teacher's targets are formed a validation interval of steps ahead (40 MB of
-top-k for SmolLM2) and its mapped weights handed back while the student trains on them.
+gradients nor optimiser state. Where a step is one pass, each parameter steps as soon as its gradient
+is complete, and that gradient is dropped then (``_AdamW``): the model's gradients are never held at
+once. The teacher's targets are formed a validation interval of steps ahead (40 MB of top-k for
+SmolLM2) and its mapped weights handed back while the student trains on them.
 """
 
 from __future__ import annotations
@@ -309,8 +311,9 @@ class _BestState:
     """The trained parameters at the best validation loss, kept in a file, not beside the optimiser's state: a
     second copy of a pruned SmolLM2's trained weights is 283 MB at the step's peak."""
 
-    def __init__(self, student: nn.Module, names: set[str]) -> None:
-        self.student, self.names = student, names
+    def __init__(self, student: nn.Module, params: list[nn.Parameter]) -> None:
+        self.student = student
+        self.names = {name for name, p in student.named_parameters() if any(p is q for q in params)}
         self.folder = tempfile.TemporaryDirectory(prefix="prunesearch-recover-")  # removed when collected, too
         self.path = Path(self.folder.name) / "best.safetensors"
 
@@ -324,9 +327,73 @@ class _BestState:
         self.folder.cleanup()
 
 
-def _trainable(student: nn.Module, *, embeddings: bool) -> list[nn.Parameter]:
+@contextlib.contextmanager
+def trained_only(student: nn.Module, *, embeddings: bool) -> Iterator[list[nn.Parameter]]:
+    """While the block runs, only the parameters it yields take gradients: the token embeddings are frozen unless
+    ``embeddings`` (a decoder's are tied to its output head: a gradient there is a 113 MB matrix for SmolLM2,
+    formed from every chunk of logits and never used)."""
     frozen = set() if embeddings else {id(student.get_input_embeddings().weight)}
-    return [p for p in student.parameters() if id(p) not in frozen]
+    params = [p for p in student.parameters() if id(p) not in frozen]
+    stopped = [p for p in student.parameters() if id(p) in frozen and p.requires_grad]
+    for p in stopped:
+        p.requires_grad_(False)
+    try:
+        yield params
+    finally:
+        for p in stopped:
+            p.requires_grad_(True)
+
+
+def _head_trained(student: nn.Module, params: list[nn.Parameter]) -> bool:
+    """Whether ``params`` hold a decoder's output head: its loss reaches the head once per chunk of logits, so the
+    head's gradient is complete only at the step's end."""
+    head = student.get_output_embeddings() if hasattr(student, "get_output_embeddings") else None
+    return head is not None and any(p is head.weight for p in params)
+
+
+class _AdamW:
+    """AdamW over ``params``. ``in_backward``, for a step that is one backward pass reaching each parameter once:
+    each parameter steps as soon as its gradient is complete (a post-accumulate-grad hook), and that gradient is
+    dropped then, so the model's gradients never exist all at once (SmolLM2's pick: 243 MB less at a step's peak).
+    The update is the same AdamW, parameter by parameter. Use as a context: the hooks go when it ends."""
+
+    def __init__(self, params: list[nn.Parameter], *, lr: float, in_backward: bool) -> None:
+        self.in_backward = in_backward
+        groups = [[p] for p in params] if in_backward else [params]
+        self.optimizers = [torch.optim.AdamW(group, lr=lr, weight_decay=0.0) for group in groups]
+        self._hooks = []
+        if in_backward:
+            for p, optimizer in zip(params, self.optimizers):
+                self._hooks.append(p.register_post_accumulate_grad_hook(functools.partial(self._step, optimizer)))
+
+    @staticmethod
+    def _step(optimizer: torch.optim.Optimizer, _param: nn.Parameter) -> None:
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def set_lr(self, lr: float) -> None:
+        """The learning rate of the coming step (set before its backward pass: it may step there)."""
+        for optimizer in self.optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+
+    def zero_grad(self) -> None:
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=True)
+
+    def step(self) -> None:
+        if not self.in_backward:
+            self.optimizers[0].step()
+
+    def __enter__(self) -> _AdamW:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=True)
+            optimizer.state.clear()  # an optimiser lives in a reference cycle: its moments would wait for the collector
 
 
 def recover(
@@ -355,31 +422,32 @@ def recover(
         losses = [distiller.loss(p, t) for p, t in valid]
         return sum(losses) / len(losses)
 
-    params = _trainable(student, embeddings=options.train_embeddings)
-    trained = {name for name, p in student.named_parameters() if any(p is q for q in params)}
-    best_state = _BestState(student, trained)
+    batches = batches if batches is not None else recovery_batches(calibration, options=options, is_decoder=is_decoder)
     started = time.monotonic()
     before = best = validation_loss()
-    best_state.keep()
     history, waited, steps, seen = [(0, before)], 0, 0, 0
     # the first steps raise the loss for a while (AdamW's early updates disturb a least-squares fit): patience
     # counts against the best loss seen since the warm-up, never against the untrained start
     trend = float("inf")
-    optimizer = torch.optim.AdamW(params, lr=options.lr_at(0), weight_decay=0.0)
     stopped = False
-    batches = batches if batches is not None else recovery_batches(calibration, options=options, is_decoder=is_decoder)
-    with reporter.bar(
-        "recover", f"distilling towards the dense model on {options.tokens:,} tokens", total=options.tokens
-    ) as update:
+    one_pass = per_pass >= options.batch
+    with (
+        trained_only(student, embeddings=options.train_embeddings) as params,
+        _AdamW(params, lr=options.lr_at(0), in_backward=one_pass and not _head_trained(student, params)) as optimizer,
+        reporter.bar(
+            "recover", f"distilling towards the dense model on {options.tokens:,} tokens", total=options.tokens
+        ) as update,
+    ):
+        best_state = _BestState(student, params)
+        best_state.keep()
         for rows, tokens, targeted in distiller.steps(
             batches, per_pass=per_pass, block=options.validate_every, budget=options.tokens
         ):
             student.eval()  # no dropout: the student matches the teacher, which runs without it
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
+            optimizer.set_lr(options.lr_at(seen))
             for part, target in targeted:
                 distiller.loss(part, target, scale=len(part["input_ids"]) / rows)
-            for group in optimizer.param_groups:
-                group["lr"] = options.lr_at(seen)
             optimizer.step()
             steps += 1
             seen += tokens
@@ -403,8 +471,6 @@ def recover(
                     stopped = True
                     break
         update(completed=min(seen, options.tokens))  # the steps after the last validation
-    optimizer.zero_grad(set_to_none=True)
-    optimizer.state.clear()  # an optimiser lives in a reference cycle: its moments would wait for the collector
     if not stopped:
         current = validation_loss()
         history.append((seen, current))

@@ -142,3 +142,47 @@ def test_checkpointing_trains_the_same_student_and_leaves_the_layers_as_they_wer
     # by default a decoder recomputes (its activations are what a pass holds most of), an encoder does not
     assert RecoveryOptions().recomputes(is_decoder=True) and not RecoveryOptions().recomputes(is_decoder=False)
     assert not RecoveryOptions(checkpointing=False).recomputes(is_decoder=True)
+
+
+def test_stepping_in_the_backward_pass_trains_the_same_student_and_leaves_no_gradient(monkeypatch):
+    """A step of one pass updates each parameter as its gradient completes: the same AdamW, without the model's
+    gradients held at once; the frozen token embeddings take no gradient and are trainable again afterwards."""
+    from prunesearch.prune import _recover
+
+    loss, grads_after_pass = _recover._Distiller.loss, []
+
+    def recorded(self, part, target, scale=None):
+        value = loss(self, part, target, scale=scale)
+        if scale is not None:
+            grads_after_pass.append(any(p.grad is not None for p in self.student.parameters()))
+        return value
+
+    monkeypatch.setattr(_recover._Distiller, "loss", recorded)
+    for family, is_decoder in (("bert", False), ("llama", True)):
+        teacher, pruned = _half_pruned(family)
+        text = RandomText(teacher.config.vocab_size - 3)
+        options = RecoveryOptions(tokens=384, lr=3e-3, batch=4, micro_batch=4, validate_every=100)
+        students = []
+        for in_backward in (True, False):
+            student, grads_after_pass[:] = copy.deepcopy(pruned), []
+            with monkeypatch.context() as m:
+                m.setattr(_recover, "_head_trained", lambda *args, grouped=not in_backward: grouped)
+                recover(student, teacher, text, is_decoder=is_decoder, options=options, batches=text.batches(4))
+            students.append(student)
+            assert grads_after_pass and set(grads_after_pass) == {not in_backward}, family
+            assert all(p.requires_grad and p.grad is None for p in student.parameters()), family
+            assert not any(p._post_accumulate_grad_hooks for p in student.parameters()), family
+        stepped, grouped = (s.state_dict() for s in students)
+        assert all(torch.equal(stepped[k], grouped[k]) for k in stepped), family
+
+
+def test_a_decoders_trained_output_head_steps_after_the_whole_backward_pass():
+    """A decoder's loss reaches its output head once per chunk of logits: trained, it cannot step in the backward."""
+    from prunesearch.prune._recover import _head_trained, trained_only
+
+    teacher, student = _half_pruned("llama")
+    for embeddings in (True, False):
+        with trained_only(student, embeddings=embeddings) as params:
+            assert _head_trained(student, params) is embeddings
+            assert student.get_input_embeddings().weight.requires_grad is embeddings
+    assert student.get_input_embeddings().weight.requires_grad
