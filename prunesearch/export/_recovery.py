@@ -47,11 +47,12 @@ def recovered(
     is_decoder = loaded.is_decoder
     refit = options.reconstruction
     if refit.budget(is_decoder=is_decoder):
-        batches = recovery_batches(calibration, options=options, is_decoder=is_decoder, batch=refit.micro_batch)
+        per_pass = refit.rows_per_pass(is_decoder=is_decoder)
+        batches = recovery_batches(calibration, options=options, is_decoder=is_decoder, batch=per_pass)
         rows = first_tokens(batches, refit.budget(is_decoder=is_decoder))
         result = refit_sequentially(student, loaded.model, rows, damp=refit.damp, reporter=reporter)
         reporter.line(f"reconstructed layer by layer: {result.describe()}")
-        record["reconstruction"] = {**refit.model_dump(), **asdict(result)}
+        record["reconstruction"] = {**refit.model_dump(), "micro_batch": per_pass, **asdict(result)}
         score("reconstructed")
     if options.tokens:
         result = recover(student, loaded.model, calibration, is_decoder=is_decoder, options=options, reporter=reporter)

@@ -60,13 +60,17 @@ class ReconstructionOptions(BaseModel):
     tokens: NonNegativeInt | None = None
     #: ridge towards the current weights, as a share of the Gram diagonal's mean
     damp: PositiveFloat = 1e-3
-    #: rows per pass
-    micro_batch: PositiveInt = 64
+    #: rows per pass (none: encoders 64, decoders 16: a pass holds both layers' activations of its rows, and for
+    #: SmolLM2's 128-token rows 16 peaked 340 MB lower than 64, in no more time)
+    micro_batch: PositiveInt | None = None
 
     def budget(self, *, is_decoder: bool) -> int:
         if self.tokens is not None:
             return self.tokens
         return 16_384 if is_decoder else 262_144
+
+    def rows_per_pass(self, *, is_decoder: bool) -> int:
+        return self.micro_batch or (16 if is_decoder else 64)
 
 
 class RecoveryOptions(BaseModel):
