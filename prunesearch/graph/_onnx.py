@@ -156,32 +156,74 @@ def export_onnx(
             "output": {0: "batch"},
         }
         axes |= {name: {0: "batch", 2: "past"} for name in inputs if name.startswith("past.")}
-    weights = wrapped.state_dict()
+    weights = _unique_weights(wrapped)
     # the exporter serialises a graph with its weights three times over in memory (its proto, the proto's bytes and
-    # Python's copy of them): the graph is exported without them and they are streamed in after it, one at a time;
-    # folded constants exist only in the exporter, and past protobuf's 2 GB the exporter writes external data itself
+    # Python's copy of them), and its shape inference forms constants from them (each Linear's transposed weight:
+    # SmolLM2, +550 MB for seconds): the weights go in as graph inputs, of which it knows no values, and are
+    # streamed into the file after it, one at a time. Folded constants exist only in the exporter, and past
+    # protobuf's 2 GB the exporter writes external data itself.
     streamed = not fold_constants and sum(t.numel() * t.element_size() for t in weights.values()) < PROTOBUF_LIMIT
     graph = io.BytesIO() if streamed else str(path)
+    traced, names = (_WeightsAsInputs(wrapped, weights), [*inputs, *weights]) if streamed else (wrapped, [*inputs])
+    args = (*inputs.values(), *weights.values()) if streamed else tuple(inputs.values())
     # The tracer warns about shape checks it freezes and about index ops with negative indices;
     # neither applies here, and check_onnx compares the graph with torch at another length.
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message="Exporting aten::index operator")
         torch.onnx.export(
-            wrapped,
-            tuple(inputs.values()),
+            traced,
+            args,
             graph,
-            input_names=list(inputs),
+            input_names=names,
             output_names=["output"],
             dynamic_axes=axes,
             opset_version=opset,
             do_constant_folding=fold_constants,
-            export_params=not streamed,
             dynamo=False,
         )
     if streamed:
         write_with_weights(graph.getvalue(), weights, path)
     return path
+
+
+def _unique_weights(module: nn.Module) -> dict[str, torch.Tensor]:
+    """``module``'s parameters and persistent buffers by state-dict name, each tensor once (a tied output head
+    under its first name, as the exporter names it)."""
+    seen: set[int] = set()
+    unique = {}
+    for name, tensor in module.state_dict(keep_vars=True).items():
+        if id(tensor) not in seen:
+            seen.add(id(tensor))
+            unique[name] = tensor
+    return unique
+
+
+class _WeightsAsInputs(nn.Module):
+    """``module`` with its weights (``_unique_weights``, in order) passed in after its own inputs. Not a submodule:
+    the exporter sees a module without parameters. (torch.func.functional_call refuses to run under the tracer.)"""
+
+    def __init__(self, module: nn.Module, weights: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.__dict__["inner"] = module
+        self.__dict__["originals"] = list(weights.values())
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        n = len(self.originals)
+        inputs, given = args[:-n], dict(zip(map(id, self.originals), args[-n:]))
+        swapped = []  # (slots, name, original): every slot holding a weight, a tied one in each of its modules
+        for module in self.inner.modules():
+            for slots in (module._parameters, module._buffers):
+                for name, tensor in slots.items():
+                    if tensor is not None and id(tensor) in given:
+                        swapped.append((slots, name, tensor))
+        try:
+            for slots, name, tensor in swapped:
+                slots[name] = given[id(tensor)]
+            return self.inner(*inputs)
+        finally:
+            for slots, name, tensor in swapped:
+                slots[name] = tensor
 
 
 #: protobuf's limit on one serialised message: larger ONNX models keep their weights in external files
@@ -226,9 +268,11 @@ def write_with_weights(graph: bytes, weights: dict[str, torch.Tensor], path: Pat
     import onnx
 
     model = onnx.load_model_from_string(graph)
-    taken = [i for i in model.graph.input if i.name in weights]
-    for value in taken:
+    used = {name for node in model.graph.node for name in node.input}
+    given = [i for i in model.graph.input if i.name in weights]
+    for value in given:
         model.graph.input.remove(value)
+    taken = [i for i in given if i.name in used]  # a weight no node reads (BERT's pooler) is left out
     with open(path, "wb") as f:
         f.write(model.SerializeToString())
         for value in taken:

@@ -57,3 +57,26 @@ def test_streamed_initializers_are_the_models_weights(precision, tmp_path):
         tensor = weights[w.name]
         assert list(w.dims) == list(tensor.shape), w.name
         assert w.raw_data == tensor.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes(), w.name
+
+
+def test_the_exporter_gets_the_weights_as_inputs_and_unread_ones_are_left_out(monkeypatch, tmp_path):
+    """The exporter's shape inference forms constants from weights it knows (each Linear's transposed weight:
+    SmolLM2, +550 MB): it is given none, and a weight no node reads (BERT's pooler) is not written."""
+    import onnx
+    import torch
+
+    exported = []
+    export = torch.onnx.export
+
+    def spy(module, args, *rest, **kwargs):
+        exported.append((list(module.parameters()), list(module.buffers()), len(args)))
+        return export(module, args, *rest, **kwargs)
+
+    monkeypatch.setattr(torch.onnx, "export", spy)
+    model = FAMILIES["bert"].model()  # BertModel: its pooler is not on the way to last_hidden_state
+    path = export_onnx(model, tmp_path / "m.onnx", seq_len=8)
+    parameters, buffers, n_args = exported[0]
+    assert parameters == [] and buffers == [] and n_args > 2
+    names = {w.name for w in onnx.load(str(path)).graph.initializer}
+    assert names and not any("pooler" in name for name in names)
+    assert check_onnx(model, path, batch=2, seq_len=12) < 1e-4
