@@ -18,7 +18,7 @@ import ctypes
 import ctypes.util
 import mmap
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -114,6 +114,26 @@ def file_page_releaser() -> Callable[[nn.Module], int]:
         return released
 
     return release
+
+
+@contextmanager
+def pages_released_as_run(layers: Iterable[nn.Module]) -> Iterator[Callable[[nn.Module], int]]:
+    """While the block runs, each of ``layers`` hands its mapped pages back as soon as its forward has returned
+    (``released_file_pages``): a pass over a model loaded from safetensors then holds about one layer of its
+    weights resident, not all of them (SmolLM2: 16 MB, not 513 MB). Yields the releaser, for what the layers
+    do not cover (embeddings, an output head). The mappings are read once, on entry: the layers must not be
+    written to meanwhile (a teacher, a dense reference)."""
+    release = file_page_releaser()
+
+    def hook(module: nn.Module, args: tuple, output: object) -> None:
+        release(module)  # returns None: a forward hook's value would replace the layer's output
+
+    handles = [layer.register_forward_hook(hook) for layer in layers]
+    try:
+        yield release
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 @contextmanager

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from prunesearch._heap import pages_released_as_run
 from prunesearch.prune._apply import UnitChoice, shared_copy
 from prunesearch.space import KINDS, Adapter, Kind, adapter_for
 
@@ -43,21 +44,40 @@ def _without_caches(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
 @torch.no_grad()
 def capture_calls(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> tuple[LayerCalls, torch.Tensor]:
     """Every layer's call for ``batch`` in one dense forward of the base model, and that forward's
-    output (the last hidden state, after a pre-LN family's final norm)."""
+    output (the last hidden state, after a pre-LN family's final norm). Only the first layer's hidden
+    states are kept (the rest are recomputed layer by layer: SmolLM2 at 4k tokens, 9 MB a layer), and each
+    layer's mapped weights are handed back once it has run (``pages_released_as_run``)."""
     adapter = adapter_for(model)
-    seen: list[tuple[tuple, dict]] = []
-
-    def hook(module, args, kwargs):
-        seen.append(_without_caches(args, kwargs))
-
-    handles = [layer.register_forward_pre_hook(hook, with_kwargs=True) for layer in adapter.layers()]
+    seen: list[tuple] = []
+    layers = adapter.layers()
+    handles = [
+        layer.register_forward_pre_hook(lambda module, args, kwargs: _record(seen, args, kwargs), with_kwargs=True)
+        for layer in layers
+    ]
     try:
         extra = {"use_cache": False} if adapter.is_decoder else {}
-        out = model.base_model(**batch, **extra).last_hidden_state
+        with pages_released_as_run(layers):
+            out = model.base_model(**batch, **extra).last_hidden_state
     finally:
         for handle in handles:
             handle.remove()
     return _as_calls(seen), out
+
+
+def _record(seen: list[tuple], args: tuple, kwargs: dict) -> None:
+    """Add one layer call to ``seen`` as (hidden states, other positional arguments, keyword arguments); only the
+    first layer's hidden states are kept (the others are recomputed layer by layer)."""
+    args, kwargs = _without_caches(args, kwargs)
+    if args:
+        hidden, rest = args[0], args[1:]
+    else:
+        kwargs = dict(kwargs)
+        hidden, rest = kwargs.pop("hidden_states"), ()
+    seen.append((None if seen else hidden, rest, kwargs))
+
+
+def _as_calls(seen: list[tuple]) -> LayerCalls:
+    return LayerCalls(hidden=seen[0][0], calls=[(rest, kwargs) for _, rest, kwargs in seen])
 
 
 class Probe:
@@ -123,7 +143,7 @@ class _Recorder(nn.Module):
         self.seen, self.last = seen, last
 
     def forward(self, *args, **kwargs):
-        self.seen.append(_without_caches(args, kwargs))
+        _record(self.seen, args, kwargs)
         if self.last:
             raise _Recorded
         return args[0] if args else kwargs["hidden_states"]
@@ -136,7 +156,7 @@ def record_calls(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> LayerCa
     adapter = adapter_for(model)
     layers = adapter.layers()
     real = list(layers)
-    seen: list[tuple[tuple, dict]] = []
+    seen: list[tuple] = []
     for i in range(len(real)):
         layers[i] = _Recorder(seen, last=i == len(real) - 1)
     try:
@@ -148,19 +168,6 @@ def record_calls(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> LayerCa
         for i, layer in enumerate(real):
             layers[i] = layer
     return _as_calls(seen)
-
-
-def _as_calls(seen: list[tuple[tuple, dict]]) -> LayerCalls:
-    calls, hidden = [], None
-    for args, kwargs in seen:
-        if args:
-            first, rest = args[0], args[1:]
-        else:
-            kwargs = dict(kwargs)
-            first, rest = kwargs.pop("hidden_states"), ()
-        hidden = first if hidden is None else hidden
-        calls.append((rest, kwargs))
-    return LayerCalls(hidden=hidden, calls=calls)
 
 
 class ScratchModel:
