@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:  # torch stays out of this module's import: its own allocations would blur the trim
-    from torch import nn
+    from torch import Tensor, nn
 
 #: seconds between trims
 TRIM_EVERY = 0.25
@@ -90,18 +90,21 @@ def released_file_pages(module: nn.Module) -> int:
     return file_page_releaser()(module)
 
 
-def file_page_releaser() -> Callable[[nn.Module], int]:
-    """``released_file_pages`` with this process's mappings read once (reading them takes ~40 ms): for many modules in
-    a row, such as a model's layers, while no file is mapped or written meanwhile."""
+def file_page_releaser() -> Callable[[nn.Module | Tensor], int]:
+    """``released_file_pages`` with this process's mappings read once (reading them takes ~40 ms): for many modules
+    (or single tensors) in a row, such as a model's layers, while no file is mapped or written meanwhile."""
+    from torch import Tensor  # noqa: F811 (the annotations' name, now for isinstance)
+
     libc = _libc()
     spans = _clean_file_mappings() if libc is not None and hasattr(libc, "madvise") else []
     if not spans:
         return lambda module: 0
     libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 
-    def release(module: nn.Module) -> int:
+    def release(what: nn.Module | Tensor) -> int:
         released = 0
-        tensors = {id(t): t for t in [*module.parameters(), *module.buffers()] if t.device.type == "cpu"}
+        held = [what] if isinstance(what, Tensor) else [*what.parameters(), *what.buffers()]
+        tensors = {id(t): t for t in held if t.device.type == "cpu"}
         for tensor in tensors.values():
             start, size = tensor.data_ptr(), tensor.numel() * tensor.element_size()
             if not any(lo <= start and start + size <= hi for lo, hi in spans):
@@ -117,7 +120,7 @@ def file_page_releaser() -> Callable[[nn.Module], int]:
 
 
 @contextmanager
-def pages_released_as_run(layers: Iterable[nn.Module]) -> Iterator[Callable[[nn.Module], int]]:
+def pages_released_as_run(layers: Iterable[nn.Module]) -> Iterator[Callable[[nn.Module | Tensor], int]]:
     """While the block runs, each of ``layers`` hands its mapped pages back as soon as its forward has returned
     (``released_file_pages``): a pass over a model loaded from safetensors then holds about one layer of its
     weights resident, not all of them (SmolLM2: 16 MB, not 513 MB). Yields the releaser, for what the layers

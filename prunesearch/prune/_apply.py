@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -53,9 +54,10 @@ def shared_copy(module: nn.Module) -> nn.Module:
     return copy.deepcopy(module, memo)
 
 
-def _own_tensors(model: nn.Module, dense: nn.Module) -> None:
+def _own_tensors(model: nn.Module, dense: nn.Module, *, release: Callable[[torch.Tensor], int]) -> None:
     """Give ``model`` a copy of each parameter and buffer that still holds ``dense``'s memory (a view of it too);
-    tensors tied to each other stay tied."""
+    tensors tied to each other stay tied. Each dense tensor copied is ``release``d (its mapped pages: a nearly
+    dense model's copy would otherwise read the whole dense model back in)."""
     dense_memory = {t.untyped_storage().data_ptr() for t in itertools.chain(dense.parameters(), dense.buffers())}
     copies: dict[int, torch.Tensor] = {}
     for module in model.modules():
@@ -65,6 +67,7 @@ def _own_tensors(model: nn.Module, dense: nn.Module) -> None:
                     continue
                 if id(tensor) not in copies:
                     clone = tensor.detach().clone()
+                    release(tensor)
                     is_parameter = isinstance(tensor, nn.Parameter)
                     copies[id(tensor)] = nn.Parameter(clone, tensor.requires_grad) if is_parameter else clone
                 slots[name] = copies[id(tensor)]
@@ -99,7 +102,7 @@ def prune(
             entry[f"{kind}_units"] = sorted(int(u) for u in choice.keep)
         record.append(entry)
         release(dense_layers[i])
-    _own_tensors(pruned, model)
+    _own_tensors(pruned, model, release=release)
     dense_types = getattr(pruned.config, "layer_types", None)
     adapter.finalize()
     setattr(
