@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from prunesearch._heap import pages_released_as_run
 from prunesearch._pooling import mean_pool
 from prunesearch.errors import PruneSearchError
 
@@ -177,6 +178,7 @@ class HeldOut:
         tokens: int = 4096,
     ) -> None:
         from prunesearch.prune._calibration import OUT_OF_DOMAIN, load_calibration
+        from prunesearch.space import adapter_for
 
         self.decoder = loaded.is_decoder
         if sts is not None and self.decoder:
@@ -190,15 +192,19 @@ class HeldOut:
             loaded.tokenizer, files=[OUT_OF_DOMAIN], seq_len=calibration.seq_len, rows=calibration.rows
         )
         self.texts = {}
-        for name, text in (("in-domain", calibration), ("out-of-domain", other)):
-            if self.decoder:
-                batch = text.heldout(tokens)
-                reference = dense_reference(loaded.model, batch)
-            else:
-                batch = text.heldout_sentences(sentences)
-                reference = embeddings(loaded.model, batch)
-            self.texts[name] = (batch, reference)
-        self.dense = self(loaded.model, reference=True)
+        # the dense model's mapped weights are handed back as each layer has run, and wholly after: it is not read
+        # again until the pruned model is refitted towards it (SmolLM2: 513 MB beside the pruned copy)
+        with pages_released_as_run(adapter_for(loaded.model).layers()) as release:
+            for name, text in (("in-domain", calibration), ("out-of-domain", other)):
+                if self.decoder:
+                    batch = text.heldout(tokens)
+                    reference = dense_reference(loaded.model, batch)
+                else:
+                    batch = text.heldout_sentences(sentences)
+                    reference = embeddings(loaded.model, batch)
+                self.texts[name] = (batch, reference)
+            self.dense = self(loaded.model, reference=True)
+            release(loaded.model)
 
     def metric(self, name: str) -> str:
         """The headline score of one held-out set (``self.dense``'s keys)."""

@@ -39,7 +39,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from prunesearch._heap import released_file_pages
+from prunesearch._heap import pages_released_as_run
 from prunesearch._pooling import mean_pool
 from prunesearch._reporter import QUIET, Reporter
 from prunesearch.prune._precision import autocast
@@ -260,11 +260,18 @@ class _Distiller:
             return hidden
         return teacher_top_k(self.teacher, hidden[part["attention_mask"].bool()], self.options.top_k)
 
+    def targets(self, parts: list[dict[str, torch.Tensor]]) -> list[tuple[dict[str, torch.Tensor], object]]:
+        """[(part, its target)] for ``parts``; the teacher's mapped weights are handed back layer by layer as it
+        runs and wholly after (prunesearch._heap.pages_released_as_run), so the teacher is never resident beside
+        the student's gradients and activations, nor whole while it runs (SmolLM2: 513 MB)."""
+        with pages_released_as_run(adapter_for(self.teacher).layers()) as release:
+            done = [(part, self.target(part)) for part in parts]
+            release(self.teacher)
+        return done
+
     def steps(self, batches, *, per_pass: int, block: int, budget: int):
         """(rows, real tokens, [(pass of rows, its target)]) per optimiser step of ``batches`` until ``budget``
-        tokens: the teacher's targets are formed ``block`` steps at a time, and its weights' mapped pages are
-        handed back between (prunesearch._heap.released_file_pages), so the teacher is not resident beside the
-        student's gradients and activations (SmolLM2: 513 MB)."""
+        tokens: the teacher's targets are formed ``block`` steps at a time (``targets``)."""
         planned, pending = 0, []
         for batch in batches:
             if planned >= budget:
@@ -272,13 +279,15 @@ class _Distiller:
             batch = {k: v.to(self.device) for k, v in batch.items()}
             tokens = int(batch["attention_mask"].sum())
             planned += tokens
-            pending.append((len(batch["input_ids"]), tokens, [(p, self.target(p)) for p in _split(batch, per_pass)]))
+            pending.append((len(batch["input_ids"]), tokens, _split(batch, per_pass)))
             if len(pending) == block or planned >= budget:
-                released_file_pages(self.teacher)
-                yield from pending
+                yield from self._targeted(pending)
                 pending = []
-        released_file_pages(self.teacher)
-        yield from pending
+        yield from self._targeted(pending)
+
+    def _targeted(self, pending: list[tuple[int, int, list[dict[str, torch.Tensor]]]]):
+        targeted = iter(self.targets([part for _, _, parts in pending for part in parts]))
+        return [(rows, tokens, [next(targeted) for _ in parts]) for rows, tokens, parts in pending]
 
     def loss(self, part: dict[str, torch.Tensor], target, *, scale: float | None = None) -> float:
         """The loss of ``part`` against ``target``; with ``scale``, its gradient (times ``scale``) accumulated
@@ -418,8 +427,7 @@ def recover(
     on = lambda part: {k: v.to(device) for k, v in part.items()}  # noqa: E731
     distiller = _Distiller(student, teacher, is_decoder=is_decoder, options=options)
     per_pass = options.rows_per_pass(is_decoder=is_decoder)
-    valid = [(p, distiller.target(p)) for p in _split(on(calibration.validation(options.validation_tokens)), per_pass)]
-    released_file_pages(teacher)
+    valid = distiller.targets(_split(on(calibration.validation(options.validation_tokens)), per_pass))
 
     def validation_loss() -> float:
         student.eval()

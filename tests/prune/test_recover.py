@@ -1,5 +1,6 @@
 """Recovery distillation: the student moves towards the teacher, validated on rows it does not train on."""
 
+import contextlib
 import copy
 
 import torch
@@ -96,8 +97,14 @@ def test_the_teachers_targets_come_a_validation_interval_ahead_and_its_pages_go_
     """While the student trains, the teacher is not needed: its targets for the next steps are already formed."""
     from prunesearch.prune import _recover
 
-    events = []
-    monkeypatch.setattr(_recover, "released_file_pages", lambda module: events.append("release") or 0)
+    events, streamed = [], []
+
+    @contextlib.contextmanager
+    def releasing(layers):  # the teacher's layers hand their pages back as they run, the rest after
+        streamed.append(list(layers))
+        yield lambda module: events.append("release") or 0
+
+    monkeypatch.setattr(_recover, "pages_released_as_run", releasing)
     target, loss = _recover._Distiller.target, _recover._Distiller.loss
     monkeypatch.setattr(_recover._Distiller, "target", lambda self, part: events.append("target") or target(self, part))
     monkeypatch.setattr(
@@ -110,8 +117,10 @@ def test_the_teachers_targets_come_a_validation_interval_ahead_and_its_pages_go_
     teacher, student, text = _dense_llama_pair()
     options = RecoveryOptions(tokens=640, batch=8, micro_batch=8, validate_every=2, patience=50)
     recover(student, teacher, text, is_decoder=True, options=options, batches=text.batches(8))
-    training = [e for e in events if e in ("target", "release", "train")][2:]  # after the validation rows' target
-    assert training[:8] == ["release", "target", "target", "release", "train", "train", "target", "target"]
+    events = [e for e in events if e in ("target", "release", "train")]
+    training = events[events.index("release") + 1 :]  # after the validation rows' targets
+    assert training[:8] == ["target", "target", "release", "train", "train", "target", "target", "release"]
+    assert all(layers == list(adapter_for(teacher).layers()) for layers in streamed)
     assert training.count("train") == 5 and training.count("target") == 5  # 640 tokens: five steps of 128, no more
 
 
