@@ -69,8 +69,8 @@ def rdb(url: str) -> optuna.storages.BaseStorage:
     from sqlalchemy.engine import make_url
 
     if make_url(url).get_backend_name() != "sqlite":
-        return optuna.storages.RDBStorage(url)
-    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+        return _opened(url)
+    storage = _opened(url, engine_kwargs={"connect_args": {"timeout": 60}})
 
     @event.listens_for(storage.engine, "connect")
     def _pragmas(connection, _record) -> None:
@@ -81,6 +81,20 @@ def rdb(url: str) -> optuna.storages.BaseStorage:
 
     storage.engine.dispose()  # connections opened before the listener (optuna's schema check) get the pragmas too
     return storage
+
+
+def _opened(url: str, *, attempts: int = 5, **kwargs) -> optuna.storages.RDBStorage:
+    """``RDBStorage(url)``. Processes opening a new store at once (a search starting while another process, a
+    dashboard or a second search, opens its study) each write its schema: the one that loses the race fails on a
+    unique key or a table just made, and opens it again, finding the schema there."""
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    for attempt in range(1, attempts):
+        try:
+            return optuna.storages.RDBStorage(url, **kwargs)
+        except (IntegrityError, OperationalError):
+            time.sleep(0.2 * attempt)
+    return optuna.storages.RDBStorage(url, **kwargs)
 
 
 def key_of(genome: Iterable[int], tokens: int) -> Key:

@@ -3,6 +3,7 @@ stopped is taken over. (Real processes and PostgreSQL: tests/cli/test_kill_resum
 
 import numpy as np
 import optuna
+import pytest
 
 import prunesearch.search._store as store_module
 from prunesearch.search._store import Evaluation, RunStore, key_of
@@ -173,3 +174,25 @@ def test_a_search_waits_for_claims_still_running_after_another_was_orphaned(tmp_
     assert losses[1] == 42.0 and losses[0] == problem.store.get(genomes[0], 64).loss
     assert len(_complete(url)) == 2
     other.close()
+
+
+def test_a_store_opened_by_two_processes_at_once_is_opened_again_by_the_one_that_lost(monkeypatch, tmp_path):
+    """Each process opening a new store writes its schema: the loser of that race fails on a unique key (SQLite:
+    alembic_version.version_num) and opens the store again, finding the schema made."""
+    from sqlalchemy.exc import IntegrityError
+
+    opened, real = [], optuna.storages.RDBStorage
+
+    def racing(url, **kwargs):
+        opened.append(url)
+        if len(opened) <= 2:
+            raise IntegrityError("INSERT INTO alembic_version", {}, Exception("UNIQUE constraint failed"))
+        return real(url, **kwargs)
+
+    monkeypatch.setattr(store_module.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(optuna.storages, "RDBStorage", racing)
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    assert isinstance(store_module.rdb(url), real) and len(opened) == 3
+    opened.clear()
+    with pytest.raises(IntegrityError):  # a store that keeps failing: the last error is the user's to see
+        store_module._opened(url, attempts=2)
