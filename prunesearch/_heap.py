@@ -93,7 +93,7 @@ def released_file_pages(module: nn.Module) -> int:
 def file_page_releaser() -> Callable[[nn.Module | Tensor], int]:
     """``released_file_pages`` with this process's mappings read once (reading them takes ~40 ms): for many modules
     (or single tensors) in a row, such as a model's layers, while no file is mapped or written meanwhile."""
-    from torch import Tensor  # noqa: F811 (the annotations' name, now for isinstance)
+    from torch import Tensor
 
     libc = _libc()
     spans = _clean_file_mappings() if libc is not None and hasattr(libc, "madvise") else []

@@ -78,20 +78,19 @@ def test_weights_in_memory_are_left_alone():
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/smaps and madvise: Linux")
 def test_a_pass_hands_each_layer_back_once_it_has_run_and_computes_the_same(tmp_path):
-    layers = [_mapped_linear(tmp_path / f"weight{i}.bin") for i in range(3)]
+    from tests.prune.mapped import resident_kb
+
+    files = [(tmp_path / f"weight{i}.bin").resolve() for i in range(3)]
+    layers = [_mapped_linear(file) for file in files]
     model = torch.nn.Sequential(*layers)
     x = torch.randn(4, 512, generator=torch.Generator().manual_seed(1))
     expected = model(x)
     resident = []
-    layers[-1].register_forward_pre_hook(lambda module, args: resident.append(_resident_kb(tmp_path)))
+    layers[-1].register_forward_pre_hook(lambda module, args: resident.append(sum(map(resident_kb, files))))
     with _heap.pages_released_as_run(layers):
         got = model(x)
     assert torch.equal(got, expected)
     layer_kb = 512 * 512 * 4 // 1024
     assert resident[0] < 1.2 * layer_kb  # before the last layer ran: the first two were handed back
-    assert _resident_kb(tmp_path) < 0.2 * layer_kb
+    assert sum(map(resident_kb, files)) < 0.2 * layer_kb
     assert not layers[0]._forward_hooks  # the hooks go with the block
-
-
-def _resident_kb(folder) -> int:
-    return sum(m.kb["Rss"] for m in _heap.file_mappings() if m.path.startswith(str(folder.resolve())))

@@ -209,14 +209,12 @@ class _WeightsAsInputs(nn.Module):
         self.__dict__["originals"] = list(weights.values())
 
     def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        from prunesearch.prune._apply import tensor_slots
+
         n = len(self.originals)
         inputs, given = args[:-n], dict(zip(map(id, self.originals), args[-n:]))
-        swapped = []  # (slots, name, original): every slot holding a weight, a tied one in each of its modules
-        for module in self.inner.modules():
-            for slots in (module._parameters, module._buffers):
-                for name, tensor in slots.items():
-                    if tensor is not None and id(tensor) in given:
-                        swapped.append((slots, name, tensor))
+        # every slot holding a weight, a tied one in each of its modules
+        swapped = [(slots, name, tensor) for slots, name, tensor in tensor_slots(self.inner) if id(tensor) in given]
         try:
             for slots, name, tensor in swapped:
                 slots[name] = given[id(tensor)]
@@ -260,6 +258,22 @@ def _tensor_type(dtype: torch.dtype) -> int:
     return types[dtype]
 
 
+def _read_names(graph) -> set[str]:
+    """Every value name a node of ``graph`` reads, in its subgraphs (If, Loop, Scan bodies) too."""
+    import onnx
+
+    names = set()
+    for node in graph.node:
+        names.update(node.input)
+        for attribute in node.attribute:
+            if attribute.type == onnx.AttributeProto.GRAPH:
+                names |= _read_names(attribute.g)
+            elif attribute.type == onnx.AttributeProto.GRAPHS:
+                for body in attribute.graphs:
+                    names |= _read_names(body)
+    return names
+
+
 def write_with_weights(graph: bytes, weights: dict[str, torch.Tensor], path: Path) -> None:
     """Write the ONNX model ``graph`` (exported without parameters: they are its inputs, named as in ``weights``)
     to ``path`` with those inputs as initializers, streamed one tensor at a time from its own memory. Each is
@@ -268,7 +282,7 @@ def write_with_weights(graph: bytes, weights: dict[str, torch.Tensor], path: Pat
     import onnx
 
     model = onnx.load_model_from_string(graph)
-    used = {name for node in model.graph.node for name in node.input}
+    used = _read_names(model.graph)
     given = [i for i in model.graph.input if i.name in weights]
     for value in given:
         model.graph.input.remove(value)

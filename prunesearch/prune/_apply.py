@@ -54,23 +54,33 @@ def shared_copy(module: nn.Module) -> nn.Module:
     return copy.deepcopy(module, memo)
 
 
+def tensor_slots(model: nn.Module) -> list[tuple[dict, str, torch.Tensor]]:
+    """(the module's dict holding it, its name there, the tensor) for every parameter and buffer of ``model``'s
+    modules; a tensor tied across modules comes once per slot. A list: callers replace tensors in those slots."""
+    return [
+        (slots, name, tensor)
+        for module in model.modules()
+        for slots in (module._parameters, module._buffers)
+        for name, tensor in slots.items()
+        if tensor is not None
+    ]
+
+
 def _own_tensors(model: nn.Module, dense: nn.Module, *, release: Callable[[torch.Tensor], int]) -> None:
     """Give ``model`` a copy of each parameter and buffer that still holds ``dense``'s memory (a view of it too);
     tensors tied to each other stay tied. Each dense tensor copied is ``release``d (its mapped pages: a nearly
     dense model's copy would otherwise read the whole dense model back in)."""
     dense_memory = {t.untyped_storage().data_ptr() for t in itertools.chain(dense.parameters(), dense.buffers())}
     copies: dict[int, torch.Tensor] = {}
-    for module in model.modules():
-        for slots in (module._parameters, module._buffers):
-            for name, tensor in list(slots.items()):
-                if tensor is None or tensor.untyped_storage().data_ptr() not in dense_memory:
-                    continue
-                if id(tensor) not in copies:
-                    clone = tensor.detach().clone()
-                    release(tensor)
-                    is_parameter = isinstance(tensor, nn.Parameter)
-                    copies[id(tensor)] = nn.Parameter(clone, tensor.requires_grad) if is_parameter else clone
-                slots[name] = copies[id(tensor)]
+    for slots, name, tensor in tensor_slots(model):
+        if tensor.untyped_storage().data_ptr() not in dense_memory:
+            continue
+        if id(tensor) not in copies:
+            clone = tensor.detach().clone()
+            release(tensor)
+            is_parameter = isinstance(tensor, nn.Parameter)
+            copies[id(tensor)] = nn.Parameter(clone, tensor.requires_grad) if is_parameter else clone
+        slots[name] = copies[id(tensor)]
 
 
 def prune(

@@ -80,3 +80,36 @@ def test_the_exporter_gets_the_weights_as_inputs_and_unread_ones_are_left_out(mo
     names = {w.name for w in onnx.load(str(path)).graph.initializer}
     assert names and not any("pooler" in name for name in names)
     assert check_onnx(model, path, batch=2, seq_len=12) < 1e-4
+
+
+def test_a_weight_read_only_inside_a_subgraph_is_written(tmp_path):
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    import torch
+    from onnx import TensorProto, helper
+
+    from prunesearch.graph._onnx import write_with_weights
+
+    def branch(name, op):
+        out = helper.make_tensor_value_info(f"{name}_out", TensorProto.FLOAT, [2])
+        return helper.make_graph([helper.make_node(op, ["x", "w"], [f"{name}_out"])], name, [], [out])
+
+    graph = helper.make_graph(
+        [helper.make_node("If", ["flag"], ["y"], then_branch=branch("then", "Add"), else_branch=branch("else", "Mul"))],
+        "g",
+        [
+            helper.make_tensor_value_info("flag", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [2]),
+            helper.make_tensor_value_info("w", TensorProto.FLOAT, [2]),
+            helper.make_tensor_value_info("unread", TensorProto.FLOAT, [2]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    weights = {"w": torch.tensor([1.0, 2.0]), "unread": torch.zeros(2)}
+    write_with_weights(model.SerializeToString(), weights, tmp_path / "m.onnx")
+    assert [w.name for w in onnx.load(str(tmp_path / "m.onnx")).graph.initializer] == ["w"]
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    got = session.run(None, {"flag": np.array(True), "x": np.array([1.0, 1.0], dtype=np.float32)})[0]
+    np.testing.assert_allclose(got, [2.0, 3.0])
