@@ -159,9 +159,9 @@ def export_onnx(
     weights = _unique_weights(wrapped)
     # the exporter serialises a graph with its weights three times over in memory (its proto, the proto's bytes and
     # Python's copy of them), and its shape inference forms constants from them (each Linear's transposed weight:
-    # SmolLM2, +550 MB for seconds): the weights go in as graph inputs, of which it knows no values, and are
-    # streamed into the file after it, one at a time. Folded constants exist only in the exporter, and past
-    # protobuf's 2 GB the exporter writes external data itself.
+    # SmolLM2's dense graph set a fresh search's peak, reports/memory_search_fresh.md): the weights go in as graph
+    # inputs, of which it knows no values, and are streamed into the file after it, one at a time. Folded constants
+    # exist only in the exporter, and past protobuf's 2 GB the exporter writes external data itself.
     streamed = not fold_constants and sum(t.numel() * t.element_size() for t in weights.values()) < PROTOBUF_LIMIT
     graph = io.BytesIO() if streamed else str(path)
     traced, names = (_WeightsAsInputs(wrapped, weights), [*inputs, *weights]) if streamed else (wrapped, [*inputs])

@@ -61,7 +61,8 @@ def test_streamed_initializers_are_the_models_weights(precision, tmp_path):
 
 def test_the_exporter_gets_the_weights_as_inputs_and_unread_ones_are_left_out(monkeypatch, tmp_path):
     """The exporter's shape inference forms constants from weights it knows (each Linear's transposed weight:
-    SmolLM2, +550 MB): it is given none, and a weight no node reads (BERT's pooler) is not written."""
+    SmolLM2's dense graph set a search's peak): it is given none, and a weight no node reads (BERT's pooler) is not
+    written."""
     import onnx
     import torch
 
