@@ -139,6 +139,14 @@ def pages_released_as_run(layers: Iterable[nn.Module]) -> Iterator[Callable[[nn.
             handle.remove()
 
 
+def trim() -> None:
+    """Free heap pages back to the system now (glibc; elsewhere nothing): after dropping much held in blocks
+    below the mmap threshold (an optimiser's moments), before allocating anew."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
 @contextmanager
 def trimmed_heap(*, every: float = TRIM_EVERY) -> Iterator[bool]:
     """While the block runs, free heap pages go back to the system every ``every`` seconds (glibc); yields

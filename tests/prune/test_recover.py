@@ -195,3 +195,39 @@ def test_a_decoders_trained_output_head_steps_after_the_whole_backward_pass():
             assert _head_trained(student, params) is embeddings
             assert student.get_input_embeddings().weight.requires_grad is embeddings
     assert student.get_input_embeddings().weight.requires_grad
+
+
+def test_a_frozen_head_in_bf16_trains_the_same_student_and_reads_the_teachers_embeddings(monkeypatch):
+    """Under bf16 autocast a decoder's frozen head is cast once, not once per chunk of logits, and its embeddings
+    are read from the teacher's equal tensor: what is learnt is the same, and the student owns its weights after."""
+    from prunesearch.prune import _precision, _recover
+
+    for module in (_precision, _recover):  # autocast on any CPU (emulated where bf16 is not native)
+        monkeypatch.setattr(module, "bf16_native", lambda device: True)
+    teacher, pruned = _half_pruned("llama")
+    text = RandomText(teacher.config.vocab_size - 3)
+    options = RecoveryOptions(tokens=384, lr=3e-3, batch=4, validate_every=2, patience=50)
+    teachers = teacher.get_input_embeddings().weight
+    loss, students = _recover._Distiller.loss, []
+    for shared in (True, False):
+        student, trained_with = copy.deepcopy(pruned), set()
+        embeddings = student.get_input_embeddings().weight
+
+        def recorded(self, part, target, scale=None, trained_with=trained_with):
+            if scale is not None:  # a training pass
+                head, lookup = self.student.get_output_embeddings().weight, self.student.get_input_embeddings().weight
+                trained_with.add((head.dtype, lookup.data_ptr() == teachers.data_ptr()))
+            return loss(self, part, target, scale=scale)
+
+        with monkeypatch.context() as m:
+            m.setattr(_recover._Distiller, "loss", recorded)
+            if not shared:
+                m.setattr(_recover, "frozen_head_in_bf16", lambda *args, **kwargs: contextlib.nullcontext())
+            recover(student, teacher, text, is_decoder=True, options=options, batches=text.batches(4))
+        assert trained_with == ({(torch.bfloat16, True)} if shared else {(torch.float32, False)})
+        head = student.get_output_embeddings().weight
+        assert head is student.get_input_embeddings().weight is embeddings  # tied again, the same parameter
+        assert not student.get_input_embeddings()._forward_hooks
+        assert head.dtype == torch.float32 and head.data_ptr() != teachers.data_ptr() and torch.equal(head, teachers)
+        students.append(student.state_dict())
+    assert all(torch.equal(students[0][k], students[1][k]) for k in students[0])
