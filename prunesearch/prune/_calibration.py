@@ -113,34 +113,46 @@ class TextStream:
     """Rows of token ids from text files, read a block of paragraphs (lines) at a time and cycled for ever:
     a text of any size is streamed, never held in memory. Each block's paragraphs are shuffled (seeded) before
     they become rows, so a file in topic order still mixes within a block; the shipped recovery text is
-    shuffled whole (scripts/make_calibration_text.py)."""
+    shuffled whole (scripts/make_calibration_text.py). Several files take turns a row at a time, each cycled
+    on its own: a file listed after a large one is read from the first rows, not once the large one ends."""
 
     def __init__(
         self, tokenizer, files: list[Path], *, seq_len: int = 128, rows: Rows = "texts", seed: int = 0, block: int = 512
     ) -> None:
-        read_paragraphs(files)  # refuses a missing, unreadable or too short file before any training starts
+        for f in files:  # refuses a missing, unreadable or too short file before any training starts
+            read_paragraphs([f])
         self.tokenizer, self.files, self.seq_len, self.rows, self.block = tokenizer, list(files), seq_len, rows, block
         self.rng = np.random.default_rng(seed)
 
-    def _blocks(self):
+    def _blocks(self, file: Path):
         block = []
-        for f in self.files:
-            with open(f, encoding="utf-8") as lines:
-                for line in lines:
-                    if line.strip() and not line.startswith("#"):
-                        block.append(line.strip())
-                        if len(block) == self.block:
-                            yield block
-                            block = []
+        with open(file, encoding="utf-8") as lines:
+            for line in lines:
+                if line.strip() and not line.startswith("#"):
+                    block.append(line.strip())
+                    if len(block) == self.block:
+                        yield block
+                        block = []
         if block:
             yield block
 
-    def __iter__(self):
+    def _rows(self, file: Path):
         while True:
-            for block in self._blocks():
+            made = 0
+            for block in self._blocks(file):
                 order = self.rng.permutation(len(block))
                 paragraphs = [block[i] for i in order]
-                yield from rows_of(self.tokenizer, paragraphs, seq_len=self.seq_len, rows=self.rows, rng=self.rng)
+                for row in rows_of(self.tokenizer, paragraphs, seq_len=self.seq_len, rows=self.rows, rng=self.rng):
+                    made += 1
+                    yield row
+            if not made:  # cycling it would never yield
+                raise PruneSearchError(f"recovery text {file} holds too little text for a row of {self.seq_len} tokens")
+
+    def __iter__(self):
+        streams = [self._rows(f) for f in self.files]
+        while True:
+            for stream in streams:
+                yield next(stream)
 
 
 def mixed_rows(calibration: CalibrationSet, stream, *, share: float, held_back: int):

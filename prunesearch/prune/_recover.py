@@ -92,7 +92,8 @@ class RecoveryOptions(BaseModel):
     #: whole step, decoders 4 rows (a decoder's activations for 16 x 128 tokens take gigabytes)
     batch: PositiveInt = 16
     micro_batch: PositiveInt | None = None
-    #: text files of general English streamed beside the calibration text (none: the shipped recovery text)
+    #: text files of general English streamed beside the calibration text, a row from each in turn (none: the
+    #: shipped recovery text)
     files: tuple[Path, ...] = ()
     #: share of the training rows taken from the calibration text's training split, the rest from ``files``
     calibration_share: float = Field(default=0.5, ge=0.0, le=1.0)

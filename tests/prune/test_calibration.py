@@ -89,3 +89,21 @@ def test_a_text_stream_reads_block_by_block_cycles_and_mixes_with_the_calibratio
     )
     with pytest.raises(PruneSearchError, match="not found"):
         TextStream(tokenizer, [tmp_path / "missing.txt"])
+
+
+def test_a_text_stream_of_several_files_takes_rows_from_each_in_turn(tokenizer, tmp_path):
+    from prunesearch.prune._calibration import TextStream
+
+    big, small = tmp_path / "big.txt", tmp_path / "small.txt"
+    big.write_text("\n".join(f"Apple number {i} sits on the kitchen table today." for i in range(600)))
+    small.write_text("\n".join(f"Zebra number {i} runs across the open plain fast." for i in range(12)))
+    stream = TextStream(tokenizer, [big, small], seq_len=32, rows="texts", block=64)
+    rows = [tokenizer.decode(r) for _, r in zip(range(40), stream)]
+    assert all("apple" in r for r in rows[0::2]) and all("zebra" in r for r in rows[1::2])  # small cycles alone
+    empty, tiny = tmp_path / "empty.txt", tmp_path / "tiny.txt"
+    empty.write_text("# only a header\n")
+    tiny.write_text("\n".join("Hi there." for _ in range(12)))
+    with pytest.raises(PruneSearchError, match="too short"):  # each file on its own, before any training
+        TextStream(tokenizer, [big, empty])
+    with pytest.raises(PruneSearchError, match="too little text"):
+        next(iter(TextStream(tokenizer, [tiny], seq_len=64, rows="chunks")))
