@@ -24,24 +24,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from children import timed  # noqa: E402
 from side_by_side import side_by_side  # noqa: E402  (the independent timer: no prunesearch code inside)
 
 #: where `make demo` finds STS-B's dev split from this checkout (the Makefile's STS)
 DEFAULT_STS = ROOT.parent / "shared" / "data" / "stsb-en-dev.csv"
-
-
-def timed(cmd: list[str], *, cwd: Path, env: dict, log: Path) -> tuple[int, float]:
-    started = time.monotonic()
-    with log.open("a") as out:
-        code = subprocess.run(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
-    return code, round(time.monotonic() - started, 1)
 
 
 def dense_graph(clone: Path, env: dict) -> Path:
@@ -80,8 +73,12 @@ def main() -> None:
             shutil.rmtree(clone / "latency_tables")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PRUNESEARCH_", "VIRTUAL_ENV"))}
         env["PRUNESEARCH_CACHE"] = str(work / "cache")
-        install_rc, install_s = timed(["make", "install"], cwd=clone, env=env, log=log)
-        demo_rc, demo_s = timed(demo, cwd=clone, env=env, log=log) if install_rc == 0 else (None, 0.0)
+        install = timed(["make", "install"], cwd=clone, env=env, log=log)
+        install_rc, install_s = install.returncode, install.seconds
+        demo_rc, demo_s = (None, 0.0)
+        if install_rc == 0:
+            ran = timed(demo, cwd=clone, env=env, log=log)
+            demo_rc, demo_s = ran.returncode, ran.seconds
         row = {"clone": i + 1, "commit": commit.strip(), "install_s": install_s, "demo_rc": demo_rc, "demo_s": demo_s}
         export = clone / "reports" / "demo" / "export"
         if demo_rc == 0:
