@@ -22,7 +22,7 @@ from torch import nn
 from prunesearch._heap import released_file_pages
 from prunesearch._workload import Workload
 from prunesearch.errors import BackendUnavailableError, PruneSearchError
-from prunesearch.graph._onnx import export_for, vocab_of
+from prunesearch.graph._onnx import GRAPH_FORMAT, export_for, vocab_of
 from prunesearch.oracle._conditions import Conditions
 from prunesearch.oracle._timing import SideBySide, TimingOptions, timing_plan
 from prunesearch.oracle.profilers import profiler_for
@@ -40,7 +40,8 @@ def dense_graph(loaded, conditions: Conditions) -> Path:
     from prunesearch._paths import cache_dir
 
     c = conditions
-    path = cache_dir("reference_graphs") / f"{c.model_hash}-{c.file_name().removesuffix('.csv')}.onnx"
+    name = f"{c.model_hash}-{c.file_name().removesuffix('.csv')}-g{GRAPH_FORMAT}.onnx"
+    path = cache_dir("reference_graphs") / name
     if not path.is_file():
         partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
         export_for(loaded.model, partial, conditions)

@@ -53,8 +53,11 @@ def test_streamed_initializers_are_the_models_weights(precision, tmp_path):
         for k, v in model.state_dict().items()
     }
     assert graph.initializer and not {i.name for i in graph.input} & {w.name for w in graph.initializer}
+    transposed = [w.name for w in graph.initializer if w.name.endswith(".T")]
+    assert transposed  # the Linears' weights, read only through a Transpose, are stored transposed
     for w in graph.initializer:
-        tensor = weights[w.name]
+        tensor = weights[w.name.removesuffix(".T")]
+        tensor = tensor.T if w.name.endswith(".T") else tensor
         assert list(w.dims) == list(tensor.shape), w.name
         assert w.raw_data == tensor.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes(), w.name
 
@@ -114,3 +117,22 @@ def test_a_weight_read_only_inside_a_subgraph_is_written(tmp_path):
     session = ort.InferenceSession(str(tmp_path / "m.onnx"))
     got = session.run(None, {"flag": np.array(True), "x": np.array([1.0, 1.0], dtype=np.float32)})[0]
     np.testing.assert_allclose(got, [2.0, 3.0])
+
+
+def test_weights_read_only_through_a_transpose_are_stored_transposed(tmp_path):
+    """ONNX Runtime folds a weight's Transpose into a copy and keeps the original's pages: the graph stores each
+    such weight transposed, with no Transpose of a weight left, except the tied head's (its embeddings are read by
+    a Gather too), and computes the same."""
+    import onnx
+    import torch
+
+    model = FAMILIES["llama"].model()
+    path = export_onnx(model, tmp_path / "m.onnx", seq_len=8)
+    graph = onnx.load(str(path)).graph
+    weights = {w.name for w in graph.initializer}
+    transposed_weights = [n.input[0] for n in graph.node if n.op_type == "Transpose" and n.input[0] in weights]
+    assert transposed_weights == ["model.model.embed_tokens.weight"]
+    embeddings = model.get_input_embeddings().weight
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.weight is not embeddings]
+    assert sum(name.endswith(".T") for name in weights) == len(linears)
+    assert check_onnx(model, path, batch=2, seq_len=12) < 1e-4
