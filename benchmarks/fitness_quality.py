@@ -122,8 +122,7 @@ def main() -> None:
     if args.retest:
         refit_rows.append(first_tokens(stream, args.refit_tokens))  # the stream goes on past the first's rows
 
-    def refitted(config, rows) -> torch.nn.Module:
-        student = prune(loaded.model, config, database)
+    def refitted(student: torch.nn.Module, rows) -> torch.nn.Module:
         refit_sequentially(student, loaded.model, rows, damp=options.reconstruction.damp)
         return student
 
@@ -137,11 +136,12 @@ def main() -> None:
             **{f"{k}, one-shot": v for k, v in losses(fitness._layerwise(config, losses.parts), pruned).items()},
             "sts pruned": sts_spearman(pruned, loaded.tokenizer, pairs),
         }
-        student = refitted(config, refit_rows[0])
+        student = refitted(pruned, refit_rows[0])  # in place: its one-shot figures are taken
         row.update({f"{k}, refitted": v for k, v in losses(fitness._whole(student, losses.parts), student).items()})
         row["sts refitted"] = sts_spearman(student, loaded.tokenizer, pairs)
         if args.retest:
-            row["sts retest"] = sts_spearman(refitted(config, refit_rows[1]), loaded.tokenizer, pairs)
+            again = refitted(prune(loaded.model, config, database), refit_rows[1])
+            row["sts retest"] = sts_spearman(again, loaded.tokenizer, pairs)
         rows.append(row)
         print(row, flush=True)
     df = pd.DataFrame(rows)
