@@ -40,8 +40,8 @@ class TimingOptions(BaseModel):
     rel_se: PositiveFloat = run_bundle.TIMING["rel_se"]
     abs_se: PositiveFloat = run_bundle.TIMING["abs_se"]
     warmup: NonNegativeInt = run_bundle.TIMING["warmup"]
-    #: graphs (file bytes) held open at once
-    memory_gb: PositiveFloat = run_bundle.TIMING["memory_gb"]
+    #: graphs (file bytes) held open at once beside the reference; None: at most the reference's size
+    memory_gb: PositiveFloat | None = run_bundle.TIMING["memory_gb"]
     seed: int = run_bundle.TIMING["seed"]
 
     @model_validator(mode="after")

@@ -56,7 +56,9 @@ TIMING = {
     "rel_se": 0.004,
     "abs_se": 0.001,
     "warmup": 5,
-    "memory_gb": 4.0,
+    # None: at most the reference graph's size of other graphs held at once (one at least), so a timing
+    # child holds about two models' weights, not the dense one beside 4 GB of candidates
+    "memory_gb": None,
     "seed": 0,
 }
 
@@ -165,19 +167,22 @@ def _groups(names: list, sizes: dict, limit: float) -> list:
     return groups + ([current] if current else [])
 
 
-def time_paired(reference, jobs: dict, *, sizes: dict | None = None, on_settled=None, **options) -> dict:
+def time_paired(
+    reference, jobs: dict, *, sizes: dict | None = None, reference_size: float = 0, on_settled=None, **options
+) -> dict:
     """Every job timed side by side with ``reference`` (see the module docstring).
 
     ``reference``: an open runner (``block(runs) -> [ms]``); ``jobs``: name -> a function opening one
     runner, opened group by group so that at most ``memory_gb`` of their ``sizes`` (bytes) are held at
-    once; ``options``: those of ``TIMING``. ``on_settled(name, result, done, total)`` follows each job.
+    once, or with ``memory_gb`` None at most ``reference_size`` (bytes); ``options``: those of ``TIMING``.
+    ``on_settled(name, result, done, total)`` follows each job.
     """
     o = {**TIMING, **options}
     rng = np.random.default_rng(o["seed"])
     ref_runs = _runs_per_block(reference, warmup=o["warmup"], block_s=o["block_s"])
     ref_blocks, results = [], {}
     started = time.perf_counter()
-    limit = o["memory_gb"] * 2**30
+    limit = reference_size if o["memory_gb"] is None else o["memory_gb"] * 2**30
     for group in _groups(list(jobs), sizes or {}, limit):
         runners = {name: jobs[name]() for name in group}
         try:
@@ -204,8 +209,8 @@ def time_paired(reference, jobs: dict, *, sizes: dict | None = None, on_settled=
                     if on_settled is not None:
                         on_settled(name, results[name], len(results), len(jobs))
         finally:
-            for r in runners.values():
-                r.close()
+            while runners:  # nothing else may hold a closed runner while the next group opens
+                runners.popitem()[1].close()
     blocks = np.asarray(ref_blocks or [float("nan")])
     return {
         "reference": {
@@ -501,6 +506,7 @@ def run_bundle(
         reference,
         {name: opener(name) for name in graphs},
         sizes={n: paths[n].stat().st_size for n in graphs},
+        reference_size=paths[plan["reference"]].stat().st_size,
         on_settled=settled_line,
         **{**plan.get("timing", {}), **(options or {})},
     )

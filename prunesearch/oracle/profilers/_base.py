@@ -98,8 +98,8 @@ class Profiler(ABC):
     ) -> dict:
         """``run_bundle.time_paired`` over this backend's runners (``options``: a TimingOptions' fields): each
         model built when its group is timed (a group holds as many models as the reference's size fits
-        ``memory_gb`` times). With ``power_s`` and an energy meter, each model then runs ``power_s``
-        seconds back to back for its energy per inference."""
+        ``memory_gb`` times; one with ``memory_gb`` None). With ``power_s`` and an energy meter, each model
+        then runs ``power_s`` seconds back to back for its energy per inference."""
         with self.timing(workload):
             ref = self.runner(reference, workload=workload, vocab=vocab)
             try:
@@ -107,9 +107,14 @@ class Profiler(ABC):
                     name: (lambda build=build: self.runner(build(), workload=workload, vocab=vocab))
                     for name, build in models.items()
                 }
-                size = model_bytes(reference)
+                size = model_bytes(reference)  # a pruned model's size is known only once it is built
                 results = run_bundle.time_paired(
-                    ref, jobs, sizes={name: size for name in jobs}, on_settled=on_settled, **options
+                    ref,
+                    jobs,
+                    sizes={name: size for name in jobs},
+                    reference_size=size,
+                    on_settled=on_settled,
+                    **options,
                 )
                 meter = self.energy_meter() if power_s > 0 else None
                 if meter is not None:
