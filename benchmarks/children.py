@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,19 +25,56 @@ def child_result(code: str, *args: str, cwd: Path, what: str, env: dict | None =
 
 @dataclass(frozen=True)
 class Timed:
-    """A command's exit status, wall-clock seconds and peak resident memory (its own, or its largest
-    descendant's that it waited for: ``ru_maxrss`` of the child as ``wait4`` reports it)."""
+    """A command's exit status, wall-clock seconds and peak resident memory: ``peak_mb`` its own or its largest
+    descendant's (``ru_maxrss`` of the child as ``wait4`` reports it), ``tree_peak_mb`` the largest sum of the
+    resident memory of the command and all its descendants at once (sampled every 50 ms, Linux; None elsewhere)."""
 
     returncode: int
     seconds: float
     peak_mb: float
+    tree_peak_mb: float | None = None
+
+
+PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _tree_mb(pid: int) -> float:
+    """Resident MB of ``pid`` and its descendants now (0 for a process that has just gone)."""
+    total, stack = 0.0, [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            with open(f"/proc/{p}/statm") as f:
+                total += int(f.read().split()[1]) * PAGE / 2**20
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    stack += [int(c) for c in f.read().split()]
+        except (OSError, ValueError):
+            continue
+    return total
 
 
 def timed(cmd: list[str], *, cwd: Path, env: dict, log: Path) -> Timed:
     """Run ``cmd`` in ``cwd`` with its output appended to ``log``; a clock outside the command times it."""
     started = time.monotonic()
+    tree_peak, done = [0.0], threading.Event()
     with log.open("a") as out:
         child = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        tree = os.path.isdir(f"/proc/{child.pid}/task")
+
+        def sample() -> None:
+            while not done.wait(0.05):
+                tree_peak[0] = max(tree_peak[0], _tree_mb(child.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         _, status, usage = os.wait4(child.pid, 0)
+        done.set()
+        sampler.join()
     child.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
-    return Timed(child.returncode, round(time.monotonic() - started, 1), round(usage.ru_maxrss / 1024))
+    return Timed(
+        child.returncode,
+        round(time.monotonic() - started, 1),
+        round(usage.ru_maxrss / 1024),
+        round(tree_peak[0]) if tree else None,
+    )
