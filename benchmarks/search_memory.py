@@ -4,7 +4,8 @@ with ``--export``, of a whole export of its pick with recovery.
 Runs `prunesearch search` on a spec (default: the shipped SmolLM2-135M decode search) in fresh child
 processes at two evaluation budgets; seconds per evaluation is the difference of their wall times over
 the difference of their budgets, so loading the model, the table and the level database cancels out.
-Peak memory is each child's own ru_maxrss. With ``--vs CHECKOUT`` the same runs alternate with another
+Peak memory is each command's or its largest child's (the timing child's) ru_maxrss, and the largest sum of
+both at once. With ``--vs CHECKOUT`` the same runs alternate with another
 checkout of prunesearch (before/after a change), A B A B, so both are timed in the same window.
 The table and the level database are made once first (a warm-up run), as a search finds them cached.
 With ``--export``, the warm-up run's pick is exported (`prunesearch export --run RUN --pick best --to hf,onnx`,
@@ -21,30 +22,20 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-#: the child: prunesearch's CLI, then its own peak resident memory (Linux: KiB) on stdout's last line
-CHILD = (
-    "import json, resource, sys\n"
-    "from prunesearch.cli import main\n"
-    "sys.argv = ['prunesearch', *sys.argv[1:]]\n"
-    "code = 0\n"
-    "try:\n"
-    "    main()\n"
-    "except SystemExit as exc:\n"
-    "    code = exc.code\n"
-    "print(json.dumps({'code': code, 'maxrss_kib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))\n"
-)
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from children import Timed, timed  # noqa: E402
+
+#: the child: prunesearch's CLI, run from a checkout (``python -c`` puts the working folder first on the path)
+CHILD = "import sys\nfrom prunesearch.cli import main\nsys.argv = ['prunesearch', *sys.argv[1:]]\nmain()\n"
 
 
 def spec_with_budget(spec: Path, evaluations: int, folder: Path, *, table: Path | None) -> Path:
@@ -58,24 +49,21 @@ def spec_with_budget(spec: Path, evaluations: int, folder: Path, *, table: Path 
     return out
 
 
-def run_search(checkout: Path, spec: Path, runs: Path) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MB) of one search in a fresh process running ``checkout``'s code."""
-    return run_cli(checkout, ["search", str(spec), "--runs", str(runs)])
+def run_search(checkout: Path, spec: Path, runs: Path) -> Timed:
+    """One search in a fresh process running ``checkout``'s code."""
+    return run_cli(checkout, ["search", str(spec), "--runs", str(runs)], log=runs.parent / f"{runs.name}.log")
 
 
-def run_cli(checkout: Path, argv: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MB) of one prunesearch command in a fresh process running ``checkout``'s code."""
-    env = {**os.environ, "PYTHONPATH": str(checkout)}
-    start = time.perf_counter()
-    # `python -c` puts the working folder first on the path: run in the checkout, so its own package is imported
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, *argv], env=env, cwd=checkout, capture_output=True, text=True, check=False
+def run_cli(checkout: Path, argv: list[str], *, log: Path) -> Timed:
+    """One prunesearch command in a fresh process running ``checkout``'s code: its wall seconds, the peak of it or
+    its largest child (the timing child) and of both at once."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    ran = timed(
+        [sys.executable, "-c", CHILD, *argv], cwd=checkout, env={**os.environ, "PYTHONPATH": str(checkout)}, log=log
     )
-    seconds = time.perf_counter() - start
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    if result["code"] not in (0, None):
-        raise SystemExit(f"{argv[0]} failed ({checkout}):\n{done.stderr[-3000:]}")
-    return seconds, result["maxrss_kib"] / 1024
+    if ran.returncode:
+        raise SystemExit(f"{argv[0]} failed ({checkout}), exit {ran.returncode}; its output: {log}")
+    return ran
 
 
 def main() -> None:
@@ -100,18 +88,22 @@ def main() -> None:
             run_search(checkout, small, folder / "warm-up" / label)
         for r in range(args.rounds):
             for label, checkout in checkouts.items():
-                t_small, rss_small = run_search(checkout, small, folder / f"{label}-{r}-small")
-                t_large, rss_large = run_search(checkout, large, folder / f"{label}-{r}-large")
+                smaller = run_search(checkout, small, folder / f"{label}-{r}-small")
+                larger = run_search(checkout, large, folder / f"{label}-{r}-large")
                 row = {
-                    "s_per_eval": (t_large - t_small) / (args.budgets[1] - args.budgets[0]),
-                    "peak_small_mb": rss_small,
-                    "peak_mb": rss_large,
-                    "wall_large_s": t_large,
+                    "s_per_eval": (larger.seconds - smaller.seconds) / (args.budgets[1] - args.budgets[0]),
+                    "peak_small_mb": smaller.peak_mb,
+                    "peak_mb": larger.peak_mb,
+                    "tree_peak_mb": larger.tree_peak_mb,
+                    "wall_large_s": larger.seconds,
                 }
                 if args.export:
                     run_dir = folder / "warm-up" / label / small.stem  # --runs RUNS writes RUNS/<spec name>
-                    argv = ["export", "--run", str(run_dir), "--pick", "best", "--to", "hf,onnx"]
-                    row["export_s"], row["export_peak_mb"] = run_cli(checkout, [*argv, "--out", str(folder / f"x{r}")])
+                    out = folder / f"x{r}"
+                    argv = ["export", "--run", str(run_dir), "--pick", "best", "--to", "hf,onnx", "--out", str(out)]
+                    exported = run_cli(checkout, argv, log=folder / f"x{r}.log")
+                    row["export_s"], row["export_peak_mb"] = exported.seconds, exported.peak_mb
+                    row["export_tree_peak_mb"] = exported.tree_peak_mb
                 rows[label].append(row)
                 print(f"round {r + 1}: {label}: {row}", flush=True)
     write(args, rows)
@@ -131,15 +123,17 @@ def write(args, rows: dict[str, list[dict]]) -> None:
         f"{args.budgets[0]} and {args.budgets[1]} evaluations, each search a fresh process with the table and "
         "level database cached; seconds per evaluation = difference of wall times / difference of budgets.",
         "",
-        "| code | round | peak RSS, smaller / larger budget (MB) | x fp32 model (larger) | s / evaluation "
-        "| wall, larger budget (s) |",
-        "|:--|--:|--:|--:|--:|--:|",
+        "Peak RSS is the search process's or its timing child's, whichever is larger; \"at once\" sums both.",
+        "",
+        "| code | round | peak RSS, smaller / larger budget (MB) | x fp32 model (larger) | at once, larger (MB) "
+        "| s / evaluation | wall, larger budget (s) |",
+        "|:--|--:|--:|--:|--:|--:|--:|",
     ]
     for label, runs in rows.items():
         for r, row in enumerate(runs):
             lines.append(
                 f"| {label} | {r + 1} | {row['peak_small_mb']:.0f} / {row['peak_mb']:.0f} | "
-                f"{row['peak_mb'] / model_mb:.2f} | "
+                f"{row['peak_mb'] / model_mb:.2f} | {row['tree_peak_mb'] or 'n/a'} | "
                 f"{row['s_per_eval']:.2f} | {row['wall_large_s']:.0f} |"
             )
     if args.export:
@@ -148,11 +142,11 @@ def write(args, rows: dict[str, list[dict]]) -> None:
             "Export of the smaller budget's pick (`export --pick best --to hf,onnx`, the spec's reconstruction and "
             "recovery), a fresh process:",
             "",
-            "| code | round | peak RSS (MB) | x fp32 model | wall (s) |",
-            "|:--|--:|--:|--:|--:|",
+            "| code | round | peak RSS (MB) | x fp32 model | at once (MB) | wall (s) |",
+            "|:--|--:|--:|--:|--:|--:|",
             *(
                 f"| {label} | {r + 1} | {row['export_peak_mb']:.0f} | {row['export_peak_mb'] / model_mb:.2f} | "
-                f"{row['export_s']:.0f} |"
+                f"{row['export_tree_peak_mb'] or 'n/a'} | {row['export_s']:.0f} |"
                 for label, runs in rows.items()
                 for r, row in enumerate(runs)
             ),
