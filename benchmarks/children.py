@@ -26,8 +26,10 @@ def child_result(code: str, *args: str, cwd: Path, what: str, env: dict | None =
 @dataclass(frozen=True)
 class Timed:
     """A command's exit status, wall-clock seconds and peak resident memory: ``peak_mb`` its own or its largest
-    descendant's (``ru_maxrss`` of the child as ``wait4`` reports it), ``tree_peak_mb`` the largest sum of the
-    resident memory of the command and all its descendants at once (sampled every 50 ms, Linux; None elsewhere)."""
+    descendant's (``ru_maxrss`` of the child as ``wait4`` reports it; a descendant's own figure starts at its
+    parent's high-water mark, which Linux records in it when it execs, so it tells the largest process's size, not
+    which one it was), ``tree_peak_mb`` the largest sum of the resident memory of the command and all its
+    descendants at once (sampled every 50 ms, Linux; None elsewhere)."""
 
     returncode: int
     seconds: float

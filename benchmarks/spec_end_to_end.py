@@ -85,6 +85,10 @@ def main() -> None:
         "params": manifest["params"],
         "quality": manifest["quality"],
         "recovery_tokens": manifest["recovery"]["tokens"] if manifest.get("recovery") else 0,
+        # what a rerun of this pick needs (`export --model M --config`), and how its recovery went
+        "config": manifest["config"],
+        "recovery_stopped_early": (manifest.get("recovery") or {}).get("stopped_early"),
+        "recovery_history": (manifest.get("recovery") or {}).get("history"),
     }
     args.out_dir.mkdir(parents=True, exist_ok=True)
     out = args.out_dir / f"spec_{name}"
@@ -107,7 +111,9 @@ def main() -> None:
         "",
         f"The pick measured **{measured['speedup']:.3f}x** beside the dense model (95% CI "
         f"{measured['speedup_low']:.3f}-{measured['speedup_high']:.3f}x), {manifest['params'] / 1e6:.1f}M "
-        f"parameters, after {summary['recovery_tokens']:,} tokens of recovery. Quality by stage:",
+        f"parameters, after {summary['recovery_tokens']:,} tokens of recovery"
+        + (" (stopped early: the validation loss stopped improving)" if summary["recovery_stopped_early"] else "")
+        + ". Quality by stage:",
         "",
         *quality_lines(manifest["quality"]),
         "",
