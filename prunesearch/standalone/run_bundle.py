@@ -14,7 +14,9 @@ timed in rounds, each block of its runs between two blocks of the reference grap
 and what is kept per round is the ratio J / mean(R before, R after): drift that is slow against one
 block (a tenth of a second) cancels. A graph's result is the median of its rounds' ratios with the
 standard error of that median; it is timed until the error is small enough (or ``max_rounds``).
-Each round visits the graphs in a new random order, so a burst of load falls on different graphs.
+The graphs are opened in groups (by default at most the reference's size of them at once, so a timing process
+holds about two models' weights); each round visits a group's graphs in a new random order, so a burst of load
+falls on different graphs.
 
 All sessions share one intra-op thread pool: with a pool per session, the idle sessions' threads
 spin after their runs and steal the cores the timed session runs on.
