@@ -15,6 +15,7 @@ Writes reports/spec_<name>.{md,json}.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -62,17 +63,12 @@ def main() -> None:
     results = {}
     for step, cmd in steps.items():
         ran = timed(cmd, cwd=ROOT, env=env, log=log)
-        results[step] = {
-            "seconds": ran.seconds,
-            "peak_mb": ran.peak_mb,
-            "tree_peak_mb": ran.tree_peak_mb,
-            "returncode": ran.returncode,
-        }
+        results[step] = dataclasses.asdict(ran)
         print(step, results[step], flush=True)
         if ran.returncode:
             raise SystemExit(f"{step} failed (exit {ran.returncode}); its output: {log}")
     manifest = json.loads((export / "export.json").read_text())
-    measured = manifest["measured"]
+    measured, recovery = manifest["measured"], manifest.get("recovery") or {}
     total = sum(r["seconds"] for r in results.values())
     summary = {
         "spec": str(args.spec),
@@ -84,11 +80,11 @@ def main() -> None:
         "speedup_ci": [measured["speedup_low"], measured["speedup_high"]],
         "params": manifest["params"],
         "quality": manifest["quality"],
-        "recovery_tokens": manifest["recovery"]["tokens"] if manifest.get("recovery") else 0,
+        "recovery_tokens": recovery.get("tokens", 0),
         # what a rerun of this pick needs (`export --model M --config`), and how its recovery went
         "config": manifest["config"],
-        "recovery_stopped_early": (manifest.get("recovery") or {}).get("stopped_early"),
-        "recovery_history": (manifest.get("recovery") or {}).get("history"),
+        "recovery_stopped_early": recovery.get("stopped_early"),
+        "recovery_history": recovery.get("history"),
     }
     args.out_dir.mkdir(parents=True, exist_ok=True)
     out = args.out_dir / f"spec_{name}"
