@@ -4,8 +4,8 @@ A SmolLM2-135M config (default uniform 6 heads / FFN 1024) is pruned from the le
 towards the dense model on the same calibration rows (batch 16 rows of 128 tokens, the same token budget) in a
 fresh process per checkout: this one and, with ``--vs``, another (before/after a change), alternated A B A B.
 Reported per run: tokens/s (training tokens over the whole recovery's seconds, the two validations included),
-peak resident memory of the process, and perplexity on the calibration text's held-out part after training
-(the same function in both: quality per token).
+peak resident memory of the process, and perplexity after training on the calibration text's held-out part and
+on the shipped fortunes, text from another domain (the same function in both: quality per token).
 
     .venv/bin/python benchmarks/recovery_speed.py --vs /path/to/old/checkout [--tokens 8192 --rounds 1]
     .venv/bin/python benchmarks/recovery_speed.py --set checkpointing=true --label-vs default   # two options
@@ -47,6 +47,15 @@ except ImportError:  # a checkout from before 67ea4b5, when these modules were p
     from prunesearch.prune.apply import prune
     from prunesearch.prune.recover import RecoveryOptions, recover
 
+def fortunes(model):  # perplexity on text of another domain (none where the checkout cannot read it)
+    try:
+        from prunesearch.prune._calibration import OUT_OF_DOMAIN, load_calibration
+    except ImportError:
+        return None
+    rows, seq_len = calibration.rows, calibration.seq_len
+    other = load_calibration(loaded.tokenizer, files=[OUT_OF_DOMAIN], seq_len=seq_len, rows=rows)
+    return perplexity(model, other.heldout(4096))
+
 tokens, heads, ffn, overrides = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
 torch.manual_seed(0)
 loaded = load_model("smollm2")
@@ -62,6 +71,7 @@ seconds = time.monotonic() - started
 print(json.dumps({
     "tokens": result.tokens, "seconds": seconds, "tokens_per_s": result.tokens / seconds,
     "perplexity_after": perplexity(student, calibration.heldout(4096)),
+    "fortunes_after": fortunes(student),
     "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     "options": sorted(options.model_dump()),
 }))
@@ -117,11 +127,13 @@ def main() -> None:
         f"SmolLM2-135M uniform {args.heads} heads / FFN {args.ffn}, {args.tokens:,} training tokens of the "
         "calibration text in batches of 16 rows x 128 tokens unless set otherwise, each run a fresh process.",
         "",
-        "| code | options set | round | tokens/s | seconds | peak RSS (MB) | held-out perplexity after |",
-        "|:--|:--|--:|--:|--:|--:|--:|",
+        "| code | options set | round | tokens/s | seconds | peak RSS (MB) | held-out perplexity after | "
+        "fortunes perplexity after |",
+        "|:--|:--|--:|--:|--:|--:|--:|--:|",
         *(
             f"| {x['code']} | {', '.join(f'{k}={v}' for k, v in x['set'].items()) or '-'} | {x['round']} | "
-            f"{x['tokens_per_s']:.0f} | {x['seconds']:.0f} | {x['peak_mb']:.0f} | {x['perplexity_after']:.2f} |"
+            f"{x['tokens_per_s']:.0f} | {x['seconds']:.0f} | {x['peak_mb']:.0f} | {x['perplexity_after']:.2f} | "
+            f"{'-' if x.get('fortunes_after') is None else format(x['fortunes_after'], '.2f')} |"
             for x in rows
         ),
         "",

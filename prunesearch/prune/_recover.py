@@ -20,7 +20,9 @@ gradients nor optimiser state; under bf16 autocast the frozen output head is cas
 read from the teacher's equal tensor (``frozen_head_in_bf16``). Where a step is one pass, each parameter steps
 as soon as its gradient is complete, and that gradient is dropped then (``_AdamW``): the model's gradients are
 never held at once. The teacher's targets are formed a validation interval of steps ahead (40 MB of top-k for
-SmolLM2) and its mapped weights handed back while the student trains on them.
+SmolLM2) and its mapped weights handed back while the student trains on them. With ``adapter_rank``, the
+student's weights are all frozen and low-rank adapters beside its projections are trained instead
+(prune/_adapters.py), merged into the projections when training ends: no moments for the weights themselves.
 """
 
 from __future__ import annotations
@@ -35,7 +37,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.checkpoint import checkpoint
@@ -43,6 +54,7 @@ from torch.utils.checkpoint import checkpoint
 from prunesearch._heap import file_page_releaser, pages_released_as_run, trim
 from prunesearch._pooling import mean_pool
 from prunesearch._reporter import QUIET, Reporter
+from prunesearch.prune._adapters import low_rank_adapters
 from prunesearch.prune._precision import autocast, bf16_native
 from prunesearch.space import adapter_for
 
@@ -107,6 +119,10 @@ class RecoveryOptions(BaseModel):
     top_k: NonNegativeInt = 256
     #: train the token embeddings too (a decoder's tied output head with them)
     train_embeddings: bool = False
+    #: 0: train the model's own weights (all but the embeddings); r > 0: freeze them and train a rank-r adapter
+    #: beside each projection of the blocks, merged into it after (prune/_adapters.py): fewer numbers to keep
+    #: moments for and no weight gradients to form
+    adapter_rank: NonNegativeInt = 0
     #: bf16 autocast where the device computes bf16 natively (off: fp32 throughout)
     bf16: bool = True
     #: recompute each layer's activations in the backward pass instead of keeping them from the forward
@@ -124,6 +140,12 @@ class RecoveryOptions(BaseModel):
         if missing:
             raise ValueError(f"recovery text not found: {', '.join(missing)}")
         return files
+
+    @model_validator(mode="after")
+    def _one_kind_of_training(self) -> RecoveryOptions:
+        if self.adapter_rank and self.train_embeddings:
+            raise ValueError("adapter_rank trains adapters with every weight frozen: set train_embeddings to false")
+        return self
 
     def rows_per_pass(self, *, is_decoder: bool) -> int:
         return min(self.batch, self.micro_batch or (4 if is_decoder else self.batch))
@@ -359,6 +381,15 @@ def trained_only(student: nn.Module, *, embeddings: bool) -> Iterator[list[nn.Pa
             p.requires_grad_(True)
 
 
+def trained_parameters(student: nn.Module, options: RecoveryOptions) -> contextlib.AbstractContextManager:
+    """What recovery trains while the block runs, as a context yielding the parameters: the student's own
+    (``trained_only``), or low-rank adapters beside its projections, merged into them after."""
+    if options.adapter_rank:
+        layers = adapter_for(student).layers()
+        return low_rank_adapters(student, layers, rank=options.adapter_rank, seed=options.seed)
+    return trained_only(student, embeddings=options.train_embeddings)
+
+
 @contextlib.contextmanager
 def frozen_head_in_bf16(student: nn.Module, teacher: nn.Module, *, enabled: bool) -> Iterator[None]:
     """While the block runs, a decoder's frozen output head is one bf16 copy, and its frozen token embeddings and
@@ -495,7 +526,7 @@ def recover(
     stopped = False
     one_pass = per_pass >= options.batch
     with (
-        trained_only(student, embeddings=options.train_embeddings) as params,
+        trained_parameters(student, options) as params,
         frozen_head_in_bf16(student, teacher, enabled=is_decoder and options.bf16 and bf16_native(device)),
         _AdamW(params, lr=options.lr_at(0), in_backward=one_pass and not _head_trained(student, params)) as optimizer,
         reporter.bar(
@@ -535,13 +566,13 @@ def recover(
                     stopped = True
                     break
         update(completed=min(seen, options.tokens))  # the steps after the last validation
-    if not stopped:
-        current = validation_loss()
-        history.append((seen, current))
-        if current < best:
-            best = current
-            best_state.keep()
-    best_state.restore()
+        if not stopped:
+            current = validation_loss()
+            history.append((seen, current))
+            if current < best:
+                best = current
+                best_state.keep()
+        best_state.restore()  # before adapters, if any, are merged into their projections
     student.eval()
     return RecoveryResult(
         tokens=seen,
