@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from children import child_result  # noqa: E402
 
+from prunesearch.oracle import cpu_name  # noqa: E402
+
 #: the child: one recovery in a fresh process; its result as JSON on stdout's last line
 CHILD = """
 import json, resource, sys, time
@@ -124,6 +126,7 @@ def main() -> None:
         "# Decoder recovery speed",
         "",
         f"Command: `.venv/bin/python benchmarks/recovery_speed.py {' '.join(sys.argv[1:])}`; {dt.date.today()}; "
+        f"CPU: {cpu_name()}, {os.cpu_count()} cores; "
         f"SmolLM2-135M uniform {args.heads} heads / FFN {args.ffn}, {args.tokens:,} training tokens of the "
         "calibration text in batches of 16 rows x 128 tokens unless set otherwise, each run a fresh process.",
         "",
