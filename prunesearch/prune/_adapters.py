@@ -4,7 +4,7 @@ Each projection W of a block (a Linear or a GPT-2 Conv1D) computes W x + B A x w
 (rank x in) drawn at random and B (out x rank) starting at zero, so the model starts exactly as pruned (LoRA, Hu
 et al. 2021; LLM-Pruner recovers its pruned models this way). Only A and B take gradients: the backward pass forms
 no gradient for W itself, which skips a third of a trained projection's backward work, and the optimiser keeps
-moments for A and B only (a rank-32 SmolLM2 pick: about 6 M numbers instead of 77 M). On leaving, B A is added
+moments for A and B only (rank 32 on a 108M SmolLM2 pick: 8 M numbers instead of 80 M). On leaving, B A is added
 to W and the adapters are removed: the model has its own shapes and modules again.
 """
 
@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import math
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from prunesearch.space._modules import linear_weight
@@ -45,11 +48,17 @@ def projections(layers: nn.ModuleList) -> list[nn.Module]:
 
 
 @contextlib.contextmanager
-def low_rank_adapters(model: nn.Module, layers: nn.ModuleList, *, rank: int, seed: int) -> Iterator[list[nn.Parameter]]:
+def low_rank_adapters(
+    model: nn.Module, layers: nn.ModuleList, *, rank: int, seed: int, frozen_dtype: torch.dtype | None = None
+) -> Iterator[list[nn.Parameter]]:
     """While the block runs, every projection of ``layers`` carries a rank-``rank`` adapter (a submodule named
     ``adapter``, so the model's state dict holds it) and every other parameter of ``model`` is frozen; yields the
     adapters' parameters. After the block each adapter is merged into its projection and removed, and the model's
-    parameters take gradients as before."""
+    parameters take gradients as before.
+
+    ``frozen_dtype`` (bf16, for a block run under bf16 autocast): the projections hold their frozen weights in it
+    meanwhile, the originals waiting in a file. Autocast would cast them to it at every pass, and again where a
+    layer is recomputed, so the values multiplied are the same; the casts go, and the weights take half the memory."""
     generator = torch.Generator().manual_seed(seed)
     attached = projections(layers)
     frozen = [p for p in model.parameters() if p.requires_grad]
@@ -59,8 +68,10 @@ def low_rank_adapters(model: nn.Module, layers: nn.ModuleList, *, rank: int, see
     for projection in attached:
         projection.adapter = LowRank(linear_weight(projection), rank=rank, generator=generator)
         hooks.append(projection.register_forward_hook(_add_adapter))
+    cast = _held_in(frozen_dtype, [p for m in attached for p in m.parameters(recurse=False)])
     try:
-        yield [p for projection in attached for p in projection.adapter.parameters()]
+        with cast:
+            yield [p for projection in attached for p in projection.adapter.parameters()]
     finally:
         for hook in hooks:
             hook.remove()
@@ -69,6 +80,26 @@ def low_rank_adapters(model: nn.Module, layers: nn.ModuleList, *, rank: int, see
             del projection.adapter
         for p in frozen:
             p.requires_grad_(True)
+
+
+@contextlib.contextmanager
+def _held_in(dtype: torch.dtype | None, params: list[nn.Parameter]) -> Iterator[None]:
+    """While the block runs, ``params`` hold their values in ``dtype`` (none: as they are); their own values are
+    kept in a file and put back after."""
+    if dtype is None:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="prunesearch-adapters-") as folder:
+        path = str(Path(folder) / "frozen.safetensors")
+        save_file({str(i): p.data.contiguous() for i, p in enumerate(params)}, path)
+        for p in params:
+            p.data = p.data.to(dtype)
+        try:
+            yield
+        finally:
+            originals = load_file(path)
+            for i, p in enumerate(params):
+                p.data = originals[str(i)]
 
 
 def _add_adapter(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:

@@ -381,12 +381,18 @@ def trained_only(student: nn.Module, *, embeddings: bool) -> Iterator[list[nn.Pa
             p.requires_grad_(True)
 
 
-def trained_parameters(student: nn.Module, options: RecoveryOptions) -> contextlib.AbstractContextManager:
+def trained_parameters(
+    student: nn.Module, options: RecoveryOptions, *, in_bf16: bool
+) -> contextlib.AbstractContextManager:
     """What recovery trains while the block runs, as a context yielding the parameters: the student's own
-    (``trained_only``), or low-rank adapters beside its projections, merged into them after."""
+    (``trained_only``), or low-rank adapters beside its projections, merged into them after (``in_bf16``: the
+    passes run under bf16 autocast, and the frozen projections are held in bf16 meanwhile)."""
     if options.adapter_rank:
         layers = adapter_for(student).layers()
-        return low_rank_adapters(student, layers, rank=options.adapter_rank, seed=options.seed)
+        frozen_dtype = torch.bfloat16 if in_bf16 else None
+        return low_rank_adapters(
+            student, layers, rank=options.adapter_rank, seed=options.seed, frozen_dtype=frozen_dtype
+        )
     return trained_only(student, embeddings=options.train_embeddings)
 
 
@@ -525,9 +531,10 @@ def recover(
     trend = float("inf")
     stopped = False
     one_pass = per_pass >= options.batch
+    in_bf16 = options.bf16 and bf16_native(device)
     with (
-        trained_parameters(student, options) as params,
-        frozen_head_in_bf16(student, teacher, enabled=is_decoder and options.bf16 and bf16_native(device)),
+        trained_parameters(student, options, in_bf16=in_bf16) as params,
+        frozen_head_in_bf16(student, teacher, enabled=is_decoder and in_bf16),
         _AdamW(params, lr=options.lr_at(0), in_backward=one_pass and not _head_trained(student, params)) as optimizer,
         reporter.bar(
             "recover", f"distilling towards the dense model on {options.tokens:,} tokens", total=options.tokens

@@ -47,3 +47,19 @@ def test_recovery_through_adapters_lowers_the_validation_loss_and_trains_no_weig
 def test_adapters_and_trained_embeddings_are_refused_together():
     with pytest.raises(ValueError, match="train_embeddings"):
         RecoveryOptions(tokens=10, adapter_rank=8, train_embeddings=True)
+
+
+def test_frozen_projections_held_in_bf16_compute_the_same_under_autocast_and_come_back_whole():
+    model = FAMILIES["llama"].model().eval()
+    layers = adapter_for(model).layers()
+    originals = {k: v.clone() for k, v in model.state_dict().items()}
+    ids = torch.randint(3, model.config.vocab_size, (2, 7), generator=torch.Generator().manual_seed(1))
+    outputs = []
+    for frozen_dtype in (None, torch.bfloat16):
+        with torch.no_grad(), low_rank_adapters(model, layers, rank=2, seed=0, frozen_dtype=frozen_dtype):
+            held = {p.dtype for m in projections(layers) for p in m.parameters(recurse=False)}
+            assert held == {frozen_dtype or torch.float32}
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                outputs.append(model(input_ids=ids)[0])
+    assert torch.equal(outputs[0], outputs[1])  # autocast multiplied the same bf16 values
+    assert all(torch.equal(v, originals[k]) for k, v in model.state_dict().items())  # B was zero: nothing merged
