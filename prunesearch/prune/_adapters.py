@@ -62,24 +62,33 @@ def low_rank_adapters(
     layer is recomputed, so the values multiplied are the same; the casts go, and the weights take half the memory."""
     generator = torch.Generator().manual_seed(seed)
     attached = projections(layers)
-    frozen = [p for p in model.parameters() if p.requires_grad]
-    for p in frozen:
-        p.requires_grad_(False)
-    hooks = []
-    for projection in attached:
-        projection.adapter = LowRank(linear_weight(projection), rank=rank, generator=generator)
-        hooks.append(projection.register_forward_hook(_add_adapter))
-    cast = _held_in(frozen_dtype, [p for m in attached for p in m.parameters(recurse=False)])
-    try:
-        with cast:
-            yield [p for projection in attached for p in projection.adapter.parameters()]
-    finally:
-        for hook in hooks:
-            hook.remove()
+    with frozen(list(model.parameters())):
+        hooks = []
         for projection in attached:
-            projection.adapter.merge_into(projection)
-            del projection.adapter
-        for p in frozen:
+            projection.adapter = LowRank(linear_weight(projection), rank=rank, generator=generator)
+            hooks.append(projection.register_forward_hook(_add_adapter))
+        cast = _held_in(frozen_dtype, [p for m in attached for p in m.parameters(recurse=False)])
+        try:
+            with cast:
+                yield [p for projection in attached for p in projection.adapter.parameters()]
+        finally:
+            for hook in hooks:
+                hook.remove()
+            for projection in attached:
+                projection.adapter.merge_into(projection)
+                del projection.adapter
+
+
+@contextlib.contextmanager
+def frozen(params: list[nn.Parameter]) -> Iterator[None]:
+    """While the block runs, ``params`` take no gradients; those that took them do again after."""
+    stopped = [p for p in params if p.requires_grad]
+    for p in stopped:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in stopped:
             p.requires_grad_(True)
 
 

@@ -54,7 +54,7 @@ from torch.utils.checkpoint import checkpoint
 from prunesearch._heap import file_page_releaser, pages_released_as_run, trim
 from prunesearch._pooling import mean_pool
 from prunesearch._reporter import QUIET, Reporter
-from prunesearch.prune._adapters import low_rank_adapters
+from prunesearch.prune._adapters import frozen, low_rank_adapters
 from prunesearch.prune._precision import autocast, bf16_native
 from prunesearch.space import adapter_for
 
@@ -369,16 +369,9 @@ def trained_only(student: nn.Module, *, embeddings: bool) -> Iterator[list[nn.Pa
     """While the block runs, only the parameters it yields take gradients: the token embeddings are frozen unless
     ``embeddings`` (a decoder's are tied to its output head: a gradient there is a 113 MB matrix for SmolLM2,
     formed from every chunk of logits and never used)."""
-    frozen = set() if embeddings else {id(student.get_input_embeddings().weight)}
-    params = [p for p in student.parameters() if id(p) not in frozen]
-    stopped = [p for p in student.parameters() if id(p) in frozen and p.requires_grad]
-    for p in stopped:
-        p.requires_grad_(False)
-    try:
-        yield params
-    finally:
-        for p in stopped:
-            p.requires_grad_(True)
+    frozen_ids = set() if embeddings else {id(student.get_input_embeddings().weight)}
+    with frozen([p for p in student.parameters() if id(p) in frozen_ids]):
+        yield [p for p in student.parameters() if id(p) not in frozen_ids]
 
 
 def trained_parameters(
