@@ -1,8 +1,8 @@
 """A search spec end to end as a user runs it: `prunesearch search SPEC`, then `prunesearch export --run`.
 
-Each command runs in its own process, timed by a clock outside it, with its peak resident memory two ways: the
-largest single process (``ru_maxrss`` as ``wait4`` reports it) and the largest sum over the command and its timing
-child at once (sampled every 50 ms); $PRUNESEARCH_CACHE is an empty folder unless ``--cache`` names one, so the search
+Each command runs in its own process, timed by a clock outside it, with its peak resident memory three ways: the
+largest single process (``ru_maxrss`` as ``wait4`` reports it), the command's and its largest child's own high-water
+marks apart, and the largest sum over the command and its timing child at once (sampled every 50 ms); $PRUNESEARCH_CACHE is an empty folder unless ``--cache`` names one, so the search
 builds its level database (and, on a machine no shipped table covers, profiles its table) as on a first run.
 The export's own figures (the pick measured beside the dense model, its quality at every stage) come from its
 export.json.
@@ -97,13 +97,15 @@ def main() -> None:
         + (f"`{args.cache}`" if args.cache else "empty at the start")
         + ". Each command a fresh process, timed from outside it.",
         "",
-        "| command | wall clock (s) | peak RSS, the process or its largest child (MB) | peak RSS, all at once (MB) |",
-        "|:--|--:|--:|--:|",
+        "| command | wall clock (s) | peak RSS, the process or its largest child (MB) | the process itself (MB) "
+        "| its largest child (MB) | all at once (MB) |",
+        "|:--|--:|--:|--:|--:|--:|",
         *(
-            f"| `prunesearch {step}` | {r['seconds']:.0f} | {r['peak_mb']:.0f} | {r['tree_peak_mb'] or 'n/a'} |"
+            f"| `prunesearch {step}` | {r['seconds']:.0f} | {r['peak_mb']:.0f} | {r['own_peak_mb'] or 'n/a'} "
+            f"| {r['child_peak_mb'] or 'n/a'} | {r['tree_peak_mb'] or 'n/a'} |"
             for step, r in results.items()
         ),
-        f"| both | **{total:.0f}** ({total / 60:.1f} min) | | |",
+        f"| both | **{total:.0f}** ({total / 60:.1f} min) | | | | |",
         "",
         f"The pick measured **{measured['speedup']:.3f}x** beside the dense model (95% CI "
         f"{measured['speedup_low']:.3f}-{measured['speedup_high']:.3f}x), {manifest['params'] / 1e6:.1f}M "
