@@ -161,8 +161,9 @@ def measured_pick(
     search's oracle (which takes them in; ``options``, default ``PICK_TIMING``), at most ``windows`` times.
     A candidate better than every one that met the limits, whose measured value meets them but not its
     interval's slow end, is measured once more in the next window and judged on both windows' rounds
-    pooled: a noisy window must not push the pick to the fallback. Refused, with what was measured and what
-    would get further, when none meets them."""
+    pooled: a noisy window must not push the pick to the fallback. So are the candidates not measured yet that
+    are expected to meet the limits with a better loss than the pick so far (``_unmeasured``). Refused, with what
+    was measured and what would get further, when none meets them."""
     oracle = prepared.oracle
     if not oracle.can_measure:  # a table of a device not at hand: nothing can be measured here
         row = candidates.iloc[0]
@@ -176,11 +177,12 @@ def measured_pick(
         )
     judged: dict[int, _Judged] = {}  # by position in ``candidates``: the latest judgement of each one measured
     records: list[Candidate] = []
-    fresh, again, best = 0, [], None
+    again, best = [], None
     for window in range(max(windows, 1)):
         positions = again[:per_window]
-        positions += list(range(fresh, min(fresh + per_window - len(positions), len(candidates))))
-        fresh = max([fresh, *(p + 1 for p in positions)])
+        positions += _unmeasured(candidates, judged, limits, tolerance=tolerance, beating=best)[
+            : per_window - len(positions)
+        ]
         if not positions:
             break
         batch = candidates.iloc[positions]
@@ -234,7 +236,11 @@ def measured_pick(
             for p, j in sorted(judged.items(), key=lambda item: item[1].rank)
             if j.maybe and j.windows == 1 and (best is None or j.rank < best.rank)
         ]
-        if best is not None and not again:
+        if (
+            best is not None
+            and not again
+            and not _unmeasured(candidates, judged, limits, tolerance=tolerance, beating=best)
+        ):
             break
     if best is None:
         raise PruneSearchError(_none_met(records, limits))
@@ -248,6 +254,44 @@ def measured_pick(
         graph=best.graph if best.graph is not None and best.graph.is_file() else None,
         candidates=records,
     )
+
+
+def _unmeasured(
+    candidates: pd.DataFrame,
+    judged: dict[int, _Judged],
+    limits: list[Constraint] | None,
+    *,
+    tolerance: float,
+    beating: _Judged | None,
+) -> list[int]:
+    """Positions of ``candidates`` not measured yet, for the next window. Once some are measured, those expected to
+    meet ``limits`` come first: their predicted speed-up scaled by the windows' slow end of measured / predicted
+    (the median over what they measured: a search's own measurements lean fast, so a pick window often finds every
+    candidate a few percent slower than corrected). ``beating``: the pick so far; then only the candidates
+    expected to meet the limits with a better loss are left, so a pick found far out is followed by the
+    better candidates between it and the target, not by more at the target."""
+    left = [p for p in range(len(candidates)) if p not in judged]
+    if limits is None or not judged:
+        return left
+    shares = [
+        j.record.measurement.speedup_interval()[0] / j.predicted["speedup"]
+        for j in judged.values()
+        if "speedup" in j.predicted
+    ]
+    share = float(np.median(shares)) if shares else 1.0
+
+    def expected(position: int) -> bool:
+        values = predicted_of(candidates.iloc[position])
+        if "speedup" in values:
+            values["speedup"] *= share
+        if "latency_ms" in values:
+            values["latency_ms"] /= share
+        return meets(limits, values, tolerance=tolerance)
+
+    likely = [p for p in left if expected(p)]
+    if beating is None:
+        return likely + [p for p in left if p not in likely]
+    return [p for p in likely if (_loss_rank(candidates.iloc[p]), p) < beating.rank]
 
 
 def _pick_windows(oracle, record: MeasuredConfig) -> list[MeasuredConfig]:
@@ -288,10 +332,9 @@ class _Judged:
         else:
             sure = meets(limits, known_values(m, predicted=predicted, exact={}, conservative=True), tolerance=tolerance)
             maybe = not sure and meets(limits, known_values(m, predicted=predicted, exact={}), tolerance=tolerance)
-        loss = _loss(row)
         return cls(
             position=position,
-            rank=(float("inf") if loss is None else loss, position),
+            rank=(_loss_rank(row), position),
             record=record,
             predicted=predicted,
             meets=sure,
@@ -303,6 +346,12 @@ class _Judged:
 
 def _loss(row: pd.Series) -> float | None:
     return float(row.loss) if "loss" in row and pd.notna(row.loss) else None
+
+
+def _loss_rank(row: pd.Series) -> float:
+    """A candidate's loss as ranked, best first (none: last)."""
+    loss = _loss(row)
+    return float("inf") if loss is None else loss
 
 
 def _none_met(records: list[Candidate], limits: list[Constraint]) -> str:

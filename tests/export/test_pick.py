@@ -200,10 +200,45 @@ def test_a_candidate_within_the_noise_is_measured_again_before_the_fallback(tmp_
     assert once.config.layers[0].ffn == 32
 
 
-def prepared_trials(prepared) -> pd.DataFrame:
-    """Two configs as the oracle predicts them: FFN 64 (2x, loss 0.1) and FFN 32 (4x, loss 0.3)."""
-    genomes = np.array([[1, 4], [1, 2]])
-    trials = _trials([2.0, 4.0], [0.1, 0.3]).assign(genome=list(genomes.tolist()))
+def test_a_pick_found_far_out_is_followed_by_the_better_candidates_expected_to_meet(tmp_path):
+    """Every candidate measures 10% slower than corrected, as a pick window often finds the configs a search
+    measured itself. The first window measures the best (1.6x predicted: 1.45x) and the far end (4x): only the far
+    end meets 1.5x. Measured so, the candidates between (2x, 2.67x) are expected to meet it with better losses: a
+    second window measures them, and 2x predicted is the pick, not the far end."""
+    target = [Constraint(objective="speedup", limit=1.5)]
+    prepared = _prepared(1.1)
+    candidates = pick_candidates(prepared_trials(prepared, ffn=[80, 32, 64, 48]), target, count=2)
+    chosen = measured_pick(prepared, candidates, limits=target, source=None, workdir=tmp_path, per_window=2)
+    assert [(c.config["layers"][0]["ffn"], c.meets) for c in chosen.candidates] == [
+        (80, False),
+        (32, True),
+        (64, True),
+        (48, True),
+    ]
+    assert chosen.config.layers[0].ffn == 64 and chosen.measured.measurement.speedup == pytest.approx(2 / 1.1)
+    # with one window, or when the windows measure the candidates as predicted (80 then meets), no second window
+    assert (
+        measured_pick(_prepared(1.1), candidates, limits=target, source=None, workdir=tmp_path, per_window=2, windows=1)
+        .config.layers[0]
+        .ffn
+        == 32
+    )
+    as_predicted = _prepared(1.0)
+    assert (
+        measured_pick(as_predicted, candidates, limits=target, source=None, workdir=tmp_path, per_window=2)
+        .config.layers[0]
+        .ffn
+        == 80
+    )
+    assert len(as_predicted.oracle.measurer.windows) == 1
+
+
+def prepared_trials(prepared, *, ffn: tuple[int, ...] = (64, 32)) -> pd.DataFrame:
+    """Configs of FFN widths ``ffn`` as the oracle predicts them (128 / width x; by default FFN 64: 2x, loss 0.1,
+    and FFN 32: 4x, loss 0.3), losses rising as the width falls."""
+    genomes = np.array([[1, w // 16] for w in ffn])
+    losses = [0.1 + (64 - w) / 160 for w in ffn]
+    trials = _trials([128 / w for w in ffn], losses).assign(genome=list(genomes.tolist()))
     trials = trials.assign(config=[SPACE.from_genome(g).to_dict() for g in genomes])
     return trials.assign(**prepared.oracle.predictions(genomes))
 
