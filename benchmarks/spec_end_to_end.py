@@ -2,8 +2,9 @@
 
 Each command runs in its own process, timed by a clock outside it, with its peak resident memory three ways: the
 largest single process (``ru_maxrss`` as ``wait4`` reports it), the command's and its largest child's own high-water
-marks apart, and the largest sum over the command and its timing child at once (sampled every 50 ms); $PRUNESEARCH_CACHE is an empty folder unless ``--cache`` names one, so the search
-builds its level database (and, on a machine no shipped table covers, profiles its table) as on a first run.
+marks apart, and the largest sum over the command and its timing child at once (sampled every 50 ms);
+$PRUNESEARCH_CACHE is an empty folder unless ``--cache`` names one, so the search builds its level database
+(and, on a machine no shipped table covers, profiles its table) as on a first run.
 The export's own figures (the pick measured beside the dense model, its quality at every stage) come from its
 export.json.
 
