@@ -178,11 +178,10 @@ def measured_pick(
     judged: dict[int, _Judged] = {}  # by position in ``candidates``: the latest judgement of each one measured
     records: list[Candidate] = []
     again, best = [], None
+    fresh = list(range(len(candidates)))  # the candidates not measured yet that the next window takes, in order
     for window in range(max(windows, 1)):
         positions = again[:per_window]
-        positions += _unmeasured(candidates, judged, limits, tolerance=tolerance, beating=best)[
-            : per_window - len(positions)
-        ]
+        positions += fresh[: per_window - len(positions)]
         if not positions:
             break
         batch = candidates.iloc[positions]
@@ -236,11 +235,8 @@ def measured_pick(
             for p, j in sorted(judged.items(), key=lambda item: item[1].rank)
             if j.maybe and j.windows == 1 and (best is None or j.rank < best.rank)
         ]
-        if (
-            best is not None
-            and not again
-            and not _unmeasured(candidates, judged, limits, tolerance=tolerance, beating=best)
-        ):
+        fresh = _unmeasured(candidates, judged, limits, tolerance=tolerance, beating=best)
+        if best is not None and not again and not fresh:
             break
     if best is None:
         raise PruneSearchError(_none_met(records, limits))
@@ -264,14 +260,14 @@ def _unmeasured(
     tolerance: float,
     beating: _Judged | None,
 ) -> list[int]:
-    """Positions of ``candidates`` not measured yet, for the next window. Once some are measured, those expected to
-    meet ``limits`` come first: their predicted speed-up scaled by the windows' slow end of measured / predicted
-    (the median over what they measured: a search's own measurements lean fast, so a pick window often finds every
-    candidate a few percent slower than corrected). ``beating``: the pick so far; then only the candidates
-    expected to meet the limits with a better loss are left, so a pick found far out is followed by the
-    better candidates between it and the target, not by more at the target."""
+    """Positions of ``candidates`` not measured yet, for the next window: those expected to meet ``limits`` first,
+    their predicted speed-up scaled by the windows' slow end of measured / predicted (the median over what they
+    measured: a search's own measurements lean fast, so a pick window often finds every candidate a few percent
+    slower than corrected). ``beating``: the pick so far; then only the candidates expected to meet the limits
+    with a better loss are left, so a pick found far out is followed by the better candidates between it and the
+    target, not by more at the target."""
     left = [p for p in range(len(candidates)) if p not in judged]
-    if limits is None or not judged:
+    if limits is None:
         return left
     shares = [
         j.record.measurement.speedup_interval()[0] / j.predicted["speedup"]
