@@ -45,17 +45,17 @@ import onnx
 import prunesearch as ps
 from prunesearch._hf import is_causal_lm
 from prunesearch._workload import Workload
-from prunesearch.graph._onnx import export_for
+from prunesearch.graph._onnx import export_for, vocab_of
+from prunesearch.oracle import TimingOptions
+from prunesearch.oracle._timing import timing_plan
 from prunesearch.prune._apply import prune
 
 model, keep, out = sys.argv[1], float(sys.argv[2]), Path(sys.argv[3])
 loaded = ps.load_model(model)
-if is_causal_lm(loaded.model.config):
+if is_causal_lm(loaded.model.config):  # a decode step, as the decode specs time
     workload = Workload(batch=1, seq_len=1, threads=1, phase="decode", cache_len=256)
-    plan = {"batch": 1, "seq_len": 1, "threads": 1, "phase": "decode", "cache_len": 256}
 else:
     workload = Workload(batch=1, seq_len=128, threads=1)
-    plan = {"batch": 1, "seq_len": 128, "threads": 1}
 space = ps.adapter_for(loaded.model).space()
 export_for(loaded.model, out / "dense.onnx", workload)
 pruned = prune(loaded.model, space.from_genome(np.rint(space.genome_upper * keep).astype(int)))
@@ -66,7 +66,8 @@ for name in ("dense", "candidate"):
                     all_tensors_to_one_file=True, location=f"{name}-external.onnx.data", size_threshold=1024)
 small = ps.load_model("minilm")
 export_for(small.model, out / "small.onnx", Workload(batch=1, seq_len=128, threads=1))
-print(json.dumps({"plan": {"workload": plan, "vocab": loaded.model.config.vocab_size}}))
+# the manifest the timing child reads, as prunesearch writes it
+print(json.dumps({"plan": timing_plan(workload, vocab=vocab_of(loaded.model), graphs=[], options=TimingOptions())}))
 """
 
 #: the timing child's own functions, loaded from its file as the child runs it (nothing of prunesearch imported)
@@ -168,7 +169,7 @@ def main() -> None:
                 seq=w["seq_len"],
                 batch=w["batch"],
                 threads=w["threads"],
-                cache=w.get("cache_len", 0),
+                cache=w["cache_len"],
             )
             independent.append(timer[str(candidate)]["pairs"])
             print(f"round {r + 1}: {peaks} {selves} {speedups} {independent}", flush=True)
